@@ -1,0 +1,26 @@
+"""minidl: a deep-learning engine written from scratch on NumPy (CPU) and CuPy (GPU).
+
+    import minidl
+    import minidl.nn as nn
+    import minidl.functional as F
+
+The package is layered bottom-up: backend (numpy | cupy) -> tensor (Tensor, Function, autograd)
+-> functional (ops) -> nn (modules) -> optim, data, gradcheck, serialization.
+"""
+from . import backend
+from .backend import Device, get_array_module, is_cuda_available, synchronize
+from .backend import Device as device
+from .random import default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
+from .tensor import (Function, Tensor, bool_, enable_grad, float16, float32, float64, int8,
+                     int32, int64, is_grad_enabled, no_grad, uint8)
+from . import functional
+from .functional import (abs, argmax, argmin, cat, chunk, clamp, clip, exp, flatten, log,
+                         matmul, maximum, mean, minimum, pad, permute, reshape, sigmoid, softmax,
+                         split, sqrt, squeeze, stack, std, tanh, transpose, unsqueeze, var, where)
+from .functional import max, min, sum, relu, log_softmax
+from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
+                        linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+                        randperm, tensor, zeros, zeros_like)
+from .gradcheck import GradcheckError, gradcheck
+
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""NumPy or CuPy: the one module that decides, and the only place that imports CuPy.
+
+Every op in minidl is written once against ``xp`` (the array module of its input), so the same
+code runs on NumPy arrays (device ``"cpu"``) and CuPy arrays (device ``"cuda"`` / ``"cuda:N"``).
+CuPy is optional and imported lazily, the first time a CUDA device is asked for or a CuPy array
+is seen; a machine without it never imports it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_cupy = None          # the cupy module once imported successfully
+_cupy_error = None    # why importing it failed, if it did
+
+_INSTALL_HINT = (
+    "install the CUDA extra that matches your toolkit: pip install 'minidl[cuda12]' "
+    "(CUDA 12.x) or pip install 'minidl[cuda13]' (CUDA 13.x)")
+
+
+def _try_import_cupy():
+    """Import CuPy once; return the module or None. Never raises."""
+    global _cupy, _cupy_error
+    if _cupy is None and _cupy_error is None:
+        try:
+            import cupy  # noqa: PLC0415  (lazy by design)
+            _cupy = cupy
+        except Exception as exc:  # ImportError, or a broken CUDA install
+            _cupy_error = exc
+    return _cupy
+
+
+def cupy_module():
+    """Return the cupy module, or raise a RuntimeError that says how to install it."""
+    cp = _try_import_cupy()
+    if cp is None:
+        raise RuntimeError(
+            f"device 'cuda' needs CuPy, which could not be imported ({_cupy_error!r}); "
+            + _INSTALL_HINT)
+    return cp
+
+
+def cuda_device_count():
+    """Number of visible CUDA devices (0 without CuPy or without a GPU)."""
+    cp = _try_import_cupy()
+    if cp is None:
+        return 0
+    try:
+        return int(cp.cuda.runtime.getDeviceCount())
+    except Exception:
+        return 0
+
+
+def is_cuda_available():
+    """True when CuPy imports and at least one GPU is visible."""
+    return cuda_device_count() > 0
+
+
+class Device:
+    """A place where arrays live: ``Device("cpu")``, ``Device("cuda")``, ``Device("cuda:1")``.
+
+    Compares equal to its string form, so ``t.device == "cpu"`` works as users expect.
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec="cpu"):
+        if isinstance(spec, Device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(
+                f"device: expected a string such as 'cpu', 'cuda' or 'cuda:0' or a Device, "
+                f"got {type(spec).__name__} {spec!r}")
+        text = spec.strip().lower()
+        if text == "cpu":
+            self.type, self.index = "cpu", None
+            return
+        if text == "cuda":
+            self.type, self.index = "cuda", 0
+            return
+        if text.startswith("cuda:") and text[5:].isdigit():
+            self.type, self.index = "cuda", int(text[5:])
+            return
+        raise ValueError(
+            f"device: expected 'cpu', 'cuda' or 'cuda:N' (N a GPU index), got {spec!r}")
+
+    def __str__(self):
+        return "cpu" if self.type == "cpu" else f"cuda:{self.index}"
+
+    def __repr__(self):
+        return f"device('{self}')"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except (TypeError, ValueError):
+                return False
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self.type == other.type and self.index == other.index
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+
+CPU = Device("cpu")
+
+
+def get_device(device):
+    """Parse ``device`` (None means cpu) and make sure it can be used on this machine.
+
+    Raises:
+        ValueError: unknown device string.
+        RuntimeError: a CUDA device without CuPy, without a GPU, or with a bad index.
+    """
+    dev = CPU if device is None else Device(device)
+    if dev.type == "cuda":
+        cupy_module()
+        count = cuda_device_count()
+        if count == 0:
+            raise RuntimeError(
+                f"device '{dev}': CuPy is installed but no CUDA GPU is visible; "
+                "use device='cpu', or run on a machine with an NVIDIA GPU and driver")
+        if dev.index >= count:
+            raise RuntimeError(
+                f"device '{dev}': only {count} CUDA device(s) visible (indices 0..{count - 1})")
+    return dev
+
+
+def _is_cupy_array(x):
+    cp = _cupy
+    if cp is None:
+        # A CuPy array can only exist if cupy was imported by someone; look it up cheaply.
+        if type(x).__module__.startswith("cupy"):
+            cp = _try_import_cupy()
+        else:
+            return False
+    return cp is not None and isinstance(x, cp.ndarray)
+
+
+def get_array_module(x):
+    """Return ``cupy`` for CuPy arrays, ``numpy`` for anything else (arrays, scalars)."""
+    if type(x) is np.ndarray:
+        return np
+    return _cupy if _is_cupy_array(x) else np
+
+
+xp_of = get_array_module
+
+
+def device_of(x):
+    """The Device of an array: cpu for NumPy arrays, cuda:N for CuPy arrays."""
+    if _is_cupy_array(x):
+        return Device(f"cuda:{x.device.id}")
+    return CPU
+
+
+def to_device(x, device):
+    """Return array ``x`` on ``device`` (a copy only when it has to move)."""
+    dev = get_device(device)
+    if dev.type == "cpu":
+        return x.get() if _is_cupy_array(x) else np.asarray(x)
+    cp = cupy_module()
+    with cp.cuda.Device(dev.index):
+        if _is_cupy_array(x) and x.device.id == dev.index:
+            return x
+        return cp.asarray(x)
+
+
+def array_module_for(device):
+    """The array module (numpy or cupy) that holds arrays on ``device``."""
+    return np if get_device(device).type == "cpu" else cupy_module()
+
+
+def synchronize(device=None):
+    """Wait for all queued work on a CUDA device (no-op on cpu)."""
+    dev = get_device(device)
+    if dev.type == "cuda":
+        cp = cupy_module()
+        with cp.cuda.Device(dev.index):
+            cp.cuda.get_current_stream().synchronize()
+
+
+def as_numpy(x):
+    """Host copy of an array from any device (NumPy arrays pass through)."""
+    return x.get() if _is_cupy_array(x) else np.asarray(x)
+
+
+def scatter_add(target, index, values):
+    """In place: ``target[index] += values``, adding repeatedly where ``index`` repeats.
+
+    NumPy spells this ``np.add.at``; CuPy ``cupyx.scatter_add``.
+    """
+    if _is_cupy_array(target):
+        import cupyx  # noqa: PLC0415
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)

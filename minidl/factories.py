@@ -1,0 +1,163 @@
+"""Tensor factories: tensor, zeros, ones, full, arange, linspace, eye, randn, rand, randint and
+their *_like forms. Floating results default to float32; random ones draw from the device's
+seeded generator (``minidl.manual_seed``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .random import default_generator
+from .tensor import Tensor, _as_array, float32
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of ``data`` (numbers, nested lists, arrays or a Tensor)."""
+    return Tensor(_as_array(data, dtype, device, copy=True), requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """Like ``tensor`` but shares the array when no conversion is needed."""
+    if isinstance(data, Tensor) and dtype is None and device is None:
+        return data
+    return Tensor(_as_array(data, dtype, device))
+
+
+def from_numpy(array):
+    """A tensor sharing the memory of a NumPy array."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    return Tensor(array)
+
+
+def _shape(op, size):
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 0
+               for s in size):
+        raise ValueError(f"{op}: size must be non-negative ints, got {size}")
+    return tuple(int(s) for s in size)
+
+
+def _make(op, fill, size, dtype, device, requires_grad):
+    shape = _shape(op, size)
+    xp = backend.array_module_for(device)
+    dtype = np.dtype(float32 if dtype is None else dtype)
+    if xp is np:
+        data = fill(np, shape, dtype)
+    else:
+        with xp.cuda.Device(backend.get_device(device).index):
+            data = fill(xp, shape, dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
+    return _make("zeros", lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    """A tensor of ones."""
+    return _make("ones", lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    """An uninitialized tensor."""
+    return _make("empty", lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor filled with ``fill_value``."""
+    if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(
+            fill_value, bool):
+        dtype = np.int64
+    return _make("full", lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device,
+                 requires_grad)
+
+
+def _like(op, fn, input, dtype, device, requires_grad, *args):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: 'input' must be a Tensor, got {type(input).__name__}")
+    return fn(input.shape, *args, dtype=input.dtype if dtype is None else dtype,
+              device=input.device if device is None else device, requires_grad=requires_grad)
+
+
+def zeros_like(input, dtype=None, device=None, requires_grad=False):
+    return _like("zeros_like", zeros, input, dtype, device, requires_grad)
+
+
+def ones_like(input, dtype=None, device=None, requires_grad=False):
+    return _like("ones_like", ones, input, dtype, device, requires_grad)
+
+
+def empty_like(input, dtype=None, device=None, requires_grad=False):
+    return _like("empty_like", empty, input, dtype, device, requires_grad)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return _like("full_like", full, input, dtype, device, requires_grad, fill_value)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: 'step' must be non-zero")
+    if dtype is None:
+        ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        dtype = np.int64 if ints else float32
+    data = backend.to_device(np.arange(start, end, step, dtype=np.dtype(dtype)), device or "cpu")
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    """``steps`` evenly spaced values from start to end inclusive."""
+    data = np.linspace(start, end, steps, dtype=np.dtype(float32 if dtype is None else dtype))
+    return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    """Identity matrix (n x m)."""
+    data = np.eye(n, m, dtype=np.dtype(float32 if dtype is None else dtype))
+    return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
+
+
+def _random(op, draw, size, dtype, device, requires_grad):
+    shape = _shape(op, size)
+    dtype = np.dtype(float32 if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{op}: dtype must be floating point, got {dtype}")
+    dev = backend.get_device(device)
+    return Tensor(draw(default_generator(dev), shape, dtype), requires_grad=requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples from the seeded generator."""
+    return _random("randn", lambda g, s, d: g.normal(s, d), size, dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False):
+    """Uniform [0, 1) samples from the seeded generator."""
+    return _random("rand", lambda g, s, d: g.uniform(s, d), size, dtype, device, requires_grad)
+
+
+def randint(low, high, size, dtype=None, device=None):
+    """Integers in [low, high) from the seeded generator."""
+    if high <= low:
+        raise ValueError(f"randint: need low < high, got low={low}, high={high}")
+    shape = _shape("randint", (size,))
+    gen = default_generator(backend.get_device(device))
+    return Tensor(gen.integers(low, high, shape, np.dtype(dtype or np.int64)))
+
+
+def randperm(n, device=None):
+    """A random permutation of 0..n-1 (int64)."""
+    return Tensor(default_generator(backend.get_device(device)).permutation(n).astype(np.int64))
+
+
+def randn_like(input, dtype=None, device=None, requires_grad=False):
+    return _like("randn_like", randn, input, dtype, device, requires_grad)
+
+
+def rand_like(input, dtype=None, device=None, requires_grad=False):
+    return _like("rand_like", rand, input, dtype, device, requires_grad)

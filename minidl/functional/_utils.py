@@ -1,0 +1,104 @@
+"""Helpers shared by the functional ops: argument checks and gradient reduction."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def sum_to(g, shape):
+    """Sum the broadcast gradient ``g`` back down to ``shape`` (the inverse of broadcasting)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def type_name(x):
+    if isinstance(x, Tensor):
+        return f"Tensor(shape={x.shape}, dtype={x.dtype})"
+    return type(x).__name__
+
+
+def check_tensor(op, arg, x):
+    """Raise TypeError unless ``x`` is a Tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: argument '{arg}' must be a Tensor, got {type_name(x)}")
+    return x
+
+
+def check_float(op, arg, x):
+    """Raise TypeError unless ``x`` is a floating-point Tensor."""
+    check_tensor(op, arg, x)
+    if x.dtype.kind != "f":
+        raise TypeError(
+            f"{op}: argument '{arg}' must be a floating-point tensor, got dtype {x.dtype} "
+            f"(convert with .float())")
+    return x
+
+
+def as_operand(op, arg, x):
+    """A Tensor or a Python number for a binary op; arrays become constant tensors."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, bool) or not isinstance(x, (numbers.Number, np.ndarray, np.generic)):
+        if type(x).__module__.startswith("cupy"):
+            return Tensor(x)
+        raise TypeError(f"{op}: argument '{arg}' must be a Tensor or a number, "
+                        f"got {type(x).__name__}")
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return Tensor(x)
+    return x
+
+
+def check_broadcast(op, a, b):
+    """Raise ValueError when two operand shapes do not broadcast; returns nothing."""
+    sa = a.shape if isinstance(a, Tensor) else ()
+    sb = b.shape if isinstance(b, Tensor) else ()
+    if sa == sb or not sa or not sb:
+        return
+    try:
+        np.broadcast_shapes(sa, sb)
+    except ValueError:
+        raise ValueError(f"{op}: shapes {sa} and {sb} cannot be broadcast together "
+                         "(trailing dimensions must be equal or 1)") from None
+
+
+def normalize_dim(op, dim, ndim, arg="dim"):
+    """Turn a possibly negative dim into 0..ndim-1, or raise IndexError naming the op."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{op}: '{arg}' must be an int, got {type(dim).__name__} {dim!r}")
+    if not -ndim <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: '{arg}'={dim} is out of range for a tensor with {ndim} "
+                         f"dimension(s) (expected {-ndim}..{max(ndim, 1) - 1})")
+    return int(dim) % max(ndim, 1)
+
+
+def normalize_dims(op, dim, ndim):
+    """None -> all axes; int or sequence -> sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        dims = tuple(normalize_dim(op, d, ndim) for d in dim)
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"{op}: 'dim' has repeated dimensions: {dim}")
+        return tuple(sorted(dims))
+    return (normalize_dim(op, dim, ndim),)
+
+
+def check_shape_arg(op, shape, arg="shape"):
+    """A shape given as a tuple/list of ints (a single int is allowed)."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    if not isinstance(shape, (tuple, list)) or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise TypeError(f"{op}: '{arg}' must be a tuple of ints, got {shape!r}")
+    return tuple(int(s) for s in shape)

@@ -1,0 +1,370 @@
+"""Elementwise arithmetic and math: + - * / ** neg exp log sqrt abs clip maximum minimum where.
+
+Binary ops broadcast like NumPy; their backward sums each gradient back to its input's shape
+(``sum_to``). Python numbers may stand for either operand and get no gradient.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Function, Tensor
+from ._utils import as_operand, check_broadcast, check_float, check_tensor, sum_to
+
+
+def _shape(x):
+    return x.shape if hasattr(x, "shape") else ()
+
+
+class Add(Function):
+    """y = a + b.  Gradient: ga = sum_to(gy, a.shape), gb = sum_to(gy, b.shape)."""
+
+    def forward(self, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    def backward(self, gy):
+        ga = sum_to(gy, self.shapes[0]) if self.needs_input_grad[0] else None
+        gb = sum_to(gy, self.shapes[1]) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Sub(Function):
+    """y = a - b.  Gradient: ga = sum_to(gy, a.shape), gb = -sum_to(gy, b.shape)."""
+
+    def forward(self, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    def backward(self, gy):
+        ga = sum_to(gy, self.shapes[0]) if self.needs_input_grad[0] else None
+        gb = -sum_to(gy, self.shapes[1]) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Mul(Function):
+    """y = a * b.  Gradient: ga = sum_to(gy * b, a.shape), gb = sum_to(gy * a, b.shape)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.saved
+        ga = sum_to(gy * b, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    """y = a / b.  Gradient: ga = sum_to(gy / b), gb = sum_to(-gy * a / b**2) = sum_to(-gy*y/b)."""
+
+    def forward(self, a, b):
+        y = a / b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, gy):
+        a, b, y = self.saved
+        gyb = gy / b
+        ga = sum_to(gyb, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(-gyb * y, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    """y = a ** b.  Gradient: ga = gy * b * a**(b-1), gb = gy * y * log(a) (taken as 0 where
+    a <= 0, where the real logarithm does not exist)."""
+
+    def forward(self, a, b):
+        y = a ** b
+        self.save_for_backward(a, b, y)
+        return y
+
+    def backward(self, gy):
+        a, b, y = self.saved
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = sum_to(gy * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            if isinstance(a, (int, float)):
+                log_a = math.log(a) if a > 0 else 0.0
+            else:
+                xp = backend.xp_of(a)
+                log_a = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), 0).astype(a.dtype)
+            gb = sum_to(gy * y * log_a, b.shape)
+        return ga, gb
+
+
+class Neg(Function):
+    """y = -x.  Gradient: gx = -gy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Exp(Function):
+    """y = exp(x).  Gradient: gx = gy * y."""
+
+    def forward(self, x):
+        y = backend.xp_of(x).exp(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        return gy * self.saved[0]
+
+
+class Log(Function):
+    """y = log(x) (natural).  Gradient: gx = gy / x."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.xp_of(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.saved[0]
+
+
+class Sqrt(Function):
+    """y = sqrt(x).  Gradient: gx = gy / (2 y)."""
+
+    def forward(self, x):
+        y = backend.xp_of(x).sqrt(x)
+        self.save_for_backward(y)
+        return y
+
+    def backward(self, gy):
+        return gy / (2.0 * self.saved[0])
+
+
+class Abs(Function):
+    """y = |x|.  Gradient: gx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.xp_of(x).abs(x)
+
+    def backward(self, gy):
+        return gy * backend.xp_of(gy).sign(self.saved[0])
+
+
+class Clip(Function):
+    """y = min(max(x, lo), hi).  Gradient: gx = gy where lo <= x <= hi, else 0."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.xp_of(x).clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        mask = True
+        if self.lo is not None:
+            mask = x >= self.lo
+        if self.hi is not None:
+            mask = mask & (x <= self.hi)
+        return gy * mask
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise.  Gradient: gy goes to the larger input; on ties each input
+    gets gy / 2 (PyTorch's convention, which keeps the gradient symmetric)."""
+
+    sign = 1
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        xp = backend.xp_of(a)
+        return xp.maximum(a, b) if self.sign > 0 else xp.minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.saved
+        wins = (a > b) if self.sign > 0 else (a < b)
+        share = gy * wins + (gy * 0.5) * (a == b)
+        ga = sum_to(share, a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy - share, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Minimum(Maximum):
+    """y = min(a, b) elementwise.  Gradient: gy goes to the smaller input; ties split gy / 2."""
+
+    sign = -1
+
+
+class Where(Function):
+    """y = cond ? a : b.  Gradient: ga = sum_to(gy * cond), gb = sum_to(gy * !cond)."""
+
+    def __init__(self, cond):
+        self.cond = cond
+
+    def forward(self, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return backend.xp_of(self.cond).where(self.cond, a, b)
+
+    def backward(self, gy):
+        zero = gy.dtype.type(0)
+        xp = backend.xp_of(gy)
+        ga = sum_to(xp.where(self.cond, gy, zero), self.shapes[0]) \
+            if self.needs_input_grad[0] else None
+        gb = sum_to(xp.where(self.cond, zero, gy), self.shapes[1]) \
+            if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Cast(Function):
+    """y = x converted to another dtype.  Gradient: gx = gy converted back to x's dtype."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.src = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return gy.astype(self.src)
+
+
+class ToDevice(Function):
+    """y = x copied to another device.  Gradient: gx = gy copied back to x's device."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def forward(self, x):
+        self.src = backend.device_of(x)
+        return backend.to_device(x, self.device)
+
+    def backward(self, gy):
+        return backend.to_device(gy, self.src)
+
+
+# ---------------------------------------------------------------------------------------------
+# public wrappers
+
+def _binary(op, cls, a, b):
+    a = as_operand(op, "input", a)
+    b = as_operand(op, "other", b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: at least one argument must be a Tensor, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    check_broadcast(op, a, b)
+    return cls()(a, b)
+
+
+def add(input, other):
+    """input + other, broadcasting."""
+    return _binary("add", Add, input, other)
+
+
+def sub(input, other):
+    """input - other, broadcasting."""
+    return _binary("sub", Sub, input, other)
+
+
+def mul(input, other):
+    """input * other, broadcasting."""
+    return _binary("mul", Mul, input, other)
+
+
+def div(input, other):
+    """input / other (true division), broadcasting."""
+    for name, x in (("input", input), ("other", other)):
+        if isinstance(x, Tensor) and x.dtype.kind != "f":
+            check_float("div", name, x)
+    return _binary("div", Div, input, other)
+
+
+def pow(input, exponent):
+    """input ** exponent; either may be a number."""
+    for name, x in (("input", input), ("exponent", exponent)):
+        if isinstance(x, Tensor) and x.requires_grad:
+            check_float("pow", name, x)
+    return _binary("pow", Pow, input, exponent)
+
+
+def neg(input):
+    """-input."""
+    return Neg()(check_tensor("neg", "input", input))
+
+
+def exp(input):
+    """e ** input."""
+    return Exp()(check_float("exp", "input", input))
+
+
+def log(input):
+    """Natural logarithm."""
+    return Log()(check_float("log", "input", input))
+
+
+def sqrt(input):
+    """Square root."""
+    return Sqrt()(check_float("sqrt", "input", input))
+
+
+def abs(input):
+    """Absolute value."""
+    return Abs()(check_tensor("abs", "input", input))
+
+
+def clip(input, min=None, max=None):
+    """Clamp into [min, max] (either bound may be None)."""
+    check_tensor("clip", "input", input)
+    if min is None and max is None:
+        raise ValueError("clip: at least one of 'min' and 'max' must be given")
+    for name, v in (("min", min), ("max", max)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise TypeError(f"clip: '{name}' must be a number or None, got {type(v).__name__}")
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")
+    return Clip(min, max)(input)
+
+
+clamp = clip
+
+
+def maximum(input, other):
+    """Elementwise maximum, broadcasting (ties share the gradient equally)."""
+    return _binary("maximum", Maximum, input, other)
+
+
+def minimum(input, other):
+    """Elementwise minimum, broadcasting (ties share the gradient equally)."""
+    return _binary("minimum", Minimum, input, other)
+
+
+def where(condition, input, other):
+    """Pick ``input`` where ``condition`` is true, else ``other`` (all broadcast together)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    if not hasattr(cond, "dtype") or cond.dtype.kind != "b":
+        raise TypeError(f"where: 'condition' must be a boolean tensor, got "
+                        f"{getattr(cond, 'dtype', type(cond).__name__)}")
+    input = as_operand("where", "input", input)
+    other = as_operand("where", "other", other)
+    shapes = [tuple(cond.shape)] + [x.shape for x in (input, other) if isinstance(x, Tensor)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"where: shapes {shapes} (condition, input, other) cannot be "
+                         "broadcast together") from None
+    return Where(cond)(input, other)
+
+
+def cast(input, dtype):
+    """Differentiable dtype conversion (``Tensor.to(dtype)``)."""
+    return Cast(dtype)(check_tensor("cast", "input", input))
+
+
+def to_device(input, device):
+    """Differentiable copy to another device (``Tensor.to(device)``)."""
+    return ToDevice(device)(check_tensor("to_device", "input", input))

@@ -1,0 +1,351 @@
+"""Shape ops: reshape/view, transpose/permute, flatten, squeeze/unsqueeze, broadcast_to/expand,
+indexing, cat/stack/split/chunk, pad.  None of them changes values, so every backward only moves
+gradient entries back to where they came from (summing where one input entry fed several)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Function, Tensor
+from ._utils import check_shape_arg, check_tensor, normalize_dim, sum_to
+
+
+class Reshape(Function):
+    """y = x viewed with a new shape.  Gradient: gx = gy reshaped to x's shape."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Permute(Function):
+    """y = x with axes reordered by ``perm``.  Gradient: gx = gy permuted by the inverse."""
+
+    def __init__(self, perm):
+        self.perm = perm
+
+    def forward(self, x):
+        return x.transpose(self.perm)
+
+    def backward(self, gy):
+        return gy.transpose(np.argsort(self.perm).tolist())
+
+
+class BroadcastTo(Function):
+    """y = x broadcast to ``shape``.  Gradient: gx = sum_to(gy, x.shape)."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return backend.xp_of(x).broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        return sum_to(gy, self.in_shape)
+
+
+def _is_basic_index(index):
+    """True when indexing cannot hit one element twice (ints, slices, None, ..., bool masks)."""
+    items = index if isinstance(index, tuple) else (index,)
+    for it in items:
+        if it is None or it is Ellipsis or isinstance(it, (int, slice, np.integer)):
+            continue
+        if hasattr(it, "dtype") and it.dtype.kind == "b":
+            continue
+        return False
+    return True
+
+
+class GetItem(Function):
+    """y = x[index].  Gradient: gx = zeros like x, then gx[index] += gy, adding repeatedly
+    where an integer-array index selects the same element several times (scatter-add)."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.in_shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        xp = backend.xp_of(gy)
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        if _is_basic_index(self.index):
+            gx[self.index] = gy
+        else:
+            backend.scatter_add(gx, self.index, gy)
+        return gx
+
+
+class Concat(Function):
+    """y = concatenation of the inputs along ``axis``.  Gradient: gy cut back into pieces."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return backend.xp_of(xs[0]).concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        cuts = np.cumsum(self.sizes)[:-1].tolist()
+        return tuple(backend.xp_of(gy).split(gy, cuts, axis=self.axis))
+
+
+class Split(Function):
+    """(y_1, ..., y_k) = consecutive pieces of x along ``axis`` with the given sizes.
+    Gradient: gx = concatenation of the pieces' gradients (zeros for unused pieces)."""
+
+    def __init__(self, sizes, axis):
+        self.sizes, self.axis = sizes, axis
+
+    def forward(self, x):
+        cuts = np.cumsum(self.sizes)[:-1].tolist()
+        return tuple(backend.xp_of(x).split(x, cuts, axis=self.axis))
+
+    def backward(self, *gys):
+        return backend.xp_of(gys[0]).concatenate(gys, axis=self.axis)
+
+
+class Pad(Function):
+    """y = x with constant borders; ``widths`` is one (before, after) pair per axis.
+    Gradient: gx = the interior of gy (the border entries do not depend on x)."""
+
+    def __init__(self, widths, value):
+        self.widths, self.value = widths, value
+
+    def forward(self, x):
+        return backend.xp_of(x).pad(x, self.widths, mode="constant", constant_values=self.value)
+
+    def backward(self, gy):
+        return gy[tuple(slice(b, gy.shape[i] - a) for i, (b, a) in enumerate(self.widths))]
+
+
+# ---------------------------------------------------------------------------------------------
+
+def reshape(input, shape):
+    """Same data with a new shape; one entry may be -1 (inferred)."""
+    check_tensor("reshape", "input", input)
+    shape = check_shape_arg("reshape", shape)
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+            -1 not in shape and known != input.numel()) or (
+            -1 in shape and (known == 0 or input.numel() % known)):
+        raise ValueError(f"reshape: cannot view a tensor of shape {input.shape} "
+                         f"({input.numel()} elements) as shape {shape}")
+    return Reshape(shape)(input)
+
+
+view = reshape
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """Merge dimensions start_dim..end_dim into one."""
+    check_tensor("flatten", "input", input)
+    if input.ndim == 0:
+        return reshape(input, (1,))
+    s = normalize_dim("flatten", start_dim, input.ndim, "start_dim")
+    e = normalize_dim("flatten", end_dim, input.ndim, "end_dim")
+    if s > e:
+        raise ValueError(f"flatten: start_dim ({start_dim}) comes after end_dim ({end_dim})")
+    shape = input.shape[:s] + (-1,) + input.shape[e + 1:]
+    if 0 in input.shape:
+        n = 1
+        for d in input.shape[s:e + 1]:
+            n *= d
+        shape = input.shape[:s] + (n,) + input.shape[e + 1:]
+    return Reshape(shape)(input)
+
+
+def permute(input, dims):
+    """Reorder the axes: output axis i is input axis dims[i]."""
+    check_tensor("permute", "input", input)
+    dims = check_shape_arg("permute", dims, "dims")
+    perm = [normalize_dim("permute", d, input.ndim, "dims") for d in dims]
+    if sorted(perm) != list(range(input.ndim)):
+        raise ValueError(f"permute: 'dims' must be a permutation of 0..{input.ndim - 1}, "
+                         f"got {dims}")
+    return Permute(tuple(perm))(input)
+
+
+def transpose(input, dim0=None, dim1=None):
+    """Swap two axes, or reverse all axes when neither is given (``Tensor.T``)."""
+    check_tensor("transpose", "input", input)
+    if dim0 is None and dim1 is None:
+        return Permute(tuple(reversed(range(input.ndim))))(input)
+    if dim0 is None or dim1 is None:
+        raise ValueError("transpose: give both dim0 and dim1, or neither")
+    a = normalize_dim("transpose", dim0, input.ndim, "dim0")
+    b = normalize_dim("transpose", dim1, input.ndim, "dim1")
+    perm = list(range(input.ndim))
+    perm[a], perm[b] = perm[b], perm[a]
+    return Permute(tuple(perm))(input)
+
+
+def squeeze(input, dim=None):
+    """Drop size-1 axes (only ``dim`` when given; a no-op if that axis is not size 1)."""
+    check_tensor("squeeze", "input", input)
+    if dim is None:
+        shape = tuple(n for n in input.shape if n != 1)
+    else:
+        d = normalize_dim("squeeze", dim, input.ndim)
+        shape = input.shape if input.ndim == 0 or input.shape[d] != 1 else \
+            input.shape[:d] + input.shape[d + 1:]
+    return Reshape(shape)(input)
+
+
+def unsqueeze(input, dim):
+    """Insert a size-1 axis at position ``dim`` (-ndim-1 <= dim <= ndim)."""
+    check_tensor("unsqueeze", "input", input)
+    d = normalize_dim("unsqueeze", dim, input.ndim + 1)
+    return Reshape(input.shape[:d] + (1,) + input.shape[d:])(input)
+
+
+def broadcast_to(input, shape):
+    """Broadcast to ``shape`` by NumPy's rules (a view; gradient sums back)."""
+    check_tensor("broadcast_to", "input", input)
+    shape = check_shape_arg("broadcast_to", shape)
+    try:
+        if np.broadcast_shapes(input.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {input.shape} to {shape}") \
+            from None
+    return BroadcastTo(shape)(input)
+
+
+def expand(input, shape):
+    """PyTorch's expand: like broadcast_to, where -1 keeps that axis's size."""
+    check_tensor("expand", "input", input)
+    shape = list(check_shape_arg("expand", shape))
+    lead = len(shape) - input.ndim
+    for i, s in enumerate(shape):
+        if s == -1:
+            if i < lead:
+                raise ValueError(f"expand: -1 is not allowed for new leading dimension {i}")
+            shape[i] = input.shape[i - lead]
+    return broadcast_to(input, tuple(shape))
+
+
+def _index_component(it):
+    if isinstance(it, Tensor):
+        return it.data
+    if isinstance(it, list):
+        return np.asarray(it)
+    return it
+
+
+def getitem(input, index):
+    """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks."""
+    check_tensor("getitem", "input", input)
+    if isinstance(index, tuple):
+        index = tuple(_index_component(i) for i in index)
+    else:
+        index = _index_component(index)
+    items = index if isinstance(index, tuple) else (index,)
+    for it in items:
+        if hasattr(it, "dtype") and it.dtype.kind not in "biu":
+            raise IndexError(f"getitem: index arrays must be integer or boolean, got dtype "
+                             f"{it.dtype}")
+        if hasattr(it, "dtype") and type(it) is not type(input.data) and it.ndim > 0:
+            index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
+                          for i in items)
+            break
+    try:
+        return GetItem(index)(input)
+    except IndexError as exc:
+        raise IndexError(f"getitem: {exc} (tensor shape {input.shape})") from None
+
+
+def _check_seq(op, tensors):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
+        raise TypeError(f"{op}: 'tensors' must be a non-empty list or tuple of Tensors, "
+                        f"got {type(tensors).__name__}")
+    for i, t in enumerate(tensors):
+        check_tensor(op, f"tensors[{i}]", t)
+    return list(tensors)
+
+
+def cat(tensors, dim=0):
+    """Concatenate along an existing axis; all other axes must match."""
+    tensors = _check_seq("cat", tensors)
+    ref = tensors[0]
+    d = normalize_dim("cat", dim, ref.ndim)
+    for i, t in enumerate(tensors):
+        if t.ndim != ref.ndim or any(
+                a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
+            raise ValueError(f"cat: tensors[{i}] has shape {t.shape}, which does not match "
+                             f"tensors[0] {ref.shape} outside dim {d}")
+    return Concat(d)(*tensors)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join equally shaped tensors along a new axis ``dim``."""
+    tensors = _check_seq("stack", tensors)
+    ref = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.shape != ref.shape:
+            raise ValueError(f"stack: tensors[{i}] has shape {t.shape}, expected "
+                             f"{ref.shape} like tensors[0]")
+    d = normalize_dim("stack", dim, ref.ndim + 1)
+    return Concat(d)(*[unsqueeze(t, d) for t in tensors])
+
+
+def split(input, split_size_or_sections, dim=0):
+    """Cut into pieces along ``dim``: of size ``split_size`` each (the last may be smaller),
+    or of the listed sizes, which must add up to the axis length. Returns a tuple."""
+    check_tensor("split", "input", input)
+    d = normalize_dim("split", dim, input.ndim)
+    n = input.shape[d]
+    arg = split_size_or_sections
+    if isinstance(arg, (int, np.integer)) and not isinstance(arg, bool):
+        if arg <= 0:
+            raise ValueError(f"split: split_size must be positive, got {arg}")
+        sizes = [min(arg, n - s) for s in range(0, n, arg)] or [0]
+    else:
+        sizes = list(check_shape_arg("split", arg, "split_size_or_sections"))
+        if any(s < 0 for s in sizes) or sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} must be non-negative and add up to "
+                             f"{n}, the size of dim {d}")
+    out = Split(sizes, d)(input)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def chunk(input, chunks, dim=0):
+    """Split into ``chunks`` pieces of size ceil(n / chunks) (fewer if n is small)."""
+    check_tensor("chunk", "input", input)
+    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
+        raise ValueError(f"chunk: 'chunks' must be a positive int, got {chunks!r}")
+    n = input.shape[normalize_dim("chunk", dim, input.ndim)]
+    return split(input, max(1, -(-n // chunks)), dim)
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad with a constant, PyTorch-style: ``pad`` = (left, right) for the last axis,
+    then (top, bottom) for the one before, and so on."""
+    check_tensor("pad", "input", input)
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
+    pad = check_shape_arg("pad", pad, "pad")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: 'pad' needs an even number of entries, at most 2 per "
+                         f"dimension ({2 * input.ndim}), got {len(pad)}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    widths = [(0, 0)] * input.ndim
+    for k in range(len(pad) // 2):
+        widths[input.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
+    return Pad(tuple(widths), value)(input)

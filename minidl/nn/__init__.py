@@ -1,0 +1,7 @@
+"""minidl.nn: Module, Parameter, layers and initializers (PyTorch's names)."""
+from . import init
+from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .containers import Flatten, Identity, ModuleDict, ModuleList, Sequential
+from .linear import Linear
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .module import Module, Parameter

@@ -1,0 +1,131 @@
+"""Containers: Sequential, ModuleList, ModuleDict, and the pass-through Identity and Flatten."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .. import functional as F
+from .module import Module
+
+
+class Sequential(Module):
+    """Runs its modules in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+
+    Also accepts one OrderedDict of name -> module.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            items = modules[0].items()
+        else:
+            items = ((str(i), m) for i, m in enumerate(modules))
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: every entry must be a Module, '{name}' is "
+                                f"{type(m).__name__}")
+            self.add_module(name, m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        if isinstance(i, slice):
+            return Sequential(*mods[i])
+        return mods[i]
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (no forward of its own)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append: expected a Module, got "
+                            f"{type(module).__name__}")
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, i):
+        mods = list(self._modules.values())
+        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
+
+
+class ModuleDict(Module):
+    """An ordered dict of named modules whose parameters are registered."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        for k, m in (modules or {}).items():
+            self[k] = m
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: '{key}' must be a Module, got {type(module).__name__}")
+        self.add_module(key, module)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+
+class Identity(Module):
+    """Returns its input unchanged."""
+
+    def forward(self, x):
+        return x
+
+
+class Flatten(Module):
+    """Flattens dimensions start_dim..end_dim (default: all but the batch dimension)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

@@ -1,0 +1,294 @@
+"""Module and Parameter: the containers networks are built from.
+
+A Module registers, in definition order, the Parameters, buffers (non-trainable state such as
+BatchNorm's running statistics) and sub-Modules assigned to its attributes. From that registry
+come ``parameters()``, ``named_parameters()``, ``state_dict()``, ``to(device)``, ``train()`` /
+``eval()`` and the printed tree, with PyTorch's names and semantics.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, no_grad
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as trainable (``requires_grad=True`` by default)."""
+
+    __slots__ = ()
+
+    def __init__(self, data, requires_grad=True):
+        if isinstance(data, Tensor):
+            data = data.data
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+class Module:
+    """Base class of all layers and networks: subclass it and define ``forward``."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # -- registration --------------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() before "
+                               "assigning attributes in __init__")
+        params, bufs, mods = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            bufs.pop(name, None)
+            mods.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            bufs.pop(name, None)
+            mods[name] = value
+        elif value is None and name in params:
+            params[name] = None
+        elif name in bufs and (value is None or isinstance(value, Tensor)):
+            bufs[name] = value
+        else:
+            for reg in (params, bufs, mods):
+                reg.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        for reg in (self._parameters, self._buffers, self._modules):
+            reg.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (a Parameter or None) under ``name``."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got "
+                            f"{type(param).__name__}")
+        self._parameters[name] = param
+        object.__setattr__(self, name, param)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register non-trainable state (saved in state_dict unless ``persistent=False``)."""
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: '{name}' must be a Tensor or None, got "
+                            f"{type(tensor).__name__}")
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, tensor)
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: '{name}' must be a Module, got {type(module).__name__}")
+        self._modules[name] = module
+        object.__setattr__(self, name, module)
+
+    # -- running -------------------------------------------------------------------------------
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} has no forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # -- traversal -----------------------------------------------------------------------------
+    def named_modules(self, prefix=""):
+        """(name, module) for this module and every descendant, depth first, each once."""
+        seen = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, mod = stack.pop()
+            if id(mod) in seen:
+                continue
+            seen.add(id(mod))
+            yield name, mod
+            children = [(f"{name}.{n}" if name else n, m) for n, m in mod._modules.items()
+                        if m is not None]
+            stack.extend(reversed(children))
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        for n, m in self._modules.items():
+            if m is not None:
+                yield n, m
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named(self, registry, recurse):
+        seen = set()
+        mods = self.named_modules() if recurse else [("", self)]
+        for prefix, mod in mods:
+            for n, t in getattr(mod, registry).items():
+                if t is None or id(t) in seen:
+                    continue
+                seen.add(id(t))
+                yield (f"{prefix}.{n}" if prefix else n), t
+
+    def named_parameters(self, recurse=True):
+        """(dotted name, Parameter) pairs in registration order; shared ones listed once."""
+        return self._named("_parameters", recurse)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse):
+            yield p
+
+    def named_buffers(self, recurse=True):
+        return self._named("_buffers", recurse)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse):
+            yield b
+
+    def num_parameters(self, trainable_only=True):
+        """Total number of parameter elements."""
+        return int(sum(p.numel() for p in self.parameters()
+                       if p.requires_grad or not trainable_only))
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every descendant, then on self (as PyTorch does)."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # -- modes and devices ---------------------------------------------------------------------
+    def train(self, mode=True):
+        """Switch this module and its descendants to training (or eval) mode."""
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad=True):
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Drop (or zero) the gradients of all parameters."""
+        for p in self.parameters():
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data[...] = 0
+
+    def to(self, device=None, dtype=None):
+        """Move (and/or cast floating-point) parameters and buffers in place; returns self."""
+        if dtype is None and device is not None and not isinstance(device, (str, backend.Device)):
+            device, dtype = None, device
+        dev = backend.get_device(device) if device is not None else None
+        for t in list(self.parameters()) + list(self.buffers()):
+            data = t.data
+            if dtype is not None and data.dtype.kind == "f":
+                data = data.astype(dtype)
+            if dev is not None:
+                data = backend.to_device(data, dev)
+            t.data = data
+            if t.grad is not None:
+                g = t.grad.data.astype(data.dtype)
+                t.grad = Tensor(backend.to_device(g, dev) if dev is not None else g)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, index=0):
+        return self.to(f"cuda:{index}")
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self):
+        """Ordered {dotted name: Tensor} of parameters and persistent buffers (sharing data)."""
+        out = OrderedDict()
+        for prefix, mod in self.named_modules():
+            pre = prefix + "." if prefix else ""
+            for n, p in mod._parameters.items():
+                if p is not None:
+                    out[pre + n] = Tensor(p.data)
+            for n, b in mod._buffers.items():
+                if b is not None and n not in mod._non_persistent:
+                    out[pre + n] = Tensor(b.data)
+        return out
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values from ``state_dict`` into this module's parameters and buffers.
+
+        Every shape must match. With ``strict`` (default) missing or unexpected keys raise a
+        RuntimeError listing all of them; otherwise they are returned as
+        ``(missing_keys, unexpected_keys)``.
+        """
+        if not hasattr(state_dict, "items"):
+            raise TypeError(f"load_state_dict: expected a mapping of names to tensors/arrays, "
+                            f"got {type(state_dict).__name__}")
+        own = self.state_dict()
+        targets = {}
+        for prefix, mod in self.named_modules():
+            pre = prefix + "." if prefix else ""
+            for reg in (mod._parameters, mod._buffers):
+                for n, t in reg.items():
+                    if t is not None and pre + n in own:
+                        targets[pre + n] = t
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        for k, value in state_dict.items():
+            if k in own:
+                shape = tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+                if shape != own[k].shape:
+                    mismatched.append(f"{k}: checkpoint {shape}, model {own[k].shape}")
+        problems = []
+        if mismatched:
+            problems.append("shape mismatch for " + "; ".join(mismatched))
+        if strict and missing:
+            problems.append("missing keys: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected keys: " + ", ".join(unexpected))
+        if problems:
+            raise RuntimeError(f"load_state_dict: cannot load into {type(self).__name__}: "
+                               + " | ".join(problems))
+        with no_grad():
+            for k, value in state_dict.items():
+                if k in targets:
+                    t = targets[k]
+                    src = value.data if isinstance(value, Tensor) else value
+                    src = backend.to_device(backend.as_numpy(src) if not hasattr(
+                        src, "dtype") else src, t.device)
+                    t.data[...] = src.astype(t.dtype, copy=False)
+        return IncompatibleKeys(missing, unexpected)
+
+    # -- printing ------------------------------------------------------------------------------
+    def extra_repr(self):
+        """One line of this module's own settings, shown in its repr."""
+        return ""
+
+    def __repr__(self):
+        lines = []
+        for name, mod in self._modules.items():
+            body = repr(mod).replace("\n", "\n  ")
+            lines.append(f"({name}): {body}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
