@@ -99,6 +99,8 @@ def _as_array(data, dtype=None, device=None, copy=False):
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, np.generic):   # a NumPy scalar keeps its dtype
+        data = np.asarray(data)
     is_array = isinstance(data, np.ndarray) or backend._is_cupy_array(data)
     if not is_array:
         try:
@@ -581,6 +583,8 @@ class Function:
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
+        if any(isinstance(y, np.generic) for y in outputs):   # NumPy reductions give scalars
+            outputs = tuple(np.asarray(y) if isinstance(y, np.generic) else y for y in outputs)
         if record:
             self._inputs = inputs
             self._out_meta = tuple((y.shape, y.dtype) for y in outputs)
