@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import backend
 from ..tensor import Function
 from ._utils import check_float, normalize_dim
@@ -65,18 +63,6 @@ class Tanh(Function):
         return gy * (1.0 - y * y)
 
 
-_erf_host = np.frompyfunc(math.erf, 1, 1)
-
-
-def _erf(x):
-    """Error function to full precision on either device (NumPy has none of its own)."""
-    xp = backend.xp_of(x)
-    if xp is np:
-        return _erf_host(x).astype(x.dtype)
-    import cupyx.scipy.special  # noqa: PLC0415  (only reached with CuPy arrays)
-    return cupyx.scipy.special.erf(x)
-
-
 _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -102,7 +88,7 @@ class GELU(Function):
             t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
             self.t = t
             return 0.5 * x * (1.0 + t)
-        cdf = 0.5 * (1.0 + _erf(x / _SQRT_2))
+        cdf = 0.5 * (1.0 + backend.erf(x / _SQRT_2))
         self.cdf = cdf
         return x * cdf
 

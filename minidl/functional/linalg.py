@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from ..tensor import Function
 from ._utils import check_float, check_tensor, sum_to
 
@@ -24,10 +23,10 @@ class MatMul(Function):
         a, b = self.saved
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            gy = backend.xp_of(gy).expand_dims(gy, -2)
         if b.ndim == 1:
-            gy = backend.xp_of(gy).expand_dims(gy, -1)
+            gy = gy[..., None]          # restore the column axis of b2
+        if a.ndim == 1:
+            gy = gy[..., None, :]       # restore the row axis of a2
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = sum_to(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)

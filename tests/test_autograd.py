@@ -1,0 +1,235 @@
+"""The autograd engine: graph building, iterative backward, accumulation, freeing, grad mode,
+user-defined Functions."""
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from minidl import Function, Tensor
+
+
+def test_simple_gradient_values():
+    x = minidl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (x * x * 3.0 + x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 6 * np.array([1.0, 2.0, 3.0]) + 1)
+
+
+def test_chain_of_10000_ops_does_not_recurse():
+    x = minidl.tensor(1.0, dtype=minidl.float64, requires_grad=True)
+    y = x
+    for _ in range(10000):
+        y = y * 1.0001
+    y.backward()
+    np.testing.assert_allclose(x.grad.item(), 1.0001 ** 10000, rtol=1e-9)
+
+
+def test_node_reused_many_times_sums_all_paths():
+    x = minidl.tensor([2.0], dtype=minidl.float64, requires_grad=True)
+    h = x * x                      # used by every term below
+    total = h
+    for k in range(1, 50):
+        total = total + h * float(k)
+    total.sum().backward()
+    # d/dx sum_k c_k x^2 = 2x * (1 + 1 + 2 + ... + 49)
+    np.testing.assert_allclose(x.grad.numpy(), [2 * 2.0 * (1 + sum(range(1, 50)))])
+
+
+def test_diamond_graph():
+    x = minidl.tensor([0.5, -1.5], dtype=minidl.float64, requires_grad=True)
+    a = F.exp(x)
+    b = a * 2.0
+    c = a * a
+    (b + c).sum().backward()
+    ea = np.exp([0.5, -1.5])
+    np.testing.assert_allclose(x.grad.numpy(), 2 * ea + 2 * ea * ea)
+
+
+def test_leaf_grad_accumulates_across_backward_calls():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    (x * 3.0).sum().backward()
+    (x * 4.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [7.0, 7.0])
+
+
+def test_leaf_grads_never_share_a_buffer():
+    a = minidl.tensor([1.0, 2.0], requires_grad=True)
+    b = minidl.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.data *= 10.0
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+
+
+def test_backward_twice_through_freed_graph_says_so():
+    x = minidl.tensor([1.0], requires_grad=True)
+    y = (x * 2.0).exp().sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_allows_second_backward():
+    x = minidl.tensor([1.0], dtype=minidl.float64, requires_grad=True)
+    y = (x * 2.0).exp().sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 2 * np.exp(2.0))
+
+
+def test_graph_is_freed_after_backward():
+    x = minidl.tensor(np.ones(4), requires_grad=True)
+    y = x * 2.0
+    z = y.sum()
+    z.backward()
+    assert y.grad_fn.saved is None and y.grad_fn._inputs is None
+
+
+def test_non_scalar_backward_needs_grad():
+    x = minidl.tensor(np.ones((2, 3)), requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(RuntimeError, match="grad can be omitted only"):
+        y.backward()
+    y.backward(minidl.ones(2, 3))
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.ones((2, 3)))
+
+
+def test_backward_grad_shape_checked():
+    x = minidl.tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"grad has shape \(3,\)"):
+        (x * 2.0).backward(minidl.ones(3))
+
+
+def test_backward_without_requires_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        minidl.ones(3).sum().backward()
+
+
+def test_retain_grad_keeps_intermediate_gradient():
+    x = minidl.tensor([1.0, 2.0], dtype=minidl.float64, requires_grad=True)
+    h = x * 3.0
+    h.retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad.numpy(), 2 * h.numpy())
+    assert (x * 3.0).grad is None
+
+
+def test_no_grad_and_enable_grad():
+    x = minidl.tensor([1.0], requires_grad=True)
+    with minidl.no_grad():
+        y = x * 2.0
+        assert not minidl.is_grad_enabled()
+        with minidl.enable_grad():
+            z = x * 2.0
+    assert minidl.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+
+    @minidl.no_grad()
+    def f(t):
+        return t * 2.0
+    assert not f(x).requires_grad
+
+
+def test_detach_cuts_graph_and_shares_data():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2.0).detach()
+    assert d.is_leaf and not d.requires_grad
+    y = x * 1.0
+    assert y.detach().data is y.data
+
+
+def test_unused_output_of_multi_output_op_gets_zero_gradient():
+    x = minidl.tensor(np.arange(6.0), requires_grad=True)
+    a, b, c = F.split(x, 2)
+    (b * 5.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0, 0, 5, 5, 0, 0])
+
+
+def test_requires_grad_only_for_floats():
+    with pytest.raises(TypeError, match="floating-point"):
+        minidl.tensor([1, 2], requires_grad=True)
+
+
+def test_float32_grad_from_float64_operand_keeps_dtype():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)                    # float32
+    w = minidl.tensor([3.0, 4.0], dtype=minidl.float64)
+    (x * w).sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+class Cube(Function):
+    """y = x^3.  Gradient: gx = 3 x^2 gy."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x ** 3
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return 3.0 * x * x * gy
+
+
+def test_user_defined_function_passes_gradcheck():
+    x = minidl.randn(3, 4, dtype=minidl.float64, requires_grad=True)
+    assert minidl.gradcheck(lambda t: Cube()(t), [x])
+    y = Cube()(x)
+    assert isinstance(y.grad_fn, Cube)
+
+
+class WrongShape(Function):
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, gy):
+        return gy.sum(axis=0)
+
+
+def test_backward_returning_wrong_shape_is_reported():
+    x = minidl.randn(3, 4, requires_grad=True)
+    with pytest.raises(RuntimeError, match="WrongShape.backward returned a gradient of shape"):
+        WrongShape()(x).sum().backward()
+
+
+def test_function_with_python_number_inputs():
+    class AddScaled(Function):
+        def forward(self, x, k):
+            return x * k
+
+        def backward(self, gy):
+            return gy * 1.0, None
+    x = minidl.randn(3, dtype=minidl.float64, requires_grad=True)
+    y = AddScaled()(x, 4.0)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.ones(3))
+
+
+def test_backward_through_to_dtype_and_float_method():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    y = x.double() * 2.0
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_inplace_on_leaf_requiring_grad_is_refused():
+    x = minidl.zeros(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        x.fill_(1.0)
+    with minidl.no_grad():
+        x.fill_(1.0)
+    np.testing.assert_allclose(x.numpy(), np.ones(3))
+
+
+def test_tensor_is_hashable_and_comparisons_give_bool_tensors():
+    x = minidl.tensor([1.0, 2.0, 3.0])
+    assert len({x, x}) == 1
+    m = x > 1.5
+    assert m.dtype == np.bool_ and m.tolist() == [False, True, True]
+    assert (x == 2.0).tolist() == [False, True, False]
+
+
+def test_numpy_scalar_on_left_defers_to_tensor():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    y = np.float32(2.0) * x
+    assert isinstance(y, Tensor) and y.dtype == np.float32

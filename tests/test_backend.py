@@ -1,0 +1,53 @@
+"""Device parsing, array module selection and the CUDA-less error messages."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import backend
+
+
+def test_device_parsing():
+    assert backend.Device("cpu") == "cpu"
+    assert backend.Device("cuda").index == 0 and str(backend.Device("cuda")) == "cuda:0"
+    assert backend.Device("CUDA:1") == "cuda:1"
+    assert backend.Device(backend.Device("cpu")) == backend.CPU
+    for bad in ("gpu", "cuda:x", "cuda:-1", ""):
+        with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
+            backend.Device(bad)
+    with pytest.raises(TypeError, match="device: expected a string"):
+        backend.Device(3)
+
+
+def test_get_array_module():
+    assert backend.get_array_module(np.zeros(2)) is np
+    assert backend.xp_of(1.0) is np
+    assert minidl.get_array_module(minidl.zeros(2).data) is np
+
+
+def test_to_device_cpu_is_identity():
+    a = np.zeros(3)
+    assert backend.to_device(a, "cpu") is a
+    assert backend.device_of(a) == "cpu"
+
+
+@pytest.mark.skipif(backend.is_cuda_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_says_how_to_install():
+    with pytest.raises(RuntimeError, match=r"minidl\[cuda1[23]\]|no CUDA GPU is visible"):
+        minidl.zeros(2, device="cuda")
+    with pytest.raises(RuntimeError, match=r"cuda"):
+        minidl.tensor([1.0]).to("cuda")
+
+
+def test_mixed_devices_are_refused(device):
+    if device == "cpu":
+        pytest.skip("needs two devices")
+    a = minidl.ones(2, device=device)
+    with pytest.raises(RuntimeError, match="different devices"):
+        a + minidl.ones(2)
+
+
+def test_scatter_add_repeats(device):
+    xp = backend.array_module_for(device)
+    t = xp.zeros(4)
+    backend.scatter_add(t, xp.asarray([0, 0, 3]), xp.asarray([1.0, 2.0, 5.0]))
+    np.testing.assert_allclose(backend.as_numpy(t), [3, 0, 0, 5])

@@ -1,0 +1,99 @@
+"""gradcheck must pass correct gradients and catch wrong ones, in both modes."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import Function
+
+
+class GoodSquare(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, gy):
+        return 2.0 * self.saved[0] * gy
+
+
+class OffByOneElement(GoodSquare):
+    def backward(self, gy):
+        g = 2.0 * self.saved[0] * gy
+        g = g.copy()
+        g.flat[3] += 1e-2
+        return g
+
+
+class IgnoresUpstream(GoodSquare):
+    """Correct for one-hot upstream gradients of the sum only: returns 2x * sum(gy)."""
+
+    def backward(self, gy):
+        return 2.0 * self.saved[0] * gy.sum()
+
+
+class SwappedCrossTerms(Function):
+    """y = a * b with the gradients of a and b swapped (right only when a == b)."""
+
+    def forward(self, a, b):
+        self.save_for_backward(a, b)
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.saved
+        return gy * a, gy * b
+
+
+def _x(shape=(3, 4)):
+    return minidl.randn(*shape, dtype=minidl.float64, requires_grad=True)
+
+
+def test_passes_correct_gradient():
+    assert minidl.gradcheck(lambda t: GoodSquare()(t), [_x()])
+    assert minidl.gradcheck(lambda t: GoodSquare()(t), [_x()], fast_mode=True, n_directions=3)
+
+
+def test_catches_wrong_element_and_names_it():
+    with pytest.raises(minidl.GradcheckError) as exc:
+        minidl.gradcheck(lambda t: OffByOneElement()(t), [_x()])
+    msg = str(exc.value)
+    assert "input 0" in msg and "(0, 3)" in msg and "numerical" in msg and "analytic" in msg
+
+
+def test_catches_backward_that_misuses_upstream_gradient():
+    with pytest.raises(minidl.GradcheckError):
+        minidl.gradcheck(lambda t: IgnoresUpstream()(t), [_x()])
+    assert not minidl.gradcheck(lambda t: IgnoresUpstream()(t), [_x()], fast_mode=True,
+                                raise_exception=False)
+
+
+def test_catches_swapped_gradients_in_both_modes():
+    a, b = _x(), _x()
+    with pytest.raises(minidl.GradcheckError, match="input"):
+        minidl.gradcheck(lambda u, v: SwappedCrossTerms()(u, v), [a, b])
+    with pytest.raises(minidl.GradcheckError, match="fast mode"):
+        minidl.gradcheck(lambda u, v: SwappedCrossTerms()(u, v), [a, b], fast_mode=True)
+
+
+def test_multiple_outputs_and_passthrough_inputs():
+    x = _x()
+    assert minidl.gradcheck(lambda t, k: (t * k, minidl.exp(t).sum()), [x, 3.0])
+
+
+def test_requires_float64():
+    x = minidl.randn(3, requires_grad=True)
+    with pytest.raises(TypeError, match="gradcheck: input 0 has dtype float32; gradcheck "
+                                        "needs float64"):
+        minidl.gradcheck(lambda t: t * 2.0, [x])
+
+
+def test_requires_some_input_with_grad():
+    with pytest.raises(ValueError, match="no input requires grad"):
+        minidl.gradcheck(lambda t: t * 2.0, [minidl.randn(3, dtype=minidl.float64)])
+
+
+def test_inputs_restored_after_check():
+    x = _x()
+    before = x.numpy()
+    minidl.gradcheck(lambda t: GoodSquare()(t), [x])
+    minidl.gradcheck(lambda t: GoodSquare()(t), [x], fast_mode=True)
+    np.testing.assert_array_equal(x.numpy(), before)
+    assert x.grad is None

@@ -1,0 +1,106 @@
+"""Tensor construction, factories, properties, conversion, seeding, repr."""
+import numpy as np
+import pytest
+
+import minidl
+
+
+def test_tensor_dtype_defaults():
+    assert minidl.tensor([1.0, 2.0]).dtype == np.float32
+    assert minidl.tensor([1, 2]).dtype == np.int64
+    assert minidl.tensor([True]).dtype == np.bool_
+    assert minidl.tensor(np.zeros(2)).dtype == np.float64          # arrays keep their dtype
+    assert minidl.tensor([1, 2], dtype=minidl.float64).dtype == np.float64
+    assert minidl.tensor(np.float64(2.0)).dtype == np.float64
+
+
+def test_tensor_copies_its_data():
+    a = np.zeros(3, np.float32)
+    t = minidl.tensor(a)
+    a[0] = 5
+    assert t.numpy()[0] == 0
+    assert minidl.from_numpy(a).data is a
+
+
+def test_properties():
+    t = minidl.zeros(2, 3, 4)
+    assert t.shape == (2, 3, 4) and t.ndim == 3 and t.size() == (2, 3, 4)
+    assert t.size(1) == 3 and t.numel() == 24 and len(t) == 2
+    assert t.device == "cpu" and str(t.device) == "cpu" and t.is_leaf
+    assert not t.requires_grad and t.grad is None
+
+
+def test_item_numpy_tolist():
+    t = minidl.tensor([[3.5]])
+    assert t.item() == 3.5 and float(t) == 3.5
+    n = t.numpy()
+    n[0, 0] = 1.0
+    assert t.item() == 3.5                                      # numpy() is a copy
+    with pytest.raises(ValueError, match="item: only one-element tensors"):
+        minidl.ones(2).item()
+
+
+@pytest.mark.parametrize("fn,expected", [
+    (lambda: minidl.zeros(2, 3), np.zeros((2, 3))), (lambda: minidl.ones((2,)), np.ones(2)),
+    (lambda: minidl.full((2, 2), 7.0), np.full((2, 2), 7.0)),
+    (lambda: minidl.arange(5), np.arange(5)), (lambda: minidl.arange(1, 2, 0.5), [1.0, 1.5]),
+    (lambda: minidl.eye(2), np.eye(2)), (lambda: minidl.linspace(0, 1, 3), [0, 0.5, 1])])
+def test_factories(fn, expected):
+    np.testing.assert_allclose(fn().numpy(), expected)
+
+
+def test_like_factories(device):
+    t = minidl.zeros(2, 3, dtype=minidl.float64, device=device)
+    for f in (minidl.zeros_like, minidl.ones_like, minidl.randn_like, minidl.rand_like):
+        o = f(t)
+        assert o.shape == (2, 3) and o.dtype == np.float64 and o.device == t.device
+    assert minidl.full_like(t, 2.0).numpy().sum() == 12.0
+
+
+def test_manual_seed_reproducible():
+    minidl.manual_seed(42)
+    a = minidl.randn(5).numpy()
+    b = minidl.rand(3).numpy()
+    minidl.manual_seed(42)
+    np.testing.assert_array_equal(a, minidl.randn(5).numpy())
+    np.testing.assert_array_equal(b, minidl.rand(3).numpy())
+    assert not np.array_equal(a, minidl.randn(5).numpy())
+    r = minidl.rand(1000).numpy()
+    assert r.dtype == np.float32 and 0 <= r.min() and r.max() < 1
+    ri = minidl.randint(0, 3, (100,))
+    assert set(ri.tolist()) == {0, 1, 2}
+    assert sorted(minidl.randperm(6).tolist()) == list(range(6))
+
+
+def test_rng_state_roundtrip():
+    minidl.randn(3)
+    state = minidl.get_rng_state()
+    a = minidl.randn(4).numpy()
+    minidl.set_rng_state(state)
+    np.testing.assert_array_equal(a, minidl.randn(4).numpy())
+
+
+def test_to_and_casts():
+    t = minidl.tensor([1.5, 2.5])
+    assert t.to(minidl.float64).dtype == np.float64
+    assert t.to("cpu") is t
+    assert t.double().float().dtype == np.float32
+    assert t.long().tolist() == [1, 2]
+    with pytest.raises(ValueError, match="device: expected 'cpu', 'cuda' or 'cuda:N'"):
+        t.to("tpu")
+
+
+def test_repr():
+    assert repr(minidl.tensor([1.0, 2.0])) == "tensor([1., 2.])"
+    assert "requires_grad=True" in repr(minidl.ones(2, requires_grad=True))
+    assert "grad_fn=<Mul>" in repr(minidl.ones(2, requires_grad=True) * 2.0)
+    assert "dtype=float64" in repr(minidl.ones(1, dtype=minidl.float64))
+
+
+def test_bad_construction():
+    with pytest.raises(TypeError, match="tensor: expected numbers"):
+        minidl.tensor(["a", "b"])
+    with pytest.raises(ValueError, match="zeros: size must be non-negative ints"):
+        minidl.zeros(-1)
+    with pytest.raises(TypeError, match="randn: dtype must be floating point"):
+        minidl.randn(2, dtype=minidl.int64)
