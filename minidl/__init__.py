@@ -22,5 +22,6 @@ from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, f
                         linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                         randperm, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
+from .serialization import load, save
 
 __version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Saving and loading state dicts and checkpoints as NumPy ``.npz`` files, never pickle.
+
+``save(obj, path)`` accepts nested dicts, lists and tuples of Tensors, arrays, numbers,
+strings, booleans and None (a model's ``state_dict()``, an optimizer's, a whole checkpoint).
+Arrays go into the archive as ``.npy`` members; the structure goes beside them as JSON, so
+``load`` rebuilds it with ``np.load(allow_pickle=False)``: loading a file can never run code.
+
+Writes are atomic: the archive is written to a temporary file in the same folder, flushed to
+disk, then renamed over the target, so a crash or kill at any moment leaves either the old file
+or the new one, never a half-written one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from . import backend
+from .tensor import Tensor
+
+_META_KEY = "__minidl_meta__"
+_FORMAT = "minidl-npz-1"
+
+
+def _encode(obj, arrays, where):
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Tensor):
+        arrays.append(backend.as_numpy(obj.data))
+        return {"__tensor__": len(arrays) - 1}
+    if isinstance(obj, np.ndarray) or backend._is_cupy_array(obj):
+        host = backend.as_numpy(obj)
+        if host.dtype.kind not in "biuf":
+            raise TypeError(f"save: array at {where} has dtype {host.dtype}; only numeric and "
+                            "boolean arrays can be saved")
+        arrays.append(host)
+        return {"__array__": len(arrays) - 1}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        items = []
+        for k, v in obj.items():
+            if isinstance(k, bool) or not isinstance(k, (str, int)):
+                raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__} "
+                                f"at {where}")
+            items.append([k, _encode(v, arrays, f"{where}[{k!r}]")])
+        return {"__dict__": items}
+    raise TypeError(f"save: cannot save {type(obj).__name__} at {where}; allowed are Tensors, "
+                    "arrays, numbers, strings, bools, None and dicts/lists/tuples of them")
+
+
+def _decode(node, arrays, device):
+    if isinstance(node, list):
+        return [_decode(v, arrays, device) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if "__tensor__" in node:
+        return Tensor(backend.to_device(arrays[node["__tensor__"]], device))
+    if "__array__" in node:
+        return arrays[node["__array__"]]
+    if "__tuple__" in node:
+        return tuple(_decode(v, arrays, device) for v in node["__tuple__"])
+    return {k: _decode(v, arrays, device) for k, v in node["__dict__"]}
+
+
+def atomic_write(path, write):
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save(obj, path):
+    """Save ``obj`` (state dicts, checkpoints: see module docstring) to ``path`` atomically."""
+    arrays = []
+    meta = {"format": _FORMAT, "tree": _encode(obj, arrays, "obj")}
+    payload = {f"a{i}": a for i, a in enumerate(arrays)}
+    payload[_META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def load(path, map_location="cpu"):
+    """Load what ``save`` wrote; Tensors are placed on ``map_location``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is truncated, corrupt, or not a minidl archive.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load: no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if _META_KEY not in z.files:
+                raise ValueError("it has no minidl metadata")
+            meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
+            if meta.get("format") != _FORMAT:
+                raise ValueError(f"unknown format {meta.get('format')!r}")
+            arrays = {int(k[1:]): z[k] for k in z.files if k != _META_KEY}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
+            json.JSONDecodeError) as exc:
+        raise ValueError(f"load: {path} is not a readable minidl checkpoint (truncated or "
+                         f"corrupt?): {exc}") from None
+    return _decode(meta["tree"], arrays, map_location)

@@ -1,0 +1,79 @@
+"""save/load: round trips of nested state, no pickle, atomic writes, clear errors."""
+import os
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.nn as nn
+from minidl import serialization
+
+
+def test_roundtrip_nested(tmp_path):
+    obj = {"model": {"w": minidl.randn(3, 2), "b": minidl.zeros(2, dtype=minidl.float64)},
+           "opt": {"state": {0: {"step": 3, "buf": np.arange(4.0)}}, "betas": (0.9, 0.999)},
+           "epoch": 7, "name": "resnet20", "flag": True, "none": None, "lst": [1, 2.5, "x"]}
+    path = tmp_path / "ck.npz"
+    minidl.save(obj, path)
+    back = minidl.load(path)
+    assert back["epoch"] == 7 and back["name"] == "resnet20" and back["flag"] is True
+    assert back["none"] is None and back["lst"] == [1, 2.5, "x"]
+    assert back["opt"]["betas"] == (0.9, 0.999)
+    assert list(back["opt"]["state"]) == [0]                       # int keys survive
+    np.testing.assert_array_equal(back["opt"]["state"][0]["buf"], np.arange(4.0))
+    assert isinstance(back["model"]["w"], minidl.Tensor)
+    np.testing.assert_array_equal(back["model"]["w"].numpy(), obj["model"]["w"].numpy())
+    assert back["model"]["b"].dtype == np.float64
+
+
+def test_module_state_dict_roundtrip(tmp_path):
+    m = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    minidl.save(m.state_dict(), tmp_path / "m.npz")
+    m2 = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    m2.load_state_dict(minidl.load(tmp_path / "m.npz"))
+    x = minidl.randn(2, 4)
+    np.testing.assert_array_equal(m(x).numpy(), m2(x).numpy())
+
+
+def test_file_is_plain_npz_without_pickles(tmp_path):
+    minidl.save({"a": minidl.ones(2)}, tmp_path / "x.npz")
+    with np.load(tmp_path / "x.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype != object for k in z.files)
+
+
+def test_unsupported_objects_refused(tmp_path):
+    with pytest.raises(TypeError, match="save: cannot save object at obj\\['f'\\]"):
+        minidl.save({"f": object()}, tmp_path / "x.npz")
+    assert not os.path.exists(tmp_path / "x.npz")
+
+
+def test_truncated_and_garbage_files(tmp_path):
+    path = tmp_path / "ck.npz"
+    minidl.save({"w": minidl.randn(100, 100)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable minidl checkpoint"):
+        minidl.load(path)
+    path.write_bytes(b"hello")
+    with pytest.raises(ValueError, match="not a readable minidl checkpoint"):
+        minidl.load(path)
+    np.savez(path, x=np.zeros(2))
+    with pytest.raises(ValueError, match="no minidl metadata"):
+        minidl.load(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        minidl.load(tmp_path / "missing.npz")
+
+
+def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "ck.npz"
+    minidl.save({"v": 1}, path)
+
+    def boom(f, **arrays):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(serialization.np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        minidl.save({"v": 2}, path)
+    monkeypatch.undo()
+    assert minidl.load(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]          # no temp files left
