@@ -1,0 +1,343 @@
+"""Optimizer: the base class of SGD, RMSprop, Adam and AdamW.
+
+An optimizer holds ``param_groups``, a list of dicts as in PyTorch: each has ``'params'`` (a list
+of Parameters) and the hyperparameters for them (``'lr'``, ``'momentum'``, ...), so groups can
+use different settings and schedulers can change ``group['lr']`` between steps. Per-parameter
+buffers (momentum, moment estimates) live in ``state[p]``, created lazily on the first step.
+
+``state_dict()`` names parameters by position, counting through the groups in order (group 0's
+parameters are 0..n0-1, group 1's follow, ...), which is PyTorch's layout:
+``{'state': {index: {name: array or number}}, 'param_groups': [{..., 'params': [indices]}]}``.
+It holds only arrays and Python numbers, so it can be written to ``.npz`` and loaded into a fresh
+optimizer built over the same parameters in the same order.
+
+Subclasses define ``defaults``, ``_check_group`` (validate and normalize one group's
+hyperparameters) and ``_step_group`` (update one group's parameters in place, on raw arrays,
+written once against ``xp``).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor, enable_grad, no_grad
+
+
+# -- hyperparameter checks shared by the optimizers and schedulers -----------------------------
+
+def check_number(owner, name, value, where="", low=None, high=None, low_open=False,
+                 high_open=False):
+    """Return ``value`` as a Python float after checking it is a real number in range.
+
+    Raises TypeError (not a number) or ValueError (NaN or out of range) naming ``owner``, the
+    argument ``name``, the expected range and the value given. ``where`` is appended to the
+    argument's name (e.g. ``" in param group 1"``).
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name}{where} must be a real number, got "
+                        f"{type(value).__name__} {value!r}")
+    value = float(value)
+    bad = math.isnan(value)
+    if low is not None:
+        bad = bad or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        if low is not None and high is not None:
+            expected = ("in " + ("(" if low_open else "[") + f"{low:g}, {high:g}"
+                        + (")" if high_open else "]"))
+        elif low is not None:
+            expected = (">" if low_open else ">=") + f" {low:g}"
+        elif high is not None:
+            expected = ("<" if high_open else "<=") + f" {high:g}"
+        else:
+            expected = "a number (not NaN)"
+        raise ValueError(f"{owner}: {name}{where} must be {expected}, got {value!r}")
+    return value
+
+
+def check_int(owner, name, value, low=None):
+    """Return ``value`` as a Python int (bools refused), checking ``value >= low``."""
+    if isinstance(value, np.integer):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value}")
+    return value
+
+
+def check_bool(owner, name, value, where=""):
+    if isinstance(value, np.bool_):
+        value = bool(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}: {name}{where} must be True or False, got "
+                        f"{type(value).__name__} {value!r}")
+    return value
+
+
+def _host_scalar(value):
+    """A Python number from a NumPy scalar or 0-d host array (load time only); anything else
+    is returned unchanged."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value
+
+
+class Optimizer:
+    """Base class of all optimizers.
+
+    Args:
+        params: an iterable of Parameters (leaf Tensors), or of dicts each with ``'params'`` and
+            optional per-group hyperparameters that override ``defaults``.
+        defaults: the hyperparameters a group gets when it does not set them.
+
+    Attributes:
+        param_groups: list of dicts, one per group: ``'params'`` and hyperparameters.
+        state: ``{parameter: {buffer name: array or number}}``, filled on the first ``step``.
+        defaults: the constructor's hyperparameters.
+    """
+
+    #: state entries that are Python numbers, not arrays shaped like the parameter
+    _scalar_state = ("step",)
+    #: names this optimizer may keep in ``state[p]`` (checked by ``load_state_dict``)
+    _state_names = ()
+
+    def __init__(self, params, defaults):
+        name = type(self).__name__
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        if isinstance(params, (Tensor, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: params must be an iterable of Parameters or of dicts "
+                            f"(e.g. model.parameters()), got {type(params).__name__}")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{name}: params must be an ordered iterable (list, generator), "
+                            "got a set, whose order would change between runs and break "
+                            "state_dict()")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{name}: got an empty parameter list; pass model.parameters() "
+                             "of a model that has parameters (a generator can be used once)")
+        if all(isinstance(p, dict) for p in params):
+            for group in params:
+                self.add_param_group(group)
+        elif any(isinstance(p, dict) for p in params):
+            raise TypeError(f"{name}: params must be all Parameters or all dicts (param "
+                            "groups), got a mix of both")
+        else:
+            self._add_group({"params": params}, "")
+
+    # -- groups ----------------------------------------------------------------------------------
+    def add_param_group(self, param_group):
+        """Add a group: a dict with ``'params'`` and optional hyperparameters (defaults fill
+        the rest). Useful to start training layers that were frozen."""
+        where = f" in param group {len(self.param_groups)}"
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{type(self).__name__}: a param group must be a dict with a "
+                            f"'params' key, got {type(param_group).__name__}")
+        self._add_group(param_group, where)
+
+    def _add_group(self, param_group, where):
+        name = type(self).__name__
+        if "params" not in param_group:
+            raise ValueError(f"{name}: param group{where} has no 'params' key "
+                             f"(keys: {sorted(param_group)})")
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset, dict)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"{name}: 'params'{where} must be a Parameter or an ordered "
+                            f"iterable of Parameters, got {type(params).__name__}")
+        params = list(params)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        mine = set()
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{name}: params{where} must be Parameters (leaf Tensors), "
+                                f"entry {i} is {type(p).__name__}")
+            if p.grad_fn is not None:
+                raise ValueError(f"{name}: entry {i} of params{where} is not a leaf tensor "
+                                 "(it is the result of an op); optimize the leaves")
+            if p.dtype.kind != "f":
+                raise TypeError(f"{name}: entry {i} of params{where} has dtype {p.dtype}; "
+                                "only floating-point parameters can be optimized")
+            if id(p) in mine:
+                raise ValueError(f"{name}: entry {i} of params{where} appears twice in the "
+                                 "group; it would be updated twice per step")
+            if id(p) in seen:
+                raise ValueError(f"{name}: entry {i} of params{where} already belongs to "
+                                 "another param group; a parameter can be in one group only")
+            mine.add(id(p))
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group, where)
+        self.param_groups.append(group)
+
+    def _check_group(self, group, where):
+        """Validate and normalize the hyperparameters of ``group`` in place (subclasses)."""
+
+    # -- stepping --------------------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        """Drop the gradients (``set_to_none=True``, the default and cheapest) or replace them
+        with zeros. Gradient arrays are never written in place (they may be shared)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = Tensor(backend.xp_of(p.grad.data).zeros_like(p.grad.data))
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place.
+
+        Args:
+            closure: optional callable that re-evaluates the model and returns the loss; it is
+                called with gradient recording on, before the update.
+
+        Returns:
+            The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for group in self.param_groups:
+                self._step_group(group)
+        return loss
+
+    def _step_group(self, group):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _step_group")
+
+    def _grads(self, group):
+        """Yield ``(p, g)`` for the parameters of ``group`` that have a gradient, ``g`` the raw
+        gradient array (to read, never to write), checked against the parameter."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            g = p.grad.data
+            if type(g) is not type(p.data) or g.shape != p.data.shape:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step: a parameter of shape {p.data.shape} on "
+                    f"{p.device} has a gradient of shape {g.shape} on "
+                    f"{backend.device_of(g)}; they must match")
+            if g.dtype != p.data.dtype:
+                g = g.astype(p.data.dtype)
+            yield p, g
+
+    # -- serialization ---------------------------------------------------------------------------
+    def _index_map(self):
+        """{id(parameter): position}, counting through the groups in order."""
+        ids, n = {}, 0
+        for group in self.param_groups:
+            for p in group["params"]:
+                ids[id(p)] = n
+                n += 1
+        return ids
+
+    def state_dict(self):
+        """The optimizer's state in PyTorch's layout (arrays are shared, not copied):
+
+        ``{'state': {index: {name: array or number}}, 'param_groups': [{hyperparameters...,
+        'params': [indices]}]}``.
+        """
+        index = self._index_map()
+        groups, n = [], 0
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k != "params"}
+            saved["params"] = list(range(n, n + len(group["params"])))
+            n += len(group["params"])
+            groups.append(saved)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if self.state.get(p):
+                    state[index[id(p)]] = dict(self.state[p])
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and buffers saved by ``state_dict()``.
+
+        Groups and parameters are matched by position; arrays are copied onto each parameter's
+        device in its dtype. Everything is checked before anything changes, and a mismatch
+        (number of groups, parameters per group, buffer names or shapes) raises ValueError.
+        """
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError(f"{name}: expected a dict with keys 'state' and 'param_groups' "
+                             f"(from state_dict()), got {_describe(state_dict)}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}: the state dict has {len(saved_groups)} parameter "
+                             f"group(s), this optimizer has {len(self.param_groups)}")
+        by_index = {}
+        new_groups = []
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if not isinstance(saved, dict) or "params" not in saved:
+                raise ValueError(f"{name}: param group {i} of the state dict is not a dict "
+                                 "with a 'params' key")
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{name}: param group {i} of the state dict has "
+                                 f"{len(saved['params'])} parameter(s), the optimizer's has "
+                                 f"{len(group['params'])}")
+            missing = [k for k in self.defaults if k not in saved]
+            if missing:
+                raise ValueError(f"{name}: param group {i} of the state dict lacks "
+                                 f"{missing}; was it saved from another kind of optimizer?")
+            for idx, p in zip(saved["params"], group["params"]):
+                by_index[int(_host_scalar(idx))] = p
+            new = {k: _host_scalar(v) if k != "betas" else v for k, v in saved.items()}
+            new["params"] = group["params"]
+            self._check_group(new, f" in param group {i} of the state dict")
+            new_groups.append(new)
+        new_state = {}
+        for idx, buffers in state_dict["state"].items():
+            idx = int(_host_scalar(idx))
+            if idx not in by_index:
+                raise ValueError(f"{name}: the state dict has state for parameter {idx}, "
+                                 f"which no param group lists")
+            new_state[by_index[idx]] = self._load_buffers(name, idx, by_index[idx], buffers)
+        for group, new in zip(self.param_groups, new_groups):
+            group.clear()
+            group.update(new)
+        self.state = new_state
+
+    def _load_buffers(self, name, idx, p, buffers):
+        out = {}
+        for key, value in buffers.items():
+            if key not in self._state_names:
+                raise ValueError(f"{name}: state of parameter {idx} has an entry {key!r}; "
+                                 f"{type(self).__name__} keeps only {list(self._state_names)}")
+            if key in self._scalar_state:
+                out[key] = int(_host_scalar(value))
+                continue
+            arr = value.data if isinstance(value, Tensor) else value
+            if not hasattr(arr, "shape"):
+                arr = np.asarray(arr)
+            if tuple(arr.shape) != p.data.shape:
+                raise ValueError(f"{name}: state {key!r} of parameter {idx} has shape "
+                                 f"{tuple(arr.shape)}, the parameter has shape {p.data.shape}")
+            out[key] = backend.to_device(arr, p.device).astype(p.data.dtype, copy=True)
+        return out
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        return "\n".join(lines) + "\n)"
+
+
+def _describe(obj):
+    if isinstance(obj, dict):
+        return f"a dict with keys {sorted(map(str, obj))}"
+    return type(obj).__name__

@@ -1,0 +1,72 @@
+"""Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay."""
+from __future__ import annotations
+
+from .optimizer import Optimizer, check_bool, check_number
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's formulation.
+
+    Update of each parameter ``p`` with gradient ``g`` at step ``t`` (1-based), where ``lr`` is
+    the learning rate, ``mu`` the momentum, ``tau`` the dampening, ``wd`` the weight decay::
+
+        g = g + wd * p                           (if wd != 0: L2 penalty)
+        b = g                                    (if mu != 0 and t == 1)
+        b = mu * b + (1 - tau) * g               (if mu != 0 and t > 1)
+        d = g + mu * b  if nesterov  else  b     (d = g when mu == 0)
+        p = p - lr * d
+
+    The momentum buffer ``b`` is velocity in units of gradient (``lr`` is applied after it), as
+    in PyTorch and unlike Sutskever et al., so changing ``lr`` mid-run keeps the velocity.
+
+    Args:
+        params: iterable of Parameters, or of dicts defining param groups.
+        lr: learning rate (>= 0). Default: 1e-3, as PyTorch.
+        momentum: momentum factor mu (>= 0). Default: 0.
+        dampening: dampening tau for momentum, in [0, 1]. Default: 0.
+        weight_decay: L2 penalty wd (>= 0). Default: 0.
+        nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0). Default: False.
+
+    State per parameter: ``momentum_buffer`` (when momentum != 0).
+    """
+
+    _state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
+                 nesterov=False):
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group, where):
+        group["lr"] = check_number("SGD", "lr", group["lr"], where, low=0.0)
+        group["momentum"] = check_number("SGD", "momentum", group["momentum"], where, low=0.0)
+        group["dampening"] = check_number("SGD", "dampening", group["dampening"], where,
+                                          low=0.0, high=1.0)
+        group["weight_decay"] = check_number("SGD", "weight_decay", group["weight_decay"],
+                                             where, low=0.0)
+        group["nesterov"] = check_bool("SGD", "nesterov", group["nesterov"], where)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"SGD: nesterov=True{where} needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']!r} and dampening={group['dampening']!r}")
+
+    def _step_group(self, group):
+        lr = float(group["lr"])
+        mu = float(group["momentum"])
+        tau = float(group["dampening"])
+        wd = float(group["weight_decay"])
+        nesterov = group["nesterov"]
+        for p, g in self._grads(group):
+            if wd != 0:
+                g = g + wd * p.data
+            if mu != 0:
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = g.copy()
+                else:
+                    buf *= mu
+                    buf += (1.0 - tau) * g if tau != 0 else g
+                g = g + mu * buf if nesterov else buf
+            p.data -= lr * g
