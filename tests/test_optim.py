@@ -344,9 +344,11 @@ def _stepped_adam(shapes=((2,), (3,))):
 
 
 @pytest.mark.parametrize("target,match", [
-    (lambda: optim.Adam([_param(np.ones(2), "cpu")]), "group 0 of the state dict has 2 parameter.*has 1"),
+    (lambda: optim.Adam([_param(np.ones(2), "cpu")]),
+     "group 0 of the state dict has 2 parameter.*has 1"),
     (lambda: optim.Adam([{"params": [_param(np.ones(2), "cpu")]},
-                         {"params": [_param(np.ones(3), "cpu")]}]), "state dict has 1 parameter group.*has 2"),
+                         {"params": [_param(np.ones(3), "cpu")]}]),
+     "state dict has 1 parameter group.*has 2"),
     (lambda: optim.Adam([_param(np.ones(2), "cpu"), _param(np.ones(4), "cpu")]),
      r"'exp_avg' of parameter 1 has shape \(3,\), the parameter has shape \(4,\)"),
     (lambda: optim.SGD([_param(np.ones(2), "cpu"), _param(np.ones(3), "cpu")]),
