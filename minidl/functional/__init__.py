@@ -14,5 +14,6 @@ from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll
 from .reduction import argmax, argmin, max, mean, min, std, sum, var
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute,
                     reshape, split, squeeze, stack, transpose, unsqueeze, view)
+from .conv import conv2d
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

@@ -1,0 +1,191 @@
+"""2-D convolution: im2col + one GEMM per call (grouped: one batched GEMM), on CPU and GPU.
+
+Layout: ``kernels.im2col`` gives columns (C*KH*KW, N*OH*OW); ``W (C_out, C*KH*KW) @ col`` then
+yields the output as (C_out, N*OH*OW), which is channel-major (CNHW) memory. The op returns it
+as an NCHW *view* (``transpose(1, 0, 2, 3)``) rather than paying a pass to reorder it; the next
+conv's im2col, batch norm, ReLU and pooling read that layout in place (NumPy and CuPy
+elementwise ops keep it), and the gradients flowing back arrive in it too, so
+``gy.transpose(1, 0, 2, 3).reshape(C_out, -1)`` is free in backward.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import kernels
+from ..tensor import Function
+from ._utils import check_float
+
+
+def _conv_forward(x, W, b, stride, padding, dilation, groups):
+    """Raw-array convolution (N, C, H, W) * (O, C/G, KH, KW) -> (N, O, OH, OW) NCHW view."""
+    N, C, H, Wd = x.shape
+    O, Cg, KH, KW = W.shape
+    OH = kernels.out_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = kernels.out_size(Wd, KW, stride[1], padding[1], dilation[1])
+    cols = _columns(x, (KH, KW), stride, padding, dilation)        # (C*KH*KW, N*OH*OW)
+    Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OW)
+    if b is not None:
+        Y += b[:, None]
+    return Y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+
+
+def _columns(x, kernel_size, stride, padding, dilation):
+    """im2col of x as a (C*KH*KW, N*OH*OW) matrix; a 1x1 stride-1 conv needs no unfolding."""
+    N, C, H, W = x.shape
+    if kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0):
+        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W)      # free for CNHW memory
+    OH = kernels.out_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
+    OW = kernels.out_size(W, kernel_size[1], stride[1], padding[1], dilation[1])
+    buf = kernels.scratch("conv_col", (C,) + kernel_size + (N, OH, OW), x.dtype, x)
+    col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf)
+    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OW)
+
+
+def _grouped_matmul(A, B, groups):
+    """A (M, K') @ B (G*K', L) blockwise: block g of the result (rows g*M/G ...) is
+    A[g*M/G : (g+1)*M/G] @ B[g*K' : (g+1)*K']; one batched GEMM (a plain one for G = 1)."""
+    if groups == 1:
+        return A @ B
+    M, L = A.shape[0], B.shape[1]
+    return (A.reshape(groups, M // groups, -1) @ B.reshape(groups, -1, L)).reshape(M, L)
+
+
+def _flipped_transposed(W, groups):
+    """Weight of the convolution that maps gy back to gx when stride is 1:
+    Wt[g*Cg + c, o, i, j] = W[g*Og + o, c, KH-1-i, KW-1-j]   -> (C, O/G, KH, KW)."""
+    O, Cg, KH, KW = W.shape
+    Wg = W.reshape(groups, O // groups, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    return Wg.reshape(groups * Cg, O // groups, KH, KW)
+
+
+class Conv2d(Function):
+    """y[n, o] = b[o] + sum_{c in group(o), i, j} W[o, c, i, j] * xpad[n, c, oh*S + i*D, ...].
+
+    Computed as Y = W_2d @ col with col = im2col(x) (C*KH*KW, N*OH*OW), per group.
+
+    Gradient (gY = gy as (O, N*OH*OW), col recomputed from x rather than kept, which is
+    cheaper than holding and re-faulting a 9x-sized buffer):
+        gb = sum of gY over N*OH*OW
+        gW = gY @ col^T                                   (per group)
+        gx = col2im(W_2d^T @ gY)                          (per group)
+    With stride 1, gx is itself a convolution: gy padded by D*(K-1) - P, correlated (same
+    dilation) with the kernel flipped in space and with its in/out channels swapped, which
+    reuses the fast im2col + GEMM path instead of col2im's scattered adds.
+    """
+
+    def __init__(self, stride, padding, dilation, groups):
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def forward(self, x, W, b=None):
+        self.save_for_backward(x, W)
+        return _conv_forward(x, W, b, self.stride, self.padding, self.dilation, self.groups)
+
+    def backward(self, gy):
+        x, W = self.saved
+        s, p, d, G = self.stride, self.padding, self.dilation, self.groups
+        N, C, H, Wd = x.shape
+        O, Cg, KH, KW = W.shape
+        gY = gy.transpose(1, 0, 2, 3).reshape(O, -1)                   # (O, N*OH*OW)
+        needs = self.needs_input_grad
+        gx = gW = gb = None
+        if len(needs) > 2 and needs[2]:
+            gb = gY.sum(axis=1)
+        if needs[1]:
+            cols = _columns(x, (KH, KW), s, p, d)                      # (C*KH*KW, N*OH*OW)
+            if G == 1:
+                gW = (cols @ gY.T).T
+            else:
+                L = cols.shape[1]
+                gW = gY.reshape(G, O // G, L) @ cols.reshape(G, -1, L).transpose(0, 2, 1)
+            gW = gW.reshape(W.shape)
+        if needs[0]:
+            pt = (d[0] * (KH - 1) - p[0], d[1] * (KW - 1) - p[1])
+            if s == (1, 1) and min(pt) >= 0:
+                gx = _conv_forward(gy, _flipped_transposed(W, G), None, s, pt, d, G)
+            else:
+                gcol = _grouped_matmul(_group_t(W, G), gY, G)             # (C*KH*KW, ...)
+                OH, OW = gy.shape[2:]
+                gx = kernels.col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, s, p, d)
+        return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
+
+
+def _group_t(W, groups):
+    """Per-group transpose of the 2-D weight: (G*Cg*KH*KW, O/G) stacked by group."""
+    O = W.shape[0]
+    Wg = W.reshape(groups, O // groups, -1).transpose(0, 2, 1)        # (G, Cg*KH*KW, O/G)
+    return Wg.reshape(-1, O // groups)
+
+
+# ---------------------------------------------------------------------------------------------
+# argument checking
+
+def _pair(op, name, value, minimum):
+    """An int or a pair of ints, each >= minimum, as a tuple of two Python ints."""
+    vals = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(vals) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                 for v in vals):
+        raise TypeError(f"{op}: '{name}' must be an int or a pair of ints, got {value!r}")
+    vals = tuple(int(v) for v in vals)
+    if min(vals) < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: '{name}' must be {kind}, got {value!r}")
+    return vals
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in PyTorch) of an NCHW batch.
+
+    Args:
+        input: (N, C_in, H, W).
+        weight: (C_out, C_in / groups, KH, KW).
+        bias: optional (C_out,).
+        stride, padding, dilation: int or (h, w) pair; padding is zeros on both sides.
+        groups: C_in and C_out split into this many independent blocks (C_in for depthwise).
+
+    Returns:
+        (N, C_out, OH, OW) with OH = floor((H + 2*PH - DH*(KH-1) - 1) / SH) + 1 (same for W).
+        The result is an NCHW view of channel-major memory (see the module docstring).
+    """
+    op = "conv2d"
+    check_float(op, "input", input)
+    check_float(op, "weight", weight)
+    if input.ndim != 4:
+        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: 'weight' must be 4-D (C_out, C_in/groups, KH, KW), got shape "
+                         f"{weight.shape}")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"{op}: input and weight must have the same dtype, got {input.dtype} "
+                        f"and {weight.dtype}")
+    s = _pair(op, "stride", stride, 1)
+    p = _pair(op, "padding", padding, 0)
+    d = _pair(op, "dilation", dilation, 1)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
+    N, C, H, W = input.shape
+    O, Cg, KH, KW = weight.shape
+    if C % groups:
+        raise ValueError(f"{op}: input channels ({C}) must be divisible by groups ({groups})")
+    if O % groups:
+        raise ValueError(f"{op}: output channels ({O}, weight {weight.shape}) must be "
+                         f"divisible by groups ({groups})")
+    if C != Cg * groups:
+        raise ValueError(f"{op}: input has {C} channels, weight expects {Cg * groups} "
+                         f"(weight {weight.shape}, groups={groups})")
+    if min(KH, KW) < 1:
+        raise ValueError(f"{op}: kernel size must be positive, got weight {weight.shape}")
+    for axis, size, k, pad, dil in (("height", H, KH, p[0], d[0]), ("width", W, KW, p[1], d[1])):
+        if size + 2 * pad < dil * (k - 1) + 1:
+            raise ValueError(
+                f"{op}: kernel {axis} {k} (dilation {dil}, spanning {dil * (k - 1) + 1}) is "
+                f"larger than the padded input {axis} {size + 2 * pad} (input {input.shape}, "
+                f"padding {pad})")
+    if bias is None:
+        return Conv2d(s, p, d, groups)(input, weight)
+    check_float(op, "bias", bias)
+    if bias.shape != (O,):
+        raise ValueError(f"{op}: 'bias' must have shape ({O},), got {bias.shape}")
+    if bias.dtype != input.dtype:
+        raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    return Conv2d(s, p, d, groups)(input, weight, bias)
+

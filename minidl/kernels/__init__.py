@@ -1,0 +1,36 @@
+"""Raw-array building blocks below the autograd layer: im2col / col2im and scratch buffers.
+
+``im2col`` and ``col2im`` here take NumPy or CuPy arrays and route to the readable xp version
+(``kernels/im2col.py``, used for NumPy) or to the hand-written CUDA kernels
+(``kernels/cuda.py``, used for CuPy); both have the same signature and results, so
+``functional/`` never branches on the backend. Only numpy and ``minidl.backend`` are imported
+here; CuPy is touched only when a CuPy array arrives.
+"""
+import numpy as np
+
+from . import im2col as reference
+from .im2col import out_size, release_scratch, scratch
+
+
+def _on_host(x):
+    return type(x) is np.ndarray or isinstance(x, np.ndarray)
+
+
+def im2col(x, kernel_size, stride, padding, dilation, out=None):
+    """Unfold x (N, C, H, W) into columns (C, KH, KW, N, OH, OW); see ``reference.im2col``."""
+    if _on_host(x):
+        return reference.im2col(x, kernel_size, stride, padding, dilation, out)
+    from . import cuda  # noqa: PLC0415  (CuPy only when a GPU array arrives)
+    return cuda.im2col(x, kernel_size, stride, padding, dilation, out)
+
+
+def col2im(col, x_shape, stride, padding, dilation):
+    """Fold columns back into an (N, C, H, W) image, summing overlaps; see
+    ``reference.col2im``."""
+    if _on_host(col):
+        return reference.col2im(col, x_shape, stride, padding, dilation)
+    from . import cuda  # noqa: PLC0415
+    return cuda.col2im(col, x_shape, stride, padding, dilation)
+
+
+__all__ = ["col2im", "im2col", "out_size", "reference", "release_scratch", "scratch"]

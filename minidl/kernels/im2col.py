@@ -1,0 +1,139 @@
+"""im2col / col2im on raw arrays: the readable reference, written once against ``xp``.
+
+Convolution becomes one matrix multiply once every receptive field is unfolded into a column.
+The column buffer is laid out ``(C, KH, KW, N, OH, OW)`` (C-contiguous), so that
+
+- ``col.reshape(C*KH*KW, N*OH*OW)`` is free and the GEMM ``W (C_out, C*KH*KW) @ col`` reads it
+  as a plain 2-D matrix (no hidden copy), with groups a free ``(G, C/G*KH*KW, N*OH*OW)`` view;
+- the GEMM result ``(C_out, N*OH*OW)`` is the output in channel-major (CNHW) memory, returned
+  to callers as an NCHW view (``transpose(1, 0, 2, 3)``) without a copy;
+- filling it takes one strided copy per kernel offset, each copying whole output rows.
+
+col2im is the adjoint: it adds each kernel offset's slice back into a zeroed (padded) input
+with one strided ``+=`` per offset (no scatter-add). Both run on NumPy and CuPy arrays; on the
+GPU ``minidl.kernels`` routes to the fused kernels of ``kernels/cuda.py`` instead.
+
+Index map (all sizes by PyTorch's floor rule, ``out_size``):
+    col[c, i, j, n, oh, ow] = xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]
+where xpad is x zero-padded by (PH, PW) on each side.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import backend
+
+
+def out_size(size, kernel, stride, padding, dilation):
+    """Output length of a convolution or pooling window (PyTorch's floor rule)."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# scratch buffers (host only)
+
+_local = threading.local()
+
+
+def scratch(name, shape, dtype, like):
+    """An uninitialized buffer for temporaries that never escape the caller.
+
+    On the host, one flat buffer per (thread, name, dtype) is kept and grown as needed, so the
+    large im2col buffers of a training step are not page-faulted in afresh on every call
+    (reallocating them cost about as much as filling them). Callers must finish with a
+    buffer before asking for the same ``name`` again. On the GPU, CuPy's memory pool already
+    recycles allocations, so this is a plain ``empty``.
+    """
+    xp = backend.xp_of(like)
+    dtype = np.dtype(dtype)
+    if xp is not np:
+        return xp.empty(shape, dtype)
+    n = 1
+    for s in shape:
+        n *= s
+    pool = getattr(_local, "buffers", None)
+    if pool is None:
+        pool = _local.buffers = {}
+    buf = pool.get((name, dtype))
+    if buf is None or buf.size < n:
+        buf = pool[(name, dtype)] = np.empty(max(n, 1), dtype)
+    return buf[:n].reshape(shape)
+
+
+def release_scratch():
+    """Drop this thread's host scratch buffers (their memory returns to the system)."""
+    _local.buffers = {}
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _pad_channel_major(x, padding, buffer_name):
+    """x (N, C, H, W) -> xpad (C, N, H + 2*PH, W + 2*PW), zero borders (a scratch buffer)."""
+    N, C, H, W = x.shape
+    ph, pw = padding
+    xt = x.transpose(1, 0, 2, 3)                                     # (C, N, H, W) view
+    if ph == 0 and pw == 0:
+        return xt
+    xpad = scratch(buffer_name, (C, N, H + 2 * ph, W + 2 * pw), x.dtype, x)
+    if ph:
+        xpad[:, :, :ph] = 0
+        xpad[:, :, ph + H:] = 0
+    if pw:
+        xpad[:, :, ph:ph + H, :pw] = 0
+        xpad[:, :, ph:ph + H, pw + W:] = 0
+    xpad[:, :, ph:ph + H, pw:pw + W] = xt
+    return xpad
+
+
+def im2col(x, kernel_size, stride, padding, dilation, out=None):
+    """Unfold every receptive field of ``x`` into a column.
+
+    Args:
+        x: (N, C, H, W) array, any strides.
+        kernel_size, stride, padding, dilation: (h, w) int pairs.
+        out: optional C-contiguous (C, KH, KW, N, OH, OW) buffer to fill.
+
+    Returns:
+        col: (C, KH, KW, N, OH, OW), C-contiguous, ``col[c, i, j, n, oh, ow] =
+        xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]``.
+    """
+    xp = backend.xp_of(x)
+    N, C, H, W = x.shape
+    (KH, KW), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    OH = out_size(H, KH, sh, padding[0], dh)
+    OW = out_size(W, KW, sw, padding[1], dw)
+    col = xp.empty((C, KH, KW, N, OH, OW), x.dtype) if out is None else out
+    xpad = _pad_channel_major(x, padding, "im2col_pad")              # (C, N, Hp, Wp)
+    for i in range(KH):
+        for j in range(KW):
+            h0, w0 = i * dh, j * dw
+            col[:, i, j] = xpad[:, :, h0:h0 + sh * (OH - 1) + 1:sh, w0:w0 + sw * (OW - 1) + 1:sw]
+    return col
+
+
+def col2im(col, x_shape, stride, padding, dilation):
+    """Fold columns back into an image, adding the entries that came from the same pixel.
+
+    Args:
+        col: (C, KH, KW, N, OH, OW) array (the layout ``im2col`` produces).
+        x_shape: (N, C, H, W) of the image the columns were taken from.
+        stride, padding, dilation: (h, w) int pairs.
+
+    Returns:
+        (N, C, H, W) array: an NCHW view of fresh channel-major (C, N, H, W) memory, with
+        ``out[n, c, h, w] = sum of col[c, i, j, n, oh, ow] over oh*SH + i*DH - PH == h,
+        ow*SW + j*DW - PW == w``.
+    """
+    xp = backend.xp_of(col)
+    N, C, H, W = x_shape
+    KH, KW = col.shape[1:3]
+    OH, OW = col.shape[4:6]
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), col.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            h0, w0 = i * dh, j * dw
+            gx[:, :, h0:h0 + sh * (OH - 1) + 1:sh, w0:w0 + sw * (OW - 1) + 1:sw] += col[:, i, j]
+    return gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
