@@ -15,5 +15,8 @@ from .reduction import argmax, argmin, max, mean, min, std, sum, var
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute,
                     reshape, split, squeeze, stack, transpose, unsqueeze, view)
 from .conv import conv2d
+from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
+from .normalization import batch_norm
+from .dropout import dropout, dropout2d
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

@@ -1,0 +1,167 @@
+"""Batch normalization (PyTorch semantics), forward and closed-form backward in one Function.
+
+Statistics are per channel (axis 1) over every other axis: (N, C), (N, C, L) and (N, C, H, W)
+all work. Training normalizes with the biased batch variance and moves the running variance
+towards the unbiased one; eps appears once, inside the square root.
+
+Reference: Ioffe & Szegedy, Batch Normalization: Accelerating Deep Network Training by Reducing
+Internal Covariate Shift, 2015.
+"""
+from __future__ import annotations
+
+import numbers
+
+from .. import backend
+from ..tensor import Function, Tensor
+from ._utils import check_float
+
+
+def _axes(x):
+    return (0,) + tuple(range(2, x.ndim))
+
+
+def _per_channel(v, ndim):
+    """(C,) -> (1, C, 1, ...) for broadcasting against an ndim-D input."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+class BatchNormTrain(Function):
+    """y = xhat * w + b, xhat = (x - mu) / sqrt(var + eps), with mu and the biased var taken
+    over the n = N*H*W values of each channel. Updates the running statistics in place:
+    running_mean <- (1 - m) running_mean + m mu, running_var <- (1 - m) running_var + m var*n/(n-1).
+
+    Gradient (per channel, sums over the n values; w = 1 without affine):
+        gb = sum(gy),  gw = sum(gy * xhat),
+        gx = w / sqrt(var + eps) * (gy - gb / n - xhat * gw / n)
+    """
+
+    def __init__(self, running_mean, running_var, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x, w=None, b=None):
+        xp = backend.xp_of(x)
+        axes, nd = _axes(x), x.ndim
+        n = x.size // x.shape[1]
+        mean = x.mean(axis=axes)
+        xhat = x - _per_channel(mean, nd)
+        var = xp.square(xhat).mean(axis=axes)                           # biased
+        invstd = 1.0 / xp.sqrt(var + self.eps)
+        xhat *= _per_channel(invstd, nd)
+        if self.running_mean is not None:
+            m = self.momentum
+            self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
+            self.running_var[...] = self.running_var * (1.0 - m) + var * (m * n / (n - 1))
+        self.save_for_backward(xhat, invstd, w)
+        if w is None:
+            return xhat if b is None else xhat + _per_channel(b, nd)
+        y = xhat * _per_channel(w, nd)
+        if b is not None:
+            y += _per_channel(b, nd)
+        return y
+
+    def backward(self, gy):
+        xhat, invstd, w = self.saved
+        axes, nd = _axes(gy), gy.ndim
+        n = gy.size // gy.shape[1]
+        gb = gy.sum(axis=axes)
+        gw = (gy * xhat).sum(axis=axes)
+        gx = None
+        if self.needs_input_grad[0]:
+            scale = invstd if w is None else invstd * w
+            gx = gy - _per_channel(gb * (1.0 / n), nd)
+            gx -= xhat * _per_channel(gw * (1.0 / n), nd)
+            gx *= _per_channel(scale, nd)
+        return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
+
+
+class BatchNormEval(Function):
+    """y = (x - running_mean) * s + b with s = w / sqrt(running_var + eps): a fixed affine map.
+
+    Gradient: gx = gy * s, gw = sum(gy * (x - running_mean) / sqrt(running_var + eps)),
+    gb = sum(gy) (per channel).
+    """
+
+    def __init__(self, running_mean, running_var, eps):
+        self.running_mean, self.running_var, self.eps = running_mean, running_var, eps
+
+    def forward(self, x, w=None, b=None):
+        xp = backend.xp_of(x)
+        nd = x.ndim
+        invstd = 1.0 / xp.sqrt(self.running_var + self.eps)
+        xhat = (x - _per_channel(self.running_mean, nd)) * _per_channel(invstd, nd)
+        self.save_for_backward(xhat, invstd, w)
+        y = xhat if w is None else xhat * _per_channel(w, nd)
+        return y if b is None else y + _per_channel(b, nd)
+
+    def backward(self, gy):
+        xhat, invstd, w = self.saved
+        axes, nd = _axes(gy), gy.ndim
+        gx = None
+        if self.needs_input_grad[0]:
+            gx = gy * _per_channel(invstd if w is None else invstd * w, nd)
+        rest = ((gy * xhat).sum(axis=axes), gy.sum(axis=axes))
+        return (gx,) + rest[:len(self.needs_input_grad) - 1]
+
+
+def _check_vector(op, name, v, C, x):
+    if v is None:
+        return None
+    check_float(op, name, v)
+    if v.shape != (C,):
+        raise ValueError(f"{op}: '{name}' must have shape ({C},) for an input with {C} "
+                         f"channels (input {x.shape}), got {v.shape}")
+    if v.device != x.device:
+        raise ValueError(f"{op}: '{name}' is on {v.device}, the input on {x.device}")
+    return v
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization over axis 1 (channels) of an (N, C, ...) input.
+
+    Args:
+        input: (N, C), (N, C, L) or (N, C, H, W).
+        running_mean, running_var: (C,) Tensors updated in place when training (may be None,
+            then training must be True and only batch statistics are used).
+        weight, bias: optional (C,) affine parameters.
+        training: use batch statistics (and update the running ones); else the running ones.
+        momentum: weight of the new batch in the running averages.
+        eps: added to the variance inside the square root.
+
+    Returns:
+        Tensor shaped like ``input``.
+    """
+    op = "batch_norm"
+    check_float(op, "input", input)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: 'input' must have at least 2 dimensions (N, C, ...), got "
+                         f"shape {input.shape}")
+    C = input.shape[1]
+    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
+        if v is not None and not isinstance(v, Tensor):
+            raise TypeError(f"{op}: '{name}' must be a Tensor or None, got {type(v).__name__}")
+        _check_vector(op, name, v, C, input)
+    _check_vector(op, "weight", weight, C, input)
+    _check_vector(op, "bias", bias, C, input)
+    if weight is None and bias is not None:
+        raise ValueError(f"{op}: 'bias' without 'weight' is not supported; pass both or neither")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: give both running_mean and running_var, or neither")
+    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{op}: 'momentum' must be a number in [0, 1], got {momentum!r}")
+    if not isinstance(eps, numbers.Real) or eps <= 0:
+        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
+    rm = None if running_mean is None else running_mean.data
+    rv = None if running_var is None else running_var.data
+    if training:
+        if input.numel() // C <= 1:
+            raise ValueError(f"{op}: training needs more than 1 value per channel, got input "
+                             f"shape {input.shape}")
+        fn = BatchNormTrain(rm, rv, float(momentum), float(eps))
+    else:
+        if rm is None:
+            raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
+                             "running_var")
+        fn = BatchNormEval(rm, rv, float(eps))
+    return fn(*[t for t in (input, weight, bias) if t is not None])
