@@ -52,7 +52,8 @@ class Conv2d(Module):
         self.groups = int(groups)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        # explicit nonlinearity: PyTorch's default for kaiming_uniform_ is leaky_relu
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), nonlinearity="leaky_relu")
         if bias:
             fan_in = in_channels // groups * self.kernel_size[0] * self.kernel_size[1]
             bound = 1.0 / math.sqrt(fan_in)
