@@ -88,8 +88,9 @@ class BatchNormEval(Function):
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
         nd = x.ndim
-        invstd = 1.0 / xp.sqrt(self.running_var + self.eps)
-        xhat = (x - _per_channel(self.running_mean, nd)) * _per_channel(invstd, nd)
+        mean = self.running_mean.astype(x.dtype, copy=False)           # keep x's dtype
+        invstd = 1.0 / xp.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
+        xhat = (x - _per_channel(mean, nd)) * _per_channel(invstd, nd)
         self.save_for_backward(xhat, invstd, w)
         y = xhat if w is None else xhat * _per_channel(w, nd)
         return y if b is None else y + _per_channel(b, nd)
@@ -142,8 +143,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if v is not None and not isinstance(v, Tensor):
             raise TypeError(f"{op}: '{name}' must be a Tensor or None, got {type(v).__name__}")
         _check_vector(op, name, v, C, input)
-    _check_vector(op, "weight", weight, C, input)
-    _check_vector(op, "bias", bias, C, input)
+    for name, v in (("weight", weight), ("bias", bias)):
+        if _check_vector(op, name, v, C, input) is not None and v.dtype != input.dtype:
+            raise TypeError(f"{op}: '{name}' has dtype {v.dtype}, the input {input.dtype}")
     if weight is None and bias is not None:
         raise ValueError(f"{op}: 'bias' without 'weight' is not supported; pass both or neither")
     if (running_mean is None) != (running_var is None):

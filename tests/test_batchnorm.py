@@ -1,0 +1,204 @@
+"""batch_norm, BatchNorm1d and BatchNorm2d: training/eval forward vs a per-channel loop oracle,
+float64 gradchecks with random upstream gradients (an all-ones upstream makes the input gradient
+vanish, so it proves nothing), running-statistic updates, PyTorch semantics, bad input."""
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+import minidl.nn as nn
+from tests import reference as R
+from tests.helpers import check_op, host, to_tensor
+
+SHAPES = [(5, 3), (4, 3, 6), (2, 3, 4, 5)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("affine", [True, False])
+def test_training_forward_and_gradcheck(device, rng, shape, affine):
+    x = rng.standard_normal(shape) * 3.0 + 2.0
+    arrays = [x] + ([rng.standard_normal(3), rng.standard_normal(3)] if affine else [])
+
+    def fn(t, w=None, b=None):
+        return F.batch_norm(t, None, None, w, b, training=True)
+
+    def ref(a, w=None, b=None):
+        return R.batch_norm_train(a, w, b, 1e-5)[0]
+    check_op(fn, arrays, ref, device)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_eval_forward_and_gradcheck(device, rng, shape):
+    x = rng.standard_normal(shape)
+    rm = to_tensor(rng.standard_normal(3), device)
+    rv = to_tensor(rng.uniform(0.5, 2.0, 3), device)
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+
+    def fn(t, ww, bb):
+        return F.batch_norm(t, rm.double(), rv.double(), ww, bb, training=False)
+
+    check_op(fn, [x, w, b],
+             lambda a, ww, bb: R.batch_norm_eval(a, host(rm), host(rv), ww, bb, 1e-5), device)
+
+
+def test_ones_upstream_gives_zero_input_grad_but_random_does_not(rng):
+    """Why the gradchecks above use random upstream gradients."""
+    x = minidl.tensor(rng.standard_normal((4, 3, 2, 2)), requires_grad=True)
+    F.batch_norm(x, None, None, training=True).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 0.0, atol=1e-12)
+    x.grad = None
+    F.batch_norm(x, None, None, training=True).backward(
+        minidl.tensor(rng.standard_normal((4, 3, 2, 2))))
+    assert np.abs(x.grad.numpy()).max() > 0.1
+
+
+def test_running_stats_follow_pytorch_rules(device, rng):
+    m = nn.BatchNorm2d(3, momentum=0.2).to(device)
+    mean, var = np.zeros(3), np.ones(3)
+    for step in range(3):
+        x = rng.standard_normal((4, 3, 3, 2)) * (step + 1) + step
+        y = m(to_tensor(x, device, dtype=np.float32))
+        ref, bm, bv, bu = R.batch_norm_train(x, np.ones(3), np.zeros(3), 1e-5)
+        np.testing.assert_allclose(host(y), ref, rtol=1e-4, atol=1e-5)
+        mean = 0.8 * mean + 0.2 * bm
+        var = 0.8 * var + 0.2 * bu                  # unbiased variance for running_var
+        np.testing.assert_allclose(host(m.running_mean), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(host(m.running_var), var, rtol=1e-5, atol=1e-6)
+        assert int(host(m.num_batches_tracked)) == step + 1
+    m.eval()
+    x = rng.standard_normal((2, 3, 3, 2))
+    y = m(to_tensor(x, device, dtype=np.float32))
+    np.testing.assert_allclose(host(y), R.batch_norm_eval(x, mean, var, np.ones(3), np.zeros(3),
+                                                          1e-5), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(host(m.running_mean), mean, rtol=1e-5)   # eval leaves them
+    assert int(host(m.num_batches_tracked)) == 3
+
+
+def test_momentum_none_is_cumulative_average(rng):
+    m = nn.BatchNorm1d(2, momentum=None)
+    xs = [rng.standard_normal((6, 2)) + k for k in range(3)]
+    for x in xs:
+        m(minidl.tensor(x))
+    np.testing.assert_allclose(m.running_mean.numpy(), np.mean([x.mean(0) for x in xs], 0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(m.running_var.numpy(), np.mean([x.var(0, ddof=1) for x in xs], 0),
+                               rtol=1e-5)
+
+
+def test_no_running_stats_uses_batch_stats_in_eval(rng):
+    m = nn.BatchNorm2d(3, affine=False, track_running_stats=False).eval()
+    assert m.running_mean is None and list(m.parameters()) == []
+    x = rng.standard_normal((2, 3, 2, 2))
+    np.testing.assert_allclose(m(minidl.tensor(x)).numpy(),
+                               R.batch_norm_train(x, None, None, 1e-5)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_module_layout_and_state(device):
+    m = nn.BatchNorm2d(4)
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    assert list(m.state_dict()) == ["weight", "bias", "running_mean", "running_var",
+                                    "num_batches_tracked"]
+    assert m.num_batches_tracked.dtype == np.int64 and m.running_var.dtype == np.float32
+    m.to(device)
+    y = m(to_tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)), device,
+                    dtype=np.float32))
+    assert y.dtype == np.float32 and m.running_mean.dtype == np.float32
+    b1 = nn.BatchNorm1d(3)
+    assert b1(minidl.randn(4, 3)).shape == (4, 3)
+    assert b1(minidl.randn(4, 3, 5)).shape == (4, 3, 5)
+
+
+def test_channel_major_input(rng):
+    x = rng.standard_normal((3, 4, 5, 2))
+    t = minidl.tensor(x)
+    t.data = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_allclose(F.batch_norm(t, None, None, training=True).numpy(),
+                               R.batch_norm_train(x, None, None, 1e-5)[0], atol=1e-12)
+
+
+def test_torch_parity(rng):
+    torch = pytest.importorskip("torch")
+    tm = torch.nn.BatchNorm2d(3, momentum=0.3).double()
+    mm = nn.BatchNorm2d(3, momentum=0.3).double()
+    w, b = rng.standard_normal(3), rng.standard_normal(3)
+    with torch.no_grad():
+        tm.weight.copy_(torch.tensor(w))
+        tm.bias.copy_(torch.tensor(b))
+    mm.load_state_dict({"weight": w, "bias": b}, strict=False)
+    for _ in range(2):
+        x = rng.standard_normal((4, 3, 3, 3)) * 2 + 1
+        g = rng.standard_normal(x.shape)
+        xt = torch.tensor(x, requires_grad=True)
+        xm = minidl.tensor(x, requires_grad=True)
+        yt, ym = tm(xt), mm(xm)
+        np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), atol=1e-12)
+        yt.backward(torch.tensor(g))
+        ym.backward(minidl.tensor(g))
+        np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(mm.weight.grad.numpy(), tm.weight.grad.numpy(), atol=1e-10)
+        np.testing.assert_allclose(mm.bias.grad.numpy(), tm.bias.grad.numpy(), atol=1e-10)
+        mm.zero_grad()
+        tm.zero_grad()
+    for name in ("running_mean", "running_var"):
+        np.testing.assert_allclose(getattr(mm, name).numpy(), getattr(tm, name).numpy(),
+                                   atol=1e-12)
+    tm.eval()
+    mm.eval()
+    x = rng.standard_normal((2, 3, 3, 3))
+    np.testing.assert_allclose(mm(minidl.tensor(x)).numpy(),
+                               tm(torch.tensor(x)).detach().numpy(), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# bad input
+
+def test_wrong_channel_count():
+    with pytest.raises(ValueError, match=r"BatchNorm2d: input has 4 channels, the layer "
+                                         r"expects 3 \(num_features\)"):
+        nn.BatchNorm2d(3)(minidl.zeros(2, 4, 5, 5))
+    with pytest.raises(ValueError, match=r"batch_norm: 'running_mean' must have shape \(4,\)"):
+        F.batch_norm(minidl.zeros(2, 4, 5, 5), minidl.zeros(3), minidl.ones(3), training=True)
+    with pytest.raises(ValueError, match=r"batch_norm: 'weight' must have shape \(4,\)"):
+        F.batch_norm(minidl.zeros(2, 4), None, None, minidl.ones(2), minidl.ones(2), True)
+
+
+@pytest.mark.parametrize("module,x,match", [
+    (nn.BatchNorm1d(3), minidl.zeros(2, 3, 4, 4), r"BatchNorm1d: expected a 2-D or 3-D input"),
+    (nn.BatchNorm2d(3), minidl.zeros(2, 3), r"BatchNorm2d: expected a 4-D input"),
+    (nn.BatchNorm1d(3), minidl.zeros(1, 3), r"batch_norm: training needs more than 1 value "
+                                            r"per channel"),
+])
+def test_bad_module_input(module, x, match):
+    with pytest.raises(ValueError, match=match):
+        module(x)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"num_features": 0}, r"BatchNorm2d: 'num_features' must be a positive int"),
+    ({"num_features": 3, "eps": 0}, r"BatchNorm2d: 'eps' must be a positive number"),
+    ({"num_features": 3, "momentum": 1.5}, r"BatchNorm2d: 'momentum' must be in \[0, 1\]"),
+])
+def test_bad_constructor(kw, match):
+    with pytest.raises(ValueError, match=match):
+        nn.BatchNorm2d(**kw)
+
+
+def test_bad_functional_arguments():
+    x = minidl.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"batch_norm: eval mode \(training=False\) needs"):
+        F.batch_norm(x, None, None, training=False)
+    with pytest.raises(ValueError, match=r"batch_norm: give both running_mean and running_var"):
+        F.batch_norm(x, minidl.zeros(3), None, training=True)
+    with pytest.raises(ValueError, match=r"batch_norm: 'momentum' must be a number in \[0, 1\]"):
+        F.batch_norm(x, None, None, training=True, momentum=-0.1)
+    with pytest.raises(ValueError, match=r"batch_norm: 'input' must have at least 2 dim"):
+        F.batch_norm(minidl.zeros(3), None, None, training=True)
+    with pytest.raises(TypeError, match=r"batch_norm: argument 'input' must be a floating"):
+        F.batch_norm(minidl.tensor([[1, 2]]), None, None, training=True)
+
+
+def test_dtype_mismatch_of_affine_parameters():
+    with pytest.raises(TypeError, match=r"batch_norm: 'weight' has dtype float64, the input "
+                                        r"float32"):
+        F.batch_norm(minidl.zeros(2, 3), None, None, minidl.ones(3, dtype=np.float64),
+                     minidl.zeros(3, dtype=np.float64), training=True)
