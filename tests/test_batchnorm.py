@@ -78,7 +78,7 @@ def test_momentum_none_is_cumulative_average(rng):
     m = nn.BatchNorm1d(2, momentum=None)
     xs = [rng.standard_normal((6, 2)) + k for k in range(3)]
     for x in xs:
-        m(minidl.tensor(x))
+        m(minidl.tensor(x, dtype=np.float32))
     np.testing.assert_allclose(m.running_mean.numpy(), np.mean([x.mean(0) for x in xs], 0),
                                rtol=1e-5)
     np.testing.assert_allclose(m.running_var.numpy(), np.mean([x.var(0, ddof=1) for x in xs], 0),
@@ -89,8 +89,8 @@ def test_no_running_stats_uses_batch_stats_in_eval(rng):
     m = nn.BatchNorm2d(3, affine=False, track_running_stats=False).eval()
     assert m.running_mean is None and list(m.parameters()) == []
     x = rng.standard_normal((2, 3, 2, 2))
-    np.testing.assert_allclose(m(minidl.tensor(x)).numpy(),
-                               R.batch_norm_train(x, None, None, 1e-5)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m(minidl.tensor(x, dtype=np.float32)).numpy(),
+                               R.batch_norm_train(x, None, None, 1e-5)[0], rtol=1e-5, atol=1e-5)
 
 
 def test_module_layout_and_state(device):
