@@ -85,7 +85,7 @@ class ConvBNReLU(nn.Module):
         return F.relu(y) if self.relu else y
 
     def extra_repr(self):
-        return f"relu={self.relu}"
+        return "" if self.relu else "relu=False"
 
 
 class BNReLU(nn.Module):
