@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numbers
 
-from .. import kernels
+from .. import backend, kernels
 from ..tensor import Function
 from ._utils import check_float
 
@@ -22,23 +22,27 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups):
     O, Cg, KH, KW = W.shape
     OH = kernels.out_size(H, KH, stride[0], padding[0], dilation[0])
     OW = kernels.out_size(Wd, KW, stride[1], padding[1], dilation[1])
-    cols = _columns(x, (KH, KW), stride, padding, dilation)        # (C*KH*KW, N*OH*OW)
-    Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OW)
+    cols, OWc = _columns(x, (KH, KW), stride, padding, dilation)    # (C*KH*KW, N*OH*OWc)
+    Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OWc)
+    Y = Y.reshape(O, N, OH, OWc)
+    if OWc != OW:               # wide rows: drop the columns past OW, compacting the output
+        Y = backend.xp_of(Y).ascontiguousarray(Y[..., :OW])
     if b is not None:
-        Y += b[:, None]
-    return Y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+        Y += b[:, None, None, None]
+    return Y.transpose(1, 0, 2, 3)
 
 
 def _columns(x, kernel_size, stride, padding, dilation):
-    """im2col of x as a (C*KH*KW, N*OH*OW) matrix; a 1x1 stride-1 conv needs no unfolding."""
+    """im2col of x as a (C*KH*KW, N*OH*OWc) matrix and its row width OWc (OW, or wider when
+    ``kernels.row_width`` picks the padded width); a 1x1 stride-1 conv needs no unfolding."""
     N, C, H, W = x.shape
     if kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0):
-        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W)      # free for CNHW memory
+        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W), W     # free for CNHW memory
     OH = kernels.out_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
-    OW = kernels.out_size(W, kernel_size[1], stride[1], padding[1], dilation[1])
-    buf = kernels.scratch("conv_col", (C,) + kernel_size + (N, OH, OW), x.dtype, x)
-    col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf)
-    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OW)
+    OWc = kernels.row_width(x, kernel_size, stride, padding, dilation)
+    buf = kernels.scratch("conv_col", (C,) + kernel_size + (N, OH, OWc), x.dtype, x)
+    col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf, row_width=OWc)
+    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OWc), OWc
 
 
 def _grouped_matmul(A, B, groups):
@@ -91,12 +95,13 @@ class Conv2d(Function):
         if len(needs) > 2 and needs[2]:
             gb = gY.sum(axis=1)
         if needs[1]:
-            cols = _columns(x, (KH, KW), s, p, d)                      # (C*KH*KW, N*OH*OW)
+            cols, OWc = _columns(x, (KH, KW), s, p, d)                 # (C*KH*KW, N*OH*OWc)
+            gYc = gY if OWc == gy.shape[3] else _widen(gy, OWc)        # (O, N*OH*OWc)
             if G == 1:
-                gW = (cols @ gY.T).T
+                gW = (cols @ gYc.T).T
             else:
                 L = cols.shape[1]
-                gW = gY.reshape(G, O // G, L) @ cols.reshape(G, -1, L).transpose(0, 2, 1)
+                gW = gYc.reshape(G, O // G, L) @ cols.reshape(G, -1, L).transpose(0, 2, 1)
             gW = gW.reshape(W.shape)
         if needs[0]:
             pt = (d[0] * (KH - 1) - p[0], d[1] * (KW - 1) - p[1])
@@ -107,6 +112,15 @@ class Conv2d(Function):
                 OH, OW = gy.shape[2:]
                 gx = kernels.col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, s, p, d)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
+
+
+def _widen(gy, width):
+    """gy (N, O, OH, OW) -> (O, N*OH*width) with zeros past OW, matching wide columns."""
+    N, O, OH, OW = gy.shape
+    g = kernels.scratch("conv_gy", (O, N, OH, width), gy.dtype, gy)
+    g[..., OW:] = 0
+    g[..., :OW] = gy.transpose(1, 0, 2, 3)
+    return g.reshape(O, N * OH * width)
 
 
 def _group_t(W, groups):

@@ -16,12 +16,21 @@ def _on_host(x):
     return type(x) is np.ndarray or isinstance(x, np.ndarray)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out=None):
-    """Unfold x (N, C, H, W) into columns (C, KH, KW, N, OH, OW); see ``reference.im2col``."""
+def row_width(x, kernel_size, stride, padding, dilation):
+    """The column row width im2col should use for x: on the host, the padded width for a
+    stride-1 convolution (long contiguous copies; see ``reference.im2col``), else OW. The GPU
+    kernel writes any layout at the same speed, so it keeps OW."""
+    if _on_host(x) and tuple(stride) == (1, 1):
+        return x.shape[3] + 2 * padding[1]
+    return out_size(x.shape[3], kernel_size[1], stride[1], padding[1], dilation[1])
+
+
+def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
+    """Unfold x (N, C, H, W) into columns (C, KH, KW, N, OH, OWc); see ``reference.im2col``."""
     if _on_host(x):
-        return reference.im2col(x, kernel_size, stride, padding, dilation, out)
+        return reference.im2col(x, kernel_size, stride, padding, dilation, out, row_width)
     from . import cuda  # noqa: PLC0415  (CuPy only when a GPU array arrives)
-    return cuda.im2col(x, kernel_size, stride, padding, dilation, out)
+    return cuda.im2col(x, kernel_size, stride, padding, dilation, out, row_width)
 
 
 def col2im(col, x_shape, stride, padding, dilation):
@@ -33,4 +42,5 @@ def col2im(col, x_shape, stride, padding, dilation):
     return cuda.col2im(col, x_shape, stride, padding, dilation)
 
 
-__all__ = ["col2im", "im2col", "out_size", "reference", "release_scratch", "scratch"]
+__all__ = ["col2im", "im2col", "out_size", "reference", "release_scratch", "row_width",
+           "scratch"]

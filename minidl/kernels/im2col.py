@@ -69,14 +69,23 @@ def release_scratch():
 
 # ---------------------------------------------------------------------------------------------
 
-def _pad_channel_major(x, padding, buffer_name):
-    """x (N, C, H, W) -> xpad (C, N, H + 2*PH, W + 2*PW), zero borders (a scratch buffer)."""
+def _pad_channel_major(x, padding, buffer_name, margin=0):
+    """x (N, C, H, W) -> xpad (C, N, H + 2*PH, W + 2*PW) with zero borders.
+
+    Returns the padded array (a scratch buffer; a plain view of x when there is nothing to pad
+    and no ``margin``) and, when copied, the flat buffer behind it, which holds ``margin`` extra
+    zeros at the end so strided windows may run a little past the last pixel.
+    """
     N, C, H, W = x.shape
     ph, pw = padding
     xt = x.transpose(1, 0, 2, 3)                                     # (C, N, H, W) view
-    if ph == 0 and pw == 0:
-        return xt
-    xpad = scratch(buffer_name, (C, N, H + 2 * ph, W + 2 * pw), x.dtype, x)
+    if ph == 0 and pw == 0 and margin == 0:
+        return xt, None
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    n = C * N * Hp * Wp
+    flat = scratch(buffer_name, (n + margin,), x.dtype, x)
+    flat[n:] = 0
+    xpad = flat[:n].reshape(C, N, Hp, Wp)
     if ph:
         xpad[:, :, :ph] = 0
         xpad[:, :, ph + H:] = 0
@@ -84,28 +93,48 @@ def _pad_channel_major(x, padding, buffer_name):
         xpad[:, :, ph:ph + H, :pw] = 0
         xpad[:, :, ph:ph + H, pw + W:] = 0
     xpad[:, :, ph:ph + H, pw:pw + W] = xt
-    return xpad
+    return xpad, flat
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out=None):
+def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
     """Unfold every receptive field of ``x`` into a column.
 
     Args:
         x: (N, C, H, W) array, any strides.
         kernel_size, stride, padding, dilation: (h, w) int pairs.
-        out: optional C-contiguous (C, KH, KW, N, OH, OW) buffer to fill.
+        out: optional C-contiguous (C, KH, KW, N, OH, OWc) buffer to fill.
+        row_width: OWc, the length of each output row in the columns: OW (default), or, for
+            stride (1, 1) only, the padded width W + 2*PW. The wide form computes the output
+            on the padded grid's full rows, which makes each kernel offset's copy one long
+            contiguous run per image (OH*OWc values) instead of OH runs of OW; entries with
+            ow >= OW are finite but meaningless, and the caller crops them away.
 
     Returns:
-        col: (C, KH, KW, N, OH, OW), C-contiguous, ``col[c, i, j, n, oh, ow] =
-        xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]``.
+        col: (C, KH, KW, N, OH, OWc), C-contiguous, ``col[c, i, j, n, oh, ow] =
+        xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]`` for ow < OW.
     """
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
     (KH, KW), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     OH = out_size(H, KH, sh, padding[0], dh)
     OW = out_size(W, KW, sw, padding[1], dw)
-    col = xp.empty((C, KH, KW, N, OH, OW), x.dtype) if out is None else out
-    xpad = _pad_channel_major(x, padding, "im2col_pad")              # (C, N, Hp, Wp)
+    OWc = OW if row_width is None else row_width
+    col = xp.empty((C, KH, KW, N, OH, OWc), x.dtype) if out is None else out
+    if OWc != OW:
+        Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+        if (sh, sw) != (1, 1) or OWc != Wp:
+            raise ValueError(f"im2col: row_width must be OW={OW} or, with stride (1, 1), the "
+                             f"padded width {Wp}; got {row_width} with stride {stride}")
+        _, flat = _pad_channel_major(x, padding, "im2col_pad", margin=(KW - 1) * dw)
+        e = flat.itemsize
+        for i in range(KH):
+            for j in range(KW):
+                start = i * dh * Wp + j * dw
+                src = xp.lib.stride_tricks.as_strided(
+                    flat[start:], shape=(C, N, OH * Wp), strides=(N * Hp * Wp * e, Hp * Wp * e, e))
+                col[:, i, j].reshape(C, N, OH * Wp)[...] = src
+        return col
+    xpad, _ = _pad_channel_major(x, padding, "im2col_pad")           # (C, N, Hp, Wp)
     for i in range(KH):
         for j in range(KW):
             h0, w0 = i * dh, j * dw
