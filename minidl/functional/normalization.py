@@ -25,6 +25,22 @@ def _per_channel(v, ndim):
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def _rows(x):
+    """(N, C, ...) -> (C, N*...) channel rows; free for the channel-major memory conv2d
+    produces (a copy otherwise), so per-channel sums run along contiguous rows."""
+    return x.swapaxes(0, 1).reshape(x.shape[1], -1)
+
+
+def _unrows(r, shape):
+    """Inverse of ``_rows``: an (N, C, ...) view of the (C, N*...) rows."""
+    return r.reshape((shape[1], shape[0]) + tuple(shape[2:])).swapaxes(0, 1)
+
+
+def _dot_rows(a, b):
+    """Per-row dot products of two (C, M) arrays without a (C, M) temporary."""
+    return backend.xp_of(a).einsum("ij,ij->i", a, b)
+
+
 class BatchNormTrain(Function):
     """y = xhat * w + b, xhat = (x - mu) / sqrt(var + eps), with mu and the biased var taken
     over the n = N*H*W values of each channel. Updates the running statistics in place:
@@ -41,37 +57,39 @@ class BatchNormTrain(Function):
 
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
-        axes, nd = _axes(x), x.ndim
-        n = x.size // x.shape[1]
-        mean = x.mean(axis=axes)
-        xhat = x - _per_channel(mean, nd)
-        var = xp.square(xhat).mean(axis=axes)                           # biased
+        x2 = _rows(x)                                                    # (C, n)
+        n = x2.shape[1]
+        mean = x2.mean(axis=1)
+        xhat = x2 - mean[:, None]
+        var = _dot_rows(xhat, xhat) * (1.0 / n)                          # biased
         invstd = 1.0 / xp.sqrt(var + self.eps)
-        xhat *= _per_channel(invstd, nd)
+        xhat *= invstd[:, None]
         if self.running_mean is not None:
             m = self.momentum
             self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
             self.running_var[...] = self.running_var * (1.0 - m) + var * (m * n / (n - 1))
         self.save_for_backward(xhat, invstd, w)
         if w is None:
-            return xhat if b is None else xhat + _per_channel(b, nd)
-        y = xhat * _per_channel(w, nd)
-        if b is not None:
-            y += _per_channel(b, nd)
-        return y
+            y = xhat if b is None else xhat + b[:, None]
+        else:
+            y = xhat * w[:, None]
+            if b is not None:
+                y += b[:, None]
+        return _unrows(y, x.shape)
 
     def backward(self, gy):
         xhat, invstd, w = self.saved
-        axes, nd = _axes(gy), gy.ndim
-        n = gy.size // gy.shape[1]
-        gb = gy.sum(axis=axes)
-        gw = (gy * xhat).sum(axis=axes)
+        g2 = _rows(gy)
+        n = g2.shape[1]
+        gb = g2.sum(axis=1)
+        gw = _dot_rows(g2, xhat)
         gx = None
         if self.needs_input_grad[0]:
             scale = invstd if w is None else invstd * w
-            gx = gy - _per_channel(gb * (1.0 / n), nd)
-            gx -= xhat * _per_channel(gw * (1.0 / n), nd)
-            gx *= _per_channel(scale, nd)
+            gx = g2 - (gb * (1.0 / n))[:, None]
+            gx -= xhat * (gw * (1.0 / n))[:, None]
+            gx *= scale[:, None]
+            gx = _unrows(gx, gy.shape)
         return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
 
 
