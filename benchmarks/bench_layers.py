@@ -1,0 +1,236 @@
+"""Per-layer forward+backward times of ResNet-20's layers at batch 128, minidl vs PyTorch.
+
+    python benchmarks/bench_layers.py                     # cpu (and cuda if present)
+    python benchmarks/bench_layers.py --device cpu --rounds 6 --write-results
+
+Every layer runs forward then backward with a random upstream gradient; the input requires
+grad except for the first conv (as in the network). minidl sees the channel-major activations
+its own conv2d produces (the network's real layout); torch sees contiguous NCHW. When torch is
+importable the same layer is timed in torch in the same run, alternating blocks of repetitions
+(minidl, torch, minidl, ...) with a pause between blocks so neither library's idle BLAS/OpenMP
+threads spin on the other's time; medians over all repetitions, and their ratio, are printed.
+torch uses as many threads as the machine has cores (torch.set_num_threads).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import minidl  # noqa: E402
+import minidl.functional as F  # noqa: E402
+
+# name, kind, C_in, C_out, H, kernel, stride, input requires grad
+LAYERS = [
+    ("conv3x3 3->16 @32 (stem)", "conv", 3, 16, 32, 3, 1, False),
+    ("conv3x3 16->16 @32", "conv", 16, 16, 32, 3, 1, True),
+    ("conv3x3 16->32 s2 @32", "conv", 16, 32, 32, 3, 2, True),
+    ("conv1x1 16->32 s2 @32 (proj)", "conv", 16, 32, 32, 1, 2, True),
+    ("conv3x3 32->32 @16", "conv", 32, 32, 16, 3, 1, True),
+    ("conv3x3 32->64 s2 @16", "conv", 32, 64, 16, 3, 2, True),
+    ("conv1x1 32->64 s2 @16 (proj)", "conv", 32, 64, 16, 1, 2, True),
+    ("conv3x3 64->64 @8", "conv", 64, 64, 8, 3, 1, True),
+    ("batchnorm 16 @32", "bn", 16, 16, 32, 0, 0, True),
+    ("batchnorm 32 @16", "bn", 32, 32, 16, 0, 0, True),
+    ("batchnorm 64 @8", "bn", 64, 64, 8, 0, 0, True),
+    ("relu 16 @32", "relu", 16, 16, 32, 0, 0, True),
+    ("maxpool 2x2 16 @32", "maxpool", 16, 16, 32, 2, 2, True),
+    ("global avgpool 64 @8", "gap", 64, 64, 8, 0, 0, True),
+]
+
+
+def _channel_major(a, device):
+    """An (N, C, H, W) array on ``device`` as an NCHW view of (C, N, H, W) memory."""
+    c = np.ascontiguousarray(a.transpose(1, 0, 2, 3))
+    return minidl.backend.to_device(c, device).transpose(1, 0, 2, 3)
+
+
+def _minidl_layer(spec, N, device, rng):
+    name, kind, ci, co, H, k, s, rg = spec
+    x = rng.standard_normal((N, ci, H, H), dtype=np.float32)
+    if kind != "conv" or rg:              # activations inside the net are channel-major
+        x = _channel_major(x, device)
+    else:
+        x = minidl.backend.to_device(x, device)
+    xt = minidl.Tensor(x, requires_grad=rg)
+    params = []
+    if kind == "conv":
+        w = minidl.tensor(rng.standard_normal((co, ci, k, k), dtype=np.float32) * 0.1,
+                          device=device, requires_grad=True)
+        params = [w]
+
+        def fwd():
+            return F.conv2d(xt, w, None, s, k // 2)
+    elif kind == "bn":
+        w = minidl.ones(ci, device=device, requires_grad=True)
+        b = minidl.zeros(ci, device=device, requires_grad=True)
+        rm, rv = minidl.zeros(ci, device=device), minidl.ones(ci, device=device)
+        params = [w, b]
+
+        def fwd():
+            return F.batch_norm(xt, rm, rv, w, b, True)
+    elif kind == "relu":
+        def fwd():
+            return F.relu(xt)
+    elif kind == "maxpool":
+        def fwd():
+            return F.max_pool2d(xt, k, s)
+    else:
+        def fwd():
+            return F.global_avg_pool2d(xt)
+    y = fwd()
+    g = minidl.Tensor(_channel_major(rng.standard_normal(y.shape, dtype=np.float32), device))
+
+    def step():
+        for t in [xt] + params:
+            t.grad = None
+        fwd().backward(g)
+        if device != "cpu":
+            minidl.synchronize(device)
+    return step
+
+
+def _torch_layer(torch, spec, N, device, rng):
+    name, kind, ci, co, H, k, s, rg = spec
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    x = torch.tensor(rng.standard_normal((N, ci, H, H), dtype=np.float32), device=dev,
+                     requires_grad=rg)
+    if kind == "conv":
+        mod = torch.nn.Conv2d(ci, co, k, s, k // 2, bias=False).to(dev)
+    elif kind == "bn":
+        mod = torch.nn.BatchNorm2d(ci).to(dev)
+    elif kind == "relu":
+        mod = torch.nn.ReLU()
+    elif kind == "maxpool":
+        mod = torch.nn.MaxPool2d(k, s)
+    else:
+        mod = torch.nn.AdaptiveAvgPool2d(1)
+    g = torch.randn_like(mod(x))
+
+    def step():
+        x.grad = None
+        for p in mod.parameters():
+            p.grad = None
+        mod(x).backward(g)
+        if dev == "cuda":
+            torch.cuda.synchronize()
+    return step
+
+
+def _block(step, reps, pause):
+    time.sleep(pause)
+    step()                                 # one untimed warm-up per block
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run(device, args, torch):
+    rng = np.random.default_rng(0)
+    rows = []
+    for spec in LAYERS:
+        if args.layers and not re.search(args.layers, spec[0]):
+            continue
+        mine = _minidl_layer(spec, args.batch, device, rng)
+        theirs = None
+        if torch is not None and (device == "cpu" or torch.cuda.is_available()):
+            theirs = _torch_layer(torch, spec, args.batch, device, rng)
+        tm, tt = [], []
+        for _ in range(args.rounds):
+            tm += _block(mine, args.reps, args.pause)
+            if theirs is not None:
+                tt += _block(theirs, args.reps, args.pause)
+        m = float(np.median(tm)) * 1e3
+        t = float(np.median(tt)) * 1e3 if tt else None
+        rows.append((spec[0], m, t))
+        ratio = f"{m / t:6.2f}" if t else "     -"
+        tstr = f"{t:9.2f}" if t else "        -"
+        print(f"{device:5s} {spec[0]:32s} minidl {m:9.2f} ms  torch {tstr} ms  ratio {ratio}",
+              flush=True)
+    return rows
+
+
+def _table(results):
+    lines = ["| device | layer (fwd + bwd, batch {}) | minidl ms | torch ms | minidl / torch |",
+             "|---|---|---:|---:|---:|"]
+    for device, rows in results.items():
+        for name, m, t in rows:
+            lines.append(f"| {device} | {name} | {m:.2f} | {t:.2f} | {m / t:.2f} |" if t else
+                         f"| {device} | {name} | {m:.2f} | - | - |")
+    return lines
+
+
+def _machine(torch):
+    info = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
+            f"minidl {minidl.__version__}"]
+    if torch is not None:
+        info.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}; "
+            + ", ".join(info))
+
+
+def write_results(path, text):
+    """Replace (or append) the '## Layers (bench_layers.py)' section of RESULTS.md only."""
+    head = "## Layers (bench_layers.py)"
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    if head in old:
+        start = old.index(head)
+        nxt = old.find("\n## ", start + len(head))
+        old = old[:start] + text + ("" if nxt < 0 else old[nxt:])
+        new = old
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(new if new.endswith("\n") else new + "\n")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="all", help="cpu, cuda or all (default)")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per block")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating blocks per library")
+    ap.add_argument("--pause", type=float, default=0.3, help="seconds of rest before a block")
+    ap.add_argument("--layers", default="", help="regex selecting layers by name")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--write-results", nargs="?", const=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), default=None,
+        help="write the table into this RESULTS.md section (default benchmarks/RESULTS.md)")
+    args = ap.parse_args(argv)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+            torch.set_num_threads(os.cpu_count() or 1)
+        except ImportError:
+            print("torch not installed: timing minidl only")
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if "cuda" in devices and not minidl.is_cuda_available():
+        devices.remove("cuda")
+        print("no CUDA device: cpu only")
+    print(_machine(torch))
+    results = {d: run(d, args, torch) for d in devices}
+    table = _table(results)
+    table[0] = table[0].format(args.batch)
+    print("\n".join(table))
+    if args.write_results:
+        text = "\n".join(["## Layers (bench_layers.py)", "", _machine(torch), "",
+                          f"`python benchmarks/bench_layers.py --rounds {args.rounds} "
+                          f"--reps {args.reps}`: median of {args.rounds * args.reps} "
+                          "forward+backward steps per layer, float32.", ""] + table) + "\n"
+        write_results(args.write_results, text)
+        print(f"wrote {args.write_results}")
+
+
+if __name__ == "__main__":
+    main()
