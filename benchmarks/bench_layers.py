@@ -6,14 +6,16 @@
 Every layer runs forward then backward with a random upstream gradient; the input requires
 grad except for the first conv (as in the network). minidl sees the channel-major activations
 its own conv2d produces (the network's real layout); torch sees contiguous NCHW. When torch is
-importable the same layer is timed in torch in the same run, alternating blocks of repetitions
-(minidl, torch, minidl, ...) with a pause between blocks so neither library's idle BLAS/OpenMP
-threads spin on the other's time; medians over all repetitions, and their ratio, are printed.
-torch uses as many threads as the machine has cores (torch.set_num_threads).
+importable the same layer is timed in torch in the same run, in a child process (the libraries
+then share no heap or thread pool), alternating blocks of repetitions (minidl, torch, minidl,
+...) with a pause between blocks so neither library's idle BLAS/OpenMP threads spin on the
+other's time; medians over all repetitions, and their ratio, are printed. torch uses as many
+threads as the machine has cores (torch.set_num_threads).
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import re
@@ -153,21 +155,61 @@ def _block(step, reps, pause):
     return out
 
 
-def run(device, args, torch):
+def _torch_worker(conn, batch):
+    """Times torch layers on request, in a process of its own (see ``TorchClient``)."""
+    try:
+        import torch
+    except ImportError:
+        conn.send(None)
+        return
+    torch.set_num_threads(os.cpu_count() or 1)
+    conn.send((torch.__version__, torch.get_num_threads(), torch.cuda.is_available()))
+    rng, key, step = np.random.default_rng(1), None, None
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        index, device, reps, pause = msg
+        if key != (index, device):
+            key, step = (index, device), None
+            step = _torch_layer(torch, LAYERS[index], batch, device, rng)
+        conn.send(_block(step, reps, pause))
+
+
+class TorchClient:
+    """torch runs in a child process, so the two libraries share neither heap nor thread pools
+    (measured here: after torch has run in the same process, NumPy's strided passes slow down
+    up to 2x); blocks still alternate in time, so both see the same machine."""
+
+    def __init__(self, batch):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_torch_worker, args=(child, batch), daemon=True)
+        self.proc.start()
+        self.info = self.conn.recv()
+
+    def block(self, index, device, reps, pause):
+        self.conn.send((index, device, reps, pause))
+        return self.conn.recv()
+
+    def close(self):
+        self.conn.send(None)
+        self.proc.join(10)
+
+
+def run(device, args, client):
     rng = np.random.default_rng(0)
     rows = []
-    for spec in LAYERS:
+    for index, spec in enumerate(LAYERS):
         if args.layers and not re.search(args.layers, spec[0]):
             continue
         mine = _minidl_layer(spec, args.batch, device, rng)
-        theirs = None
-        if torch is not None and (device == "cpu" or torch.cuda.is_available()):
-            theirs = _torch_layer(torch, spec, args.batch, device, rng)
+        timed = client is not None and (device == "cpu" or client.info[2])
         tm, tt = [], []
         for _ in range(args.rounds):
             tm += _block(mine, args.reps, args.pause)
-            if theirs is not None:
-                tt += _block(theirs, args.reps, args.pause)
+            if timed:
+                tt += client.block(index, device, args.reps, args.pause)
         m = float(np.median(tm)) * 1e3
         t = float(np.median(tt)) * 1e3 if tt else None
         rows.append((spec[0], m, t))
@@ -188,11 +230,11 @@ def _table(results):
     return lines
 
 
-def _machine(torch):
+def _machine(client):
     info = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
             f"minidl {minidl.__version__}"]
-    if torch is not None:
-        info.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    if client is not None:
+        info.append(f"torch {client.info[0]} ({client.info[1]} threads, own process)")
     return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}; "
             + ", ".join(info))
 
@@ -225,24 +267,25 @@ def main(argv=None):
         os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), default=None,
         help="write the table into this RESULTS.md section (default benchmarks/RESULTS.md)")
     args = ap.parse_args(argv)
-    torch = None
+    client = None
     if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(os.cpu_count() or 1)
-        except ImportError:
+        client = TorchClient(args.batch)
+        if client.info is None:
+            client = None
             print("torch not installed: timing minidl only")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not minidl.is_cuda_available():
         devices.remove("cuda")
         print("no CUDA device: cpu only")
-    print(_machine(torch))
-    results = {d: run(d, args, torch) for d in devices}
+    print(_machine(client))
+    results = {d: run(d, args, client) for d in devices}
+    if client is not None:
+        client.close()
     table = _table(results)
     table[0] = table[0].format(args.batch)
     print("\n".join(table))
     if args.write_results:
-        text = "\n".join(["## Layers (bench_layers.py)", "", _machine(torch), "",
+        text = "\n".join(["## Layers (bench_layers.py)", "", _machine(client), "",
                           f"`python benchmarks/bench_layers.py --rounds {args.rounds} "
                           f"--reps {args.reps}`: median of {args.rounds * args.reps} "
                           "forward+backward steps per layer, float32.", ""] + table) + "\n"
