@@ -185,7 +185,8 @@ def synchronize(device=None):
 
 
 def as_numpy(x):
-    """Host copy of an array from any device (NumPy arrays pass through)."""
+    """The array as a NumPy array: CuPy arrays are copied to the host, NumPy arrays are
+    returned as they are (not copied)."""
     return x.get() if _is_cupy_array(x) else np.asarray(x)
 
 

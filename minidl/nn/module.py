@@ -186,8 +186,8 @@ class Module:
         for p in self.parameters():
             if set_to_none or p.grad is None:
                 p.grad = None
-            else:
-                p.grad.data[...] = 0
+            else:   # fresh zeros: a grad buffer is never written in place
+                p.grad = Tensor(backend.xp_of(p.grad.data).zeros_like(p.grad.data))
 
     def to(self, device=None, dtype=None):
         """Move (and/or cast floating-point) parameters and buffers in place; returns self."""
