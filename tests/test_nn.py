@@ -170,3 +170,10 @@ def test_bad_input():
             self.x = 1
     with pytest.raises(RuntimeError, match=r"call super\(\).__init__\(\)"):
         NoSuper()
+
+
+def test_linear_init_bounds_match_pytorch():
+    # PyTorch: kaiming_uniform_(a=sqrt 5) with the leaky_relu default gives U(-1/sqrt(in), ..)
+    w = nn.Linear(400, 300).weight.numpy()
+    bound = 1 / math.sqrt(400)
+    assert w.max() <= bound and w.min() >= -bound and w.max() > 0.95 * bound

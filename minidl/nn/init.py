@@ -89,14 +89,17 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="relu"):
-    """N(0, std^2) with std = gain / sqrt(fan): He initialization."""
+def kaiming_normal_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
+    """N(0, std^2) with std = gain / sqrt(fan): He initialization.
+
+    As in PyTorch the default nonlinearity is leaky_relu with slope ``a`` (a=0 gives the ReLU
+    gain sqrt 2)."""
     _check("kaiming_normal_", tensor)
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std)
 
 
-def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="relu"):
+def kaiming_uniform_(tensor, a=0.0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-bound, bound) with bound = gain * sqrt(3 / fan): He initialization, uniform."""
     _check("kaiming_uniform_", tensor)
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / _fan(tensor, mode))
