@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import re
 import sys
 import time
@@ -28,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
+from benchmarks._common import machine, timed_block, write_section  # noqa: E402
 
 # name, kind, C_in, C_out, H, kernel, stride, input requires grad
 LAYERS = [
@@ -144,17 +144,6 @@ def _torch_layer(torch, spec, N, device, rng):
     return step
 
 
-def _block(step, reps, pause):
-    time.sleep(pause)
-    step()                                 # one untimed warm-up per block
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        step()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def _torch_worker(conn, batch):
     """Times torch layers on request, in a process of its own (see ``TorchClient``)."""
     try:
@@ -173,7 +162,7 @@ def _torch_worker(conn, batch):
         if key != (index, device):
             key, step = (index, device), None
             step = _torch_layer(torch, LAYERS[index], batch, device, rng)
-        conn.send(_block(step, reps, pause))
+        conn.send(timed_block(step, reps, pause))
 
 
 class TorchClient:
@@ -207,7 +196,7 @@ def run(device, args, client):
         timed = client is not None and (device == "cpu" or client.info[2])
         tm, tt = [], []
         for _ in range(args.rounds):
-            tm += _block(mine, args.reps, args.pause)
+            tm += timed_block(mine, args.reps, args.pause)
             if timed:
                 tt += client.block(index, device, args.reps, args.pause)
         m = float(np.median(tm)) * 1e3
@@ -231,27 +220,10 @@ def _table(results):
 
 
 def _machine(client):
-    info = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
-            f"minidl {minidl.__version__}"]
+    extra = []
     if client is not None:
-        info.append(f"torch {client.info[0]} ({client.info[1]} threads, own process)")
-    return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}; "
-            + ", ".join(info))
-
-
-def write_results(path, text):
-    """Replace (or append) the '## Layers (bench_layers.py)' section of RESULTS.md only."""
-    head = "## Layers (bench_layers.py)"
-    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
-    if head in old:
-        start = old.index(head)
-        nxt = old.find("\n## ", start + len(head))
-        old = old[:start] + text + ("" if nxt < 0 else old[nxt:])
-        new = old
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    with open(path, "w") as f:
-        f.write(new if new.endswith("\n") else new + "\n")
+        extra.append(f"torch {client.info[0]} ({client.info[1]} threads, own process)")
+    return machine(extra)
 
 
 def main(argv=None):
@@ -289,7 +261,7 @@ def main(argv=None):
                           f"`python benchmarks/bench_layers.py --rounds {args.rounds} "
                           f"--reps {args.reps}`: median of {args.rounds * args.reps} "
                           "forward+backward steps per layer, float32.", ""] + table) + "\n"
-        write_results(args.write_results, text)
+        write_section(args.write_results, "## Layers (bench_layers.py)", text)
         print(f"wrote {args.write_results}")
 
 

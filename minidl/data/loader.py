@@ -154,15 +154,20 @@ class DataLoader:
     def __iter__(self):
         epoch = self.epoch
         self.epoch += 1
-        return self._batches(epoch)
+        return self.batches(epoch)
 
-    def _batches(self, epoch):
+    def batches(self, epoch, start=0):
+        """The batches of epoch ``epoch`` from batch index ``start`` on (what ``iter`` yields
+        for that epoch, minus the first ``start``): resumes an interrupted epoch exactly."""
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"DataLoader.batches: start must be a non-negative int, "
+                             f"got {start!r}")
         order = self.permutation(epoch)
         if self._on_device:
             xp = backend.get_array_module(self._images)
             with self._images.device:
                 order = xp.asarray(order)
-        for b in range(len(self)):
+        for b in range(int(start), len(self)):
             index = order[b * self.batch_size:(b + 1) * self.batch_size]
             if self._on_device:
                 with self._images.device:

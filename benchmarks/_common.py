@@ -1,0 +1,50 @@
+"""Shared by the benchmark scripts: timing blocks, machine description, RESULTS.md sections."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def timed_block(step, reps, pause, sync=None):
+    """Rest ``pause`` s, run one untimed warm-up step, then time ``reps`` steps (seconds)."""
+    time.sleep(pause)
+    step()
+    if sync:
+        sync()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        step()
+        if sync:
+            sync()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def machine(extra=()):
+    """One line: architecture, cores, OS and library versions."""
+    import minidl
+    info = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
+            f"minidl {minidl.__version__}"] + list(extra)
+    return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}; "
+            + ", ".join(info))
+
+
+def write_section(path, head, text):
+    """Replace (or append) the section that starts with the line ``head`` in RESULTS.md."""
+    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    if head in old:
+        start = old.index(head)
+        nxt = old.find("\n## ", start + len(head))
+        new = old[:start] + text.rstrip("\n") + "\n" + ("" if nxt < 0 else old[nxt:])
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(new if new.endswith("\n") else new + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,255 @@
+"""Full training steps (forward + backward + SGD) of registered nets, minidl vs PyTorch.
+
+    python benchmarks/bench_train.py --device cpu --models resnet20
+    python benchmarks/bench_train.py --device cuda --models resnet20:128 resnet20:512 \
+        resnet56:128 densenet_bc_100:64 --write-results
+
+Each engine runs in a child process of its own (they then share neither heap nor thread
+pools), on random data already on the device, with SGD (Nesterov momentum 0.9, weight decay
+5e-4) and cross-entropy. Blocks of steps alternate between the engines (minidl, torch, minidl,
+...) so both see the same machine; each block starts with an untimed warm-up step, the device
+is synchronized after every step, and the figure is the median over all timed steps. Peak
+memory: on CUDA the peak of allocated device memory during a step (CuPy's pool via a memory
+hook; torch.cuda.max_memory_allocated); on the CPU the growth of the process's peak RSS over
+the steps. torch is optional: without it only minidl is timed.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from benchmarks._common import RESULTS, machine, timed_block, write_section  # noqa: E402
+
+HEAD = "## Training step (bench_train.py)"
+
+
+def _rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _MinidlEngine:
+    def __init__(self, name, batch, device):
+        import minidl
+        import minidl.functional as F
+        import nets
+        self.minidl, self.device = minidl, device
+        minidl.manual_seed(0)
+        self.model = nets.get_model(name).to(device)
+        self.opt = minidl.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9,
+                                    nesterov=True, weight_decay=5e-4)
+        rng = np.random.default_rng(0)
+        self.x = minidl.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32),
+                               device=device)
+        self.y = minidl.tensor(rng.integers(0, 10, batch), device=device)
+        self.F = F
+        self.version = f"minidl {minidl.__version__}"
+
+    def step(self):
+        loss = self.F.cross_entropy(self.model(self.x), self.y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def sync(self):
+        if self.device != "cpu":
+            self.minidl.synchronize(self.device)
+
+    def peak_memory_mb(self):
+        if self.device == "cpu":
+            before = _rss_mb()
+            for _ in range(2):
+                self.step()
+            return max(_rss_mb() - before, 0.0)
+        import cupy
+        hook = _PeakHook(cupy)
+        self.sync()
+        with hook:
+            self.step()
+            self.sync()
+        return hook.peak / 2 ** 20
+
+
+class _PeakHook:
+    """Tracks the peak of bytes handed out by CuPy's memory pool while active."""
+
+    def __new__(cls, cupy):
+        class Hook(cupy.cuda.MemoryHook):
+            name = "minidl_peak"
+
+            def __init__(self):
+                super().__init__()
+                self.current = cupy.get_default_memory_pool().used_bytes()
+                self.peak = self.current
+
+            def malloc_postprocess(self, device_id, size, mem_size, mem_ptr, pmem_id):
+                self.current += mem_size
+                self.peak = max(self.peak, self.current)
+
+            def free_postprocess(self, device_id, mem_size, mem_ptr, pmem_id):
+                self.current -= mem_size
+        return Hook()
+
+
+class _TorchEngine:
+    def __init__(self, name, batch, device):
+        import torch
+        from benchmarks import torch_models
+        torch.set_num_threads(os.cpu_count() or 1)
+        torch.manual_seed(0)
+        self.torch, self.dev = torch, ("cuda" if device.startswith("cuda") else "cpu")
+        self.model = torch_models.get_model(name).to(self.dev)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9,
+                                   nesterov=True, weight_decay=5e-4)
+        self.x = torch.randn(batch, 3, 32, 32, device=self.dev)
+        self.y = torch.randint(0, 10, (batch,), device=self.dev)
+        self.version = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+    def step(self):
+        loss = self.torch.nn.functional.cross_entropy(self.model(self.x), self.y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+
+    def sync(self):
+        if self.dev == "cuda":
+            self.torch.cuda.synchronize()
+
+    def peak_memory_mb(self):
+        if self.dev == "cpu":
+            before = _rss_mb()
+            for _ in range(2):
+                self.step()
+            return max(_rss_mb() - before, 0.0)
+        self.sync()
+        self.torch.cuda.reset_peak_memory_stats()
+        self.step()
+        self.sync()
+        return self.torch.cuda.max_memory_allocated() / 2 ** 20
+
+
+def _worker(conn, engine, name, batch, device):
+    try:
+        eng = (_MinidlEngine if engine == "minidl" else _TorchEngine)(name, batch, device)
+    except ImportError as exc:
+        conn.send(("missing", str(exc)))
+        return
+    for _ in range(2):
+        eng.step()
+    eng.sync()
+    conn.send(("ready", eng.version))
+    while True:
+        msg = conn.recv()
+        if msg is None:
+            return
+        if msg == "memory":
+            conn.send(eng.peak_memory_mb())
+        else:
+            reps, pause = msg
+            conn.send(timed_block(eng.step, reps, pause, eng.sync))
+
+
+class Child:
+    """One engine, one model, in a spawned process."""
+
+    def __init__(self, engine, name, batch, device):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child, engine, name, batch, device),
+                                daemon=True)
+        self.proc.start()
+        status, self.info = self.conn.recv()
+        self.ok = status == "ready"
+
+    def ask(self, msg):
+        self.conn.send(msg)
+        return self.conn.recv()
+
+    def close(self):
+        try:
+            self.conn.send(None)
+        except OSError:
+            pass
+        self.proc.join(30)
+
+
+def bench(name, batch, device, args):
+    engines = {"minidl": Child("minidl", name, batch, device)}
+    if not args.no_torch:
+        t = Child("torch", name, batch, device)
+        if t.ok:
+            engines["torch"] = t
+        else:
+            print(f"torch not available ({t.info}): timing minidl only")
+            t.close()
+    times = {k: [] for k in engines}
+    for _ in range(args.rounds):
+        for k, child in engines.items():
+            times[k] += child.ask((args.reps, args.pause))
+    row = {"model": name, "batch": batch, "device": device,
+           "versions": {k: c.info for k, c in engines.items()}}
+    for k, child in engines.items():
+        row[k] = float(np.median(times[k])) * 1e3
+        row[k + "_mem"] = child.ask("memory")
+        child.close()
+    return row
+
+
+def _fmt(v, spec=".1f"):
+    return "-" if v is None else format(v, spec)
+
+
+def table(rows, device):
+    mem = "peak device MiB" if device != "cpu" else "peak RSS growth MiB"
+    lines = [f"| model | batch | minidl ms | torch ms | minidl / torch | minidl {mem} | "
+             f"torch {mem} |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        t = r.get("torch")
+        lines.append(f"| {r['model']} | {r['batch']} | {_fmt(r['minidl'])} | {_fmt(t)} | "
+                     f"{_fmt(r['minidl'] / t if t else None, '.2f')} | "
+                     f"{_fmt(r['minidl_mem'], '.0f')} | {_fmt(r.get('torch_mem'), '.0f')} |")
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ap.add_argument("--models", nargs="+", default=["resnet20:128"],
+                    help="name[:batch] entries (default resnet20:128)")
+    ap.add_argument("--reps", type=int, default=3, help="timed steps per block")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating blocks per engine")
+    ap.add_argument("--pause", type=float, default=0.5, help="seconds of rest before a block")
+    ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--write-results", nargs="?", const=RESULTS, default=None,
+                    help="write the table into benchmarks/RESULTS.md (or the given file)")
+    args = ap.parse_args(argv)
+    rows = []
+    for entry in args.models:
+        name, _, b = entry.partition(":")
+        row = bench(name, int(b or 128), args.device, args)
+        rows.append(row)
+        print(f"{name} b{row['batch']} {args.device}: minidl {row['minidl']:.1f} ms, torch "
+              f"{_fmt(row.get('torch'))} ms", flush=True)
+    versions = sorted({v for r in rows for v in r["versions"].values()})
+    lines = table(rows, args.device)
+    print("\n".join(lines))
+    if args.write_results:
+        import datetime
+        text = "\n".join([HEAD, "", f"{machine(versions)}; device {args.device}; "
+                          f"{datetime.date.today()}", "",
+                          f"`python benchmarks/bench_train.py --device {args.device} --models "
+                          f"{' '.join(args.models)} --rounds {args.rounds} --reps {args.reps}`: "
+                          f"median of {args.rounds * args.reps} training steps per engine "
+                          "(forward + backward + SGD step), float32.", ""] + lines) + "\n"
+        write_section(args.write_results, HEAD, text)
+        print(f"wrote {args.write_results}")
+
+
+if __name__ == "__main__":
+    main()

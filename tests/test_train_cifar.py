@@ -1,0 +1,181 @@
+"""train_cifar.py end to end on a tiny synthetic CIFAR-10 (CPU): smoke run, exact resume after
+an interruption, eval-only, one-line errors with exit code 2, and crash-safe checkpoints."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minidl
+import train_cifar
+from tests.cifar_fake import records, write_binary_cifar10
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--model", "resnet20", "--model-option", "depth=8", "--batch-size", "32",
+        "--device", "cpu", "--no-progress", "--limit-test", "64"]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    records(monkeypatch, 48, 100)               # 5 x 48 = 240 training images, 7 steps/epoch
+    write_binary_cifar10(str(tmp_path / "data"), 48, 100)
+    return str(tmp_path / "data")
+
+
+def run(*argv):
+    return train_cifar.main(list(argv))
+
+
+def rows(out):
+    with open(os.path.join(out, "metrics.json")) as f:
+        return json.load(f)["epochs"]
+
+
+def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(*TINY, "--data-dir", data_dir, "--epochs", "3", "--out", out) == 0
+    r = rows(out)
+    assert [e["epoch"] for e in r] == [1, 2, 3]
+    assert r[-1]["train_loss"] < r[0]["train_loss"]
+    assert r[-1]["test_acc"] > 0.2                       # 10 classes: chance is 0.1
+    assert {"checkpoint.npz", "metrics.csv", "metrics.json"} <= set(os.listdir(out))
+    try:
+        import matplotlib  # noqa: F401
+        assert os.path.getsize(os.path.join(out, "curves.png")) > 1000
+    except ImportError:
+        assert "curves.png" not in os.listdir(out)
+    with open(os.path.join(out, "metrics.csv")) as f:
+        assert f.readline().strip() == ",".join(train_cifar.FIELDS)
+        assert len(f.readlines()) == 3
+    ck = minidl.load(os.path.join(out, "checkpoint.npz"))
+    assert ck["epoch"] == 3 and ck["config"]["model"] == "resnet20"
+    text = capsys.readouterr().out
+    assert "done: best test accuracy" in text and "images/s" in text
+
+
+class StopAfter(train_cifar.StopFlag):
+    """Acts as if Ctrl-C came after ``n`` training steps."""
+    n = 0
+
+    def __init__(self):
+        self.count = 0
+
+    @property
+    def set(self):
+        self.count += 1
+        return self.count > StopAfter.n
+
+    @set.setter
+    def set(self, value):
+        pass
+
+
+@pytest.mark.parametrize("stop_after", [4, 7])      # mid-epoch, and at the end of epoch 1
+def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch, stop_after):
+    full, part = str(tmp_path / "full"), str(tmp_path / "part")
+    common = TINY + ["--data-dir", data_dir, "--epochs", "2", "--seed", "3"]
+    assert run(*common, "--out", full) == 0
+    StopAfter.n = stop_after
+    monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
+    assert run(*common, "--out", part) == 130
+    monkeypatch.undo()
+    records(monkeypatch, 48, 100)
+    assert run("--resume", part, "--no-progress", "--data-dir", data_dir) == 0
+    a, b = rows(full), rows(part)
+    keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
+    assert [[e[k] for k in keys] for e in a] == [[e[k] for k in keys] for e in b]
+    wa = minidl.load(os.path.join(full, "checkpoint.npz"))["model"]
+    wb = minidl.load(os.path.join(part, "checkpoint.npz"))["model"]
+    for k in wa:
+        np.testing.assert_array_equal(wa[k].numpy(), wb[k].numpy())
+
+
+def test_eval_only(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--out", out) == 0
+    acc = rows(out)[-1]["test_acc"]
+    capsys.readouterr()
+    assert run("--eval-only", "--resume", out, "--data-dir", data_dir, "--no-progress") == 0
+    assert f"test accuracy {100 * acc:.2f}%" in capsys.readouterr().out
+
+
+def _one_line_error(capsys, *argv):
+    assert run(*argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("train_cifar.py: error: ") and "\n" not in err, err
+    return err
+
+
+def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys):
+    d = ["--data-dir", data_dir]
+    err = _one_line_error(capsys, *TINY, "--data-dir", str(tmp_path / "nowhere"))
+    assert "nowhere" in err
+    err = _one_line_error(capsys, "--model", "resnet21", *d)
+    assert "resnet21" in err and "resnet20" in err and "densenet_bc_100" in err
+    if not minidl.is_cuda_available():
+        err = _one_line_error(capsys, "--device", "cuda", *d)
+        assert "cuda" in err and "pip install" in err
+    assert "--epochs must be a positive" in _one_line_error(capsys, "--epochs", "0", *d)
+    assert "--batch-size must be a positive" in _one_line_error(capsys, "--batch-size", "-1", *d)
+    assert "--lr must be positive" in _one_line_error(capsys, "--lr", "0", *d)
+    assert "invalid int value" in _one_line_error(capsys, "--epochs", "x", *d)
+    assert "--eval-only needs --resume" in _one_line_error(capsys, "--eval-only", *d)
+    assert "no checkpoint at" in _one_line_error(capsys, "--resume", str(tmp_path / "no.npz"))
+    assert "--model-option expects KEY=VALUE" in _one_line_error(capsys, "--model-option",
+                                                                 "depth", *d)
+    assert "has no option(s) colour" in _one_line_error(capsys, "--model-option", "colour=red",
+                                                        *d)
+
+
+def test_bad_resume_overwrites_nothing(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--out", out) == 0
+    ck = os.path.join(out, "checkpoint.npz")
+    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    err = _one_line_error(capsys, "--resume", ck, "--model", "resnet32", "--data-dir", data_dir)
+    assert "--model resnet32 differs from the checkpoint's 'resnet20'" in err
+    truncated = str(tmp_path / "trunc.npz")
+    with open(truncated, "wb") as f:
+        f.write(before["checkpoint.npz"][:1000])
+    assert "not a readable minidl checkpoint" in _one_line_error(capsys, "--resume", truncated)
+    other = str(tmp_path / "other.npz")
+    minidl.save({"format": "something else"}, other)
+    assert "not a train_cifar.py checkpoint" in _one_line_error(capsys, "--resume", other)
+    after = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    assert after == before
+
+
+def test_help_documents_every_flag():
+    text = subprocess.run([sys.executable, "train_cifar.py", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, check=True).stdout
+    for flag in ("--model", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum",
+                 "--nesterov", "--weight-decay", "--schedule", "--warmup", "--label-smoothing",
+                 "--device", "--data-dir", "--download", "--seed", "--out", "--resume",
+                 "--eval-only", "--limit-train", "--limit-test"):
+        assert flag in text
+    assert "one-cycle" in text
+
+
+_WRITER = """
+import sys, numpy as np, minidl
+path = sys.argv[1]
+i = 0
+while True:
+    i += 1
+    minidl.save({"i": i, "w": minidl.tensor(np.full((400, 1000), i, np.float32))}, path)
+"""
+
+
+def test_kill_during_checkpoint_write_leaves_a_loadable_file(tmp_path):
+    path = str(tmp_path / "checkpoint.npz")
+    minidl.save({"i": 0, "w": minidl.zeros(400, 1000)}, path)
+    for delay in (0.6, 0.9, 1.3):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, path], cwd=ROOT)
+        time.sleep(delay)
+        proc.kill()                                   # SIGKILL: no cleanup runs
+        proc.wait()
+        ck = minidl.load(path)
+        assert (ck["w"].numpy() == ck["i"]).all()
