@@ -7,46 +7,6 @@ from .. import functional as F
 from .module import Module
 
 
-class Sequential(Module):
-    """Runs its modules in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
-
-    Also accepts one OrderedDict of name -> module.
-    """
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            items = modules[0].items()
-        else:
-            items = ((str(i), m) for i, m in enumerate(modules))
-        for name, m in items:
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential: every entry must be a Module, '{name}' is "
-                                f"{type(m).__name__}")
-            self.add_module(name, m)
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, i):
-        mods = list(self._modules.values())
-        if isinstance(i, slice):
-            return Sequential(*mods[i])
-        return mods[i]
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-
 class ModuleList(Module):
     """A list of modules whose parameters are registered (no forward of its own)."""
 
@@ -57,7 +17,7 @@ class ModuleList(Module):
 
     def append(self, module):
         if not isinstance(module, Module):
-            raise TypeError(f"ModuleList.append: expected a Module, got "
+            raise TypeError(f"{type(self).__name__}.append: expected a Module, got "
                             f"{type(module).__name__}")
         self.add_module(str(len(self._modules)), module)
         return self
@@ -75,7 +35,40 @@ class ModuleList(Module):
 
     def __getitem__(self, i):
         mods = list(self._modules.values())
-        return ModuleList(mods[i]) if isinstance(i, slice) else mods[i]
+        return self._like(mods[i]) if isinstance(i, slice) else mods[i]
+
+    @staticmethod
+    def _like(modules):
+        """A container of this kind holding ``modules`` (what slicing returns)."""
+        return ModuleList(modules)
+
+
+class Sequential(ModuleList):
+    """Runs its modules in order: ``Sequential(a, b, c)(x) == c(b(a(x)))``.
+
+    Also accepts one OrderedDict of name -> module.
+    """
+
+    def __init__(self, *modules):
+        Module.__init__(self)
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            items = modules[0].items()
+        else:
+            items = ((str(i), m) for i, m in enumerate(modules))
+        for name, m in items:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: every entry must be a Module, '{name}' is "
+                                f"{type(m).__name__}")
+            self.add_module(name, m)
+
+    @staticmethod
+    def _like(modules):
+        return Sequential(*modules)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
 
 
 class ModuleDict(Module):
