@@ -29,9 +29,10 @@ class DenseLayer(nn.Module):
     Reference: Huang et al., Densely Connected Convolutional Networks, CVPR 2017, Sec. 3.
     """
 
-    def __init__(self, in_channels, growth_rate, bottleneck=False, drop_rate=0.0):
+    def __init__(self, in_channels, growth_rate, bottleneck=False, drop_rate=0.0,
+                 memory_efficient=True):
         super().__init__()
-        self.bottleneck = bottleneck
+        self.bottleneck, self.memory_efficient = bottleneck, memory_efficient
         first = 4 * growth_rate if bottleneck else growth_rate
         self.act1 = BNReLU(in_channels)
         self.conv1 = (conv1x1 if bottleneck else conv3x3)(in_channels, first)
@@ -41,11 +42,23 @@ class DenseLayer(nn.Module):
             self.conv2 = conv3x3(first, growth_rate)
             self.drop2 = dropout(drop_rate)
 
-    def concat_conv(self, features):
-        """cat -> BN -> ReLU -> first conv (-> dropout). Kept as one small method: this is the
-        step a memory-efficient DenseNet recomputes instead of storing the concatenation."""
-        x = F.cat(features, dim=1)                         # (N, sum C_i, H, W)
+    def _concat_conv(self, *features):
+        x = F.cat(list(features), dim=1)                   # (N, sum C_i, H, W)
         return self.drop1(self.conv1(self.act1(x)))
+
+    def concat_conv(self, features):
+        """cat -> BN -> ReLU -> first conv (-> dropout).
+
+        With ``memory_efficient`` (the default) this step is checkpointed: its concatenation,
+        normalized and activated copies (each as large as all earlier features together) are
+        not kept for backward but recomputed there, so a block's memory grows linearly with
+        its depth instead of quadratically (Pleiss et al., Memory-Efficient Implementation of
+        DenseNets, 2017).
+        """
+        if not self.memory_efficient:
+            return self._concat_conv(*features)
+        params = list(self.act1.parameters()) + list(self.conv1.parameters())
+        return F.checkpoint(self._concat_conv, features, params, list(self.act1.buffers()))
 
     def forward(self, features):
         y = self.concat_conv(features)
@@ -61,10 +74,12 @@ class DenseBlock(nn.Module):
     Shapes: (N, C, H, W) -> (N, C + num_layers * growth_rate, H, W).
     """
 
-    def __init__(self, num_layers, in_channels, growth_rate, bottleneck=False, drop_rate=0.0):
+    def __init__(self, num_layers, in_channels, growth_rate, bottleneck=False, drop_rate=0.0,
+                 memory_efficient=True):
         super().__init__()
         self.layers = nn.ModuleList(
-            DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck, drop_rate)
+            DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck, drop_rate,
+                       memory_efficient)
             for i in range(num_layers))
         self.out_channels = in_channels + num_layers * growth_rate
 
@@ -104,6 +119,9 @@ class DenseNet(ConvNet):
             augmentation).
         stem: 'cifar' (one 3x3 conv; the default) or 'imagenet' (7x7/2 conv-BN-ReLU and a 3x3/2
             max-pool).
+        memory_efficient: recompute each layer's concatenation, BN and ReLU in backward
+            instead of storing them (linear instead of quadratic memory in the depth of a
+            block, for about one extra 1x1 conv per layer); see DenseLayer.concat_conv.
         num_classes, in_channels: output classes, input image channels.
 
     Shapes: (N, in_channels, H, W) -> (N, num_classes).
@@ -116,7 +134,7 @@ class DenseNet(ConvNet):
 
     def __init__(self, block_config=(6, 12, 24, 16), growth_rate=32, num_init_features=None,
                  bottleneck=True, compression=0.5, drop_rate=0.0, stem="cifar",
-                 num_classes=10, in_channels=3):
+                 num_classes=10, in_channels=3, memory_efficient=True):
         name = type(self).__name__
         super().__init__(name, num_classes, in_channels)
         block_config = check_int_list(name, "block_config", block_config)
@@ -135,7 +153,8 @@ class DenseNet(ConvNet):
             layers = [("stem", imagenet_stem(in_channels, num_init_features))]
         channels = num_init_features
         for i, n in enumerate(block_config):
-            block = DenseBlock(n, channels, growth_rate, bottleneck, drop_rate)
+            block = DenseBlock(n, channels, growth_rate, bottleneck, drop_rate,
+                               bool(memory_efficient))
             layers.append((f"block{i + 1}", block))
             channels = block.out_channels
             if i < len(block_config) - 1:
@@ -149,7 +168,8 @@ class DenseNet(ConvNet):
 
 
 def cifar_densenet(depth=40, growth_rate=12, bottleneck=False, compression=1.0,
-                   drop_rate=0.0, num_init_features=None, num_classes=10, in_channels=3):
+                   drop_rate=0.0, num_init_features=None, num_classes=10, in_channels=3,
+                   memory_efficient=True):
     """The CIFAR DenseNets: three dense blocks of n layers each on 32x32, 16x16 and 8x8, where
     depth L = 3n + 4 (or 6n + 4 with bottlenecks, which count two convs per layer).
 
@@ -167,4 +187,4 @@ def cifar_densenet(depth=40, growth_rate=12, bottleneck=False, compression=1.0,
     if num_init_features is None:
         num_init_features = 2 * growth_rate if bottleneck else 16
     return DenseNet((n, n, n), growth_rate, num_init_features, bottleneck, compression,
-                    drop_rate, "cifar", num_classes, in_channels)
+                    drop_rate, "cifar", num_classes, in_channels, memory_efficient)

@@ -18,5 +18,6 @@ from .conv import conv2d
 from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .normalization import batch_norm
 from .dropout import dropout, dropout2d
+from .checkpoint import checkpoint
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

@@ -1,0 +1,88 @@
+"""Recomputation ("gradient checkpointing"): trade compute for memory.
+
+``checkpoint(function, inputs)`` returns ``function(*inputs)`` but keeps none of the arrays
+inside it for backward: only the inputs (which usually exist anyway) are held, and backward
+runs ``function`` again, with gradients on, to get them. Memory-efficient DenseNets use it on
+each layer's concatenate -> BN -> ReLU -> conv, so the concatenations are never stored and
+memory grows linearly, not quadratically, with depth.
+
+Reference: Pleiss et al., Memory-Efficient Implementation of DenseNets, 2017; Chen et al.,
+Training Deep Nets with Sublinear Memory Cost, 2016.
+"""
+from __future__ import annotations
+
+from ..random import get_rng_state, set_rng_state
+from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from ._utils import check_tensor
+
+
+class Checkpoint(Function):
+    """y = f(x_1, ..., x_k), with f's intermediate arrays recomputed in backward.
+
+    Gradient: gx_i = d(sum(gy * f(x)))/dx_i, obtained by running f again on the saved inputs
+    with recording on and back-propagating gy through that fresh graph. The parameters f uses
+    receive their gradients during that inner backward (they are listed as further inputs only
+    so that this node is recorded whenever they require grad). The random state is replayed,
+    so dropout inside f draws the same masks, and ``buffers`` (e.g. BatchNorm's running
+    statistics) are restored after the recomputation, so they are updated once, as without
+    checkpointing.
+    """
+
+    def __init__(self, function, n_inputs, buffers):
+        self.function, self.n_inputs, self.buffers = function, n_inputs, buffers
+
+    def forward(self, *arrays):
+        self.rng = get_rng_state()
+        with no_grad():
+            y = self.function(*[Tensor(a) for a in arrays[:self.n_inputs]])
+        if not isinstance(y, Tensor):
+            raise TypeError(f"checkpoint: the function must return a Tensor, got "
+                            f"{type(y).__name__}")
+        self.save_for_backward(*arrays[:self.n_inputs])
+        return y.data
+
+    def backward(self, gy):
+        needs = self.needs_input_grad
+        now = get_rng_state()
+        kept = [b.data.copy() for b in self.buffers]
+        set_rng_state(self.rng)
+        try:
+            with enable_grad():
+                inputs = [Tensor(a, requires_grad=need)
+                          for a, need in zip(self.saved, needs)]
+                y = self.function(*inputs)
+            if y.requires_grad:
+                y.backward(Tensor(gy))
+        finally:
+            set_rng_state(now)
+            for b, k in zip(self.buffers, kept):
+                b.data[...] = k
+        grads = [None if t.grad is None else t.grad.data for t in inputs]
+        return tuple(grads) + (None,) * (len(needs) - self.n_inputs)
+
+
+def checkpoint(function, inputs, parameters=(), buffers=()):
+    """``function(*inputs)`` without storing its intermediate arrays (recomputed in backward).
+
+    Args:
+        function: maps the Tensors ``inputs`` to one Tensor; must be deterministic given the
+            random state (dropout is fine: the state is replayed).
+        inputs: list of Tensors passed to ``function``.
+        parameters: the Parameters ``function`` uses (their gradients arrive during backward).
+        buffers: Tensors ``function`` updates in place (BatchNorm running statistics), restored
+            after the recomputation so the update happens once.
+
+    Returns:
+        The Tensor ``function(*inputs)``. Without grad recording this is a plain call.
+    """
+    if not callable(function):
+        raise TypeError(f"checkpoint: 'function' must be callable, got {type(function).__name__}")
+    if isinstance(inputs, Tensor) or not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"checkpoint: 'inputs' must be a list of Tensors, got "
+                        f"{type(inputs).__name__}")
+    for name, seq in (("inputs", inputs), ("parameters", parameters), ("buffers", buffers)):
+        for i, t in enumerate(seq):
+            check_tensor("checkpoint", f"{name}[{i}]", t)
+    if not is_grad_enabled():
+        return function(*inputs)
+    return Checkpoint(function, len(inputs), list(buffers))(*inputs, *parameters)
