@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import re
 import sys
-import time
 
 import numpy as np
 

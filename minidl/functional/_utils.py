@@ -102,3 +102,17 @@ def check_shape_arg(op, shape, arg="shape"):
             isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
         raise TypeError(f"{op}: '{arg}' must be a tuple of ints, got {shape!r}")
     return tuple(int(s) for s in shape)
+
+
+def check_pair(op, name, value, minimum):
+    """An int or a pair of ints (kernel sizes, strides, paddings), each >= ``minimum``, as a
+    tuple of two Python ints; TypeError/ValueError naming ``op`` and ``name`` otherwise."""
+    vals = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(vals) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                 for v in vals):
+        raise TypeError(f"{op}: '{name}' must be an int or a pair of ints, got {value!r}")
+    vals = tuple(int(v) for v in vals)
+    if min(vals) < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{op}: '{name}' must be {kind}, got {value!r}")
+    return vals

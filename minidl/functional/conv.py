@@ -9,11 +9,9 @@ elementwise ops keep it), and the gradients flowing back arrive in it too, so
 """
 from __future__ import annotations
 
-import numbers
-
 from .. import backend, kernels
 from ..tensor import Function
-from ._utils import check_float
+from ._utils import check_float, check_pair
 
 
 def _conv_forward(x, W, b, stride, padding, dilation, groups):
@@ -133,17 +131,6 @@ def _group_t(W, groups):
 # ---------------------------------------------------------------------------------------------
 # argument checking
 
-def _pair(op, name, value, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple of two Python ints."""
-    vals = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(vals) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                 for v in vals):
-        raise TypeError(f"{op}: '{name}' must be an int or a pair of ints, got {value!r}")
-    vals = tuple(int(v) for v in vals)
-    if min(vals) < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{op}: '{name}' must be {kind}, got {value!r}")
-    return vals
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -171,9 +158,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if input.dtype != weight.dtype:
         raise TypeError(f"{op}: input and weight must have the same dtype, got {input.dtype} "
                         f"and {weight.dtype}")
-    s = _pair(op, "stride", stride, 1)
-    p = _pair(op, "padding", padding, 0)
-    d = _pair(op, "dilation", dilation, 1)
+    s = check_pair(op, "stride", stride, 1)
+    p = check_pair(op, "padding", padding, 0)
+    d = check_pair(op, "dilation", dilation, 1)
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
     N, C, H, W = input.shape

@@ -6,13 +6,11 @@ the usual CNHW memory is read in place; results are returned as NCHW views of CN
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import backend, kernels
 from ..tensor import Function
-from ._utils import check_float
+from ._utils import check_float, check_pair
 
 
 def _window(i, j, stride, out_hw):
@@ -161,16 +159,6 @@ class BlockMean2d(Function):
 # ---------------------------------------------------------------------------------------------
 # public wrappers
 
-def _pair(op, name, value, minimum):
-    vals = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(vals) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                 for v in vals):
-        raise TypeError(f"{op}: '{name}' must be an int or a pair of ints, got {value!r}")
-    vals = tuple(int(v) for v in vals)
-    if min(vals) < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{op}: '{name}' must be {kind}, got {value!r}")
-    return vals
 
 
 def _check_input(op, x):
@@ -181,9 +169,9 @@ def _check_input(op, x):
 
 def _window_args(op, input, kernel_size, stride, padding):
     _check_input(op, input)
-    k = _pair(op, "kernel_size", kernel_size, 1)
-    s = k if stride is None else _pair(op, "stride", stride, 1)
-    p = _pair(op, "padding", padding, 0)
+    k = check_pair(op, "kernel_size", kernel_size, 1)
+    s = k if stride is None else check_pair(op, "stride", stride, 1)
+    p = check_pair(op, "padding", padding, 0)
     for axis, size, kk, pp in (("height", input.shape[2], k[0], p[0]),
                                ("width", input.shape[3], k[1], p[1])):
         if 2 * pp > kk:
@@ -217,7 +205,7 @@ def adaptive_avg_pool2d(input, output_size):
     """
     op = "adaptive_avg_pool2d"
     _check_input(op, input)
-    oh, ow = _pair(op, "output_size", output_size, 1)
+    oh, ow = check_pair(op, "output_size", output_size, 1)
     H, W = input.shape[2:]
     if H % oh or W % ow:
         raise ValueError(f"{op}: output size ({oh}, {ow}) must divide the input size ({H}, {W}) "

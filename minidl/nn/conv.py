@@ -8,19 +8,10 @@ import numpy as np
 
 from .. import functional as F
 from . import init
+from ..functional._utils import check_pair
 from .module import Module, Parameter
 
 
-def _pair(name, value, minimum):
-    vals = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(vals) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                 for v in vals):
-        raise TypeError(f"Conv2d: '{name}' must be an int or a pair of ints, got {value!r}")
-    vals = tuple(int(v) for v in vals)
-    if min(vals) < minimum:
-        kind = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"Conv2d: '{name}' must be {kind}, got {value!r}")
-    return vals
 
 
 class Conv2d(Module):
@@ -45,10 +36,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: out_channels ({out_channels}) must be divisible by groups "
                              f"({groups})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size, 1)
-        self.stride = _pair("stride", stride, 1)
-        self.padding = _pair("padding", padding, 0)
-        self.dilation = _pair("dilation", dilation, 1)
+        self.kernel_size = check_pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = check_pair("Conv2d", "stride", stride, 1)
+        self.padding = check_pair("Conv2d", "padding", padding, 0)
+        self.dilation = check_pair("Conv2d", "dilation", dilation, 1)
         self.groups = int(groups)
         shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))
