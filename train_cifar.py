@@ -194,16 +194,33 @@ def build_scheduler(cfg, opt, total):
     return S.SequentialLR(opt, [S.LinearLR(opt, 0.1, 1.0, warm), main], [warm])
 
 
+class Meter:
+    """Sums of loss and correct predictions, kept on the training device (float64) so a step
+    never waits for the GPU; ``totals()`` reads them back (one sync)."""
+
+    def __init__(self, loss_sum=0.0, correct=0, seen=0):
+        self.loss, self.correct, self.seen = loss_sum, correct, seen
+
+    def add(self, loss, logits, y):
+        """loss: the batch's mean loss; logits (B, C); y (B,) labels."""
+        n = len(y)
+        self.loss = self.loss + loss.data.astype("float64") * float(n)
+        self.correct = self.correct + (logits.data.argmax(1) == y.data).sum()
+        self.seen += n
+
+    def totals(self):
+        return float(self.loss), int(self.correct), self.seen
+
+
 def evaluate(model, loader, progress):
     model.eval()
-    loss_sum, correct, seen = 0.0, 0, 0
+    meter = Meter()
     with minidl.no_grad():
         for x, y in tqdm(loader, desc="  eval", leave=False, disable=not progress):
             logits = model(x)
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += int((logits.argmax(1) == y).sum().item())
-            seen += len(y)
+            meter.add(F.cross_entropy(logits, y), logits, y)
     model.train()
+    loss_sum, correct, seen = meter.totals()
     return loss_sum / seen, correct / seen
 
 
@@ -336,7 +353,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
     with StopFlag() as stop:
         while state["epoch"] < cfg["epochs"]:
             epoch, first = state["epoch"], state["step"]
-            loss_sum, correct, seen, seconds = state["partial"]
+            *partial, seconds = state["partial"]
+            meter = Meter(*partial)
             t0 = time.perf_counter()
             bar = tqdm(train_loader.batches(epoch, first), total=steps, initial=first,
                        desc=f"epoch {epoch + 1}/{cfg['epochs']}", disable=not progress)
@@ -350,16 +368,16 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                 if epoch * steps + state["step"] + 1 < cfg["epochs"] * steps:
                     sched.step()            # (none after the last step: nothing uses it, and
                     #                          one-cycle's linear decay would overshoot below 0)
-                loss_sum += loss.item() * len(y)
-                correct += int((logits.argmax(1) == y).sum().item())
-                seen += len(y)
+                meter.add(loss, logits, y)
                 state["step"] += 1
-                rate = seen / (seconds + time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
-                                img_s=f"{rate:.0f}")
+                if progress and (state["step"] % 10 == 0 or state["step"] == steps):
+                    loss_sum, correct, seen = meter.totals()      # a sync every 10 steps only
+                    rate = seen / (seconds + time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.3f}",
+                                    acc=f"{100 * correct / seen:.1f}", img_s=f"{rate:.0f}")
                 if stop.set and state["step"] < steps:
                     elapsed = time.perf_counter() - t0
-                    state["partial"] = [loss_sum, correct, seen, seconds + elapsed]
+                    state["partial"] = [*meter.totals(), seconds + elapsed]
                     state["wall"] += elapsed
                     save_checkpoint(out, model, opt, sched, cfg, state)
                     bar.close()
@@ -367,6 +385,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                           f"{state['step']}; continue with --resume {out}")
                     return 130
             bar.close()
+            loss_sum, correct, seen = meter.totals()
             seconds += time.perf_counter() - t0
             test_loss, test_acc = evaluate(model, test_loader, progress)
             state["rows"].append({
