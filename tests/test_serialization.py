@@ -77,3 +77,10 @@ def test_failed_write_keeps_previous_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert minidl.load(path) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]          # no temp files left
+
+
+def test_saved_file_gets_the_usual_permissions(tmp_path):
+    minidl.save({"v": 1}, tmp_path / "x.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (os.stat(tmp_path / "x.npz").st_mode & 0o777) == 0o666 & ~mask
