@@ -77,12 +77,12 @@ class ConvBNReLU(nn.Module):
         padding = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=padding, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        # with the ReLU, one fused op (same parameters and state_dict keys as BatchNorm2d)
+        self.bn = (nn.BatchNormReLU2d if relu else nn.BatchNorm2d)(out_channels)
         self.relu = relu
 
     def forward(self, x):
-        y = self.bn(self.conv(x))
-        return F.relu(y) if self.relu else y
+        return self.bn(self.conv(x))
 
     def extra_repr(self):
         return "" if self.relu else "relu=False"
@@ -96,10 +96,10 @@ class BNReLU(nn.Module):
 
     def __init__(self, num_features):
         super().__init__()
-        self.bn = nn.BatchNorm2d(num_features)
+        self.bn = nn.BatchNormReLU2d(num_features)          # BN and ReLU as one fused op
 
     def forward(self, x):
-        return F.relu(self.bn(x))
+        return self.bn(x)
 
 
 class ShortcutA(nn.Module):

@@ -202,3 +202,45 @@ def test_dtype_mismatch_of_affine_parameters():
                                         r"float32"):
         F.batch_norm(minidl.zeros(2, 3), None, None, minidl.ones(3, dtype=np.float64),
                      minidl.zeros(3, dtype=np.float64), training=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# batch_norm_relu: the fused op equals relu(batch_norm(...))
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_relu_gradcheck_and_reference(device, rng, training, affine):
+    x = rng.standard_normal((3, 3, 4, 2)) * 2.0 + 0.5
+    rm = to_tensor(rng.standard_normal(3), device, dtype=np.float64)
+    rv = to_tensor(rng.uniform(0.5, 2.0, 3), device, dtype=np.float64)
+    arrays = [x] + ([rng.standard_normal(3), rng.standard_normal(3)] if affine else [])
+
+    def fn(t, w=None, b=None):
+        return F.batch_norm_relu(t, None if training else rm, None if training else rv, w, b,
+                                 training=training)
+
+    def ref(a, w=None, b=None):
+        y = (R.batch_norm_train(a, w, b, 1e-5)[0] if training else
+             R.batch_norm_eval(a, host(rm), host(rv), w, b, 1e-5))
+        return np.maximum(y, 0)
+    check_op(fn, arrays, ref, device)
+
+
+def test_batch_norm_relu_module_matches_the_pair(rng):
+    x = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    g = rng.standard_normal(x.shape).astype(np.float32)
+    fused, pair = nn.BatchNormReLU2d(3), nn.BatchNorm2d(3)
+    assert list(fused.state_dict()) == list(pair.state_dict())
+    outs = []
+    for m, post in ((fused, lambda t: t), (pair, F.relu)):
+        for mode in ("train", "eval"):
+            getattr(m, mode)()
+            xt = minidl.tensor(x, requires_grad=True)
+            y = post(m(xt))
+            y.backward(minidl.tensor(g))
+            outs.append([y.numpy(), xt.grad.numpy(), m.weight.grad.numpy(),
+                         m.bias.grad.numpy(), m.running_mean.numpy(), m.running_var.numpy()])
+            m.zero_grad()
+    for u, v in zip(outs[:2], outs[2:]):
+        for a, b in zip(u, v):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)

@@ -16,7 +16,7 @@ from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, geti
                     reshape, split, squeeze, stack, transpose, unsqueeze, view)
 from .conv import conv2d
 from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
-from .normalization import batch_norm
+from .normalization import batch_norm, batch_norm_relu
 from .dropout import dropout, dropout2d
 from .checkpoint import checkpoint
 

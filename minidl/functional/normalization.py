@@ -45,15 +45,17 @@ class BatchNormTrain(Function):
     """y = xhat * w + b, xhat = (x - mu) / sqrt(var + eps), with mu and the biased var taken
     over the n = N*H*W values of each channel. Updates the running statistics in place:
     running_mean <- (1 - m) running_mean + m mu, running_var <- (1 - m) running_var + m var*n/(n-1).
+    With ``relu``, y = max(xhat * w + b, 0), computed in the same buffer (one pass less).
 
-    Gradient (per channel, sums over the n values; w = 1 without affine):
+    Gradient (per channel, sums over the n values; w = 1 without affine; with ``relu`` first
+    gy <- gy * [y > 0]):
         gb = sum(gy),  gw = sum(gy * xhat),
         gx = w / sqrt(var + eps) * (gy - gb / n - xhat * gw / n)
     """
 
-    def __init__(self, running_mean, running_var, momentum, eps):
+    def __init__(self, running_mean, running_var, momentum, eps, relu=False):
         self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps = momentum, eps
+        self.momentum, self.eps, self.relu = momentum, eps, relu
 
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
@@ -68,18 +70,22 @@ class BatchNormTrain(Function):
             m = self.momentum
             self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
             self.running_var[...] = self.running_var * (1.0 - m) + var * (m * n / (n - 1))
-        self.save_for_backward(xhat, invstd, w)
         if w is None:
             y = xhat if b is None else xhat + b[:, None]
         else:
             y = xhat * w[:, None]
             if b is not None:
                 y += b[:, None]
+        if self.relu:
+            y = xp.maximum(y, 0, out=None if y is xhat else y)
+        self.save_for_backward(xhat, invstd, w, y if self.relu else None)
         return _unrows(y, x.shape)
 
     def backward(self, gy):
-        xhat, invstd, w = self.saved
+        xhat, invstd, w, y = self.saved
         g2 = _rows(gy)
+        if y is not None:                                   # through the fused ReLU
+            g2 = g2 * (y > 0)
         n = g2.shape[1]
         gb = g2.sum(axis=1)
         gw = _dot_rows(g2, xhat)
@@ -94,14 +100,16 @@ class BatchNormTrain(Function):
 
 
 class BatchNormEval(Function):
-    """y = (x - running_mean) * s + b with s = w / sqrt(running_var + eps): a fixed affine map.
+    """y = (x - running_mean) * s + b with s = w / sqrt(running_var + eps): a fixed affine map
+    (followed by max(., 0) with ``relu``).
 
-    Gradient: gx = gy * s, gw = sum(gy * (x - running_mean) / sqrt(running_var + eps)),
-    gb = sum(gy) (per channel).
+    Gradient (with ``relu`` first gy <- gy * [y > 0]): gx = gy * s,
+    gw = sum(gy * (x - running_mean) / sqrt(running_var + eps)), gb = sum(gy) (per channel).
     """
 
-    def __init__(self, running_mean, running_var, eps):
+    def __init__(self, running_mean, running_var, eps, relu=False):
         self.running_mean, self.running_var, self.eps = running_mean, running_var, eps
+        self.relu = relu
 
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
@@ -109,12 +117,17 @@ class BatchNormEval(Function):
         mean = self.running_mean.astype(x.dtype, copy=False)           # keep x's dtype
         invstd = 1.0 / xp.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
         xhat = (x - _per_channel(mean, nd)) * _per_channel(invstd, nd)
-        self.save_for_backward(xhat, invstd, w)
         y = xhat if w is None else xhat * _per_channel(w, nd)
-        return y if b is None else y + _per_channel(b, nd)
+        y = y if b is None else y + _per_channel(b, nd)
+        if self.relu:
+            y = xp.maximum(y, 0, out=None if y is xhat else y)
+        self.save_for_backward(xhat, invstd, w, y if self.relu else None)
+        return y
 
     def backward(self, gy):
-        xhat, invstd, w = self.saved
+        xhat, invstd, w, y = self.saved
+        if y is not None:                                   # through the fused ReLU
+            gy = gy * (y > 0)
         axes, nd = _axes(gy), gy.ndim
         gx = None
         if self.needs_input_grad[0]:
@@ -135,6 +148,14 @@ def _check_vector(op, name, v, C, x):
     return v
 
 
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False,
+                    momentum=0.1, eps=1e-5):
+    """``relu(batch_norm(...))`` as one op: same arguments and results as the two in a row,
+    one memory pass and one saved array fewer (the pattern of every conv-BN-ReLU)."""
+    return _batch_norm("batch_norm_relu", input, running_mean, running_var, weight, bias,
+                       training, momentum, eps, True)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
     """Batch normalization over axis 1 (channels) of an (N, C, ...) input.
@@ -151,7 +172,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     Returns:
         Tensor shaped like ``input``.
     """
-    op = "batch_norm"
+    return _batch_norm("batch_norm", input, running_mean, running_var, weight, bias, training,
+                       momentum, eps, False)
+
+
+def _batch_norm(op, input, running_mean, running_var, weight, bias, training, momentum, eps,
+                relu):
     check_float(op, "input", input)
     if input.ndim < 2:
         raise ValueError(f"{op}: 'input' must have at least 2 dimensions (N, C, ...), got "
@@ -178,10 +204,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if input.numel() // C <= 1:
             raise ValueError(f"{op}: training needs more than 1 value per channel, got input "
                              f"shape {input.shape}")
-        fn = BatchNormTrain(rm, rv, float(momentum), float(eps))
+        fn = BatchNormTrain(rm, rv, float(momentum), float(eps), relu)
     else:
         if rm is None:
             raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
                              "running_var")
-        fn = BatchNormEval(rm, rv, float(eps))
+        fn = BatchNormEval(rm, rv, float(eps), relu)
     return fn(*[t for t in (input, weight, bias) if t is not None])
