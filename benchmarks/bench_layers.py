@@ -256,11 +256,12 @@ def main(argv=None):
     table[0] = table[0].format(args.batch)
     print("\n".join(table))
     if args.write_results:
-        text = "\n".join(["## Layers (bench_layers.py)", "", _machine(client), "",
+        head = f"## Layers (bench_layers.py, {', '.join(devices)})"
+        text = "\n".join([head, "", _machine(client), "",
                           f"`python benchmarks/bench_layers.py --rounds {args.rounds} "
                           f"--reps {args.reps}`: median of {args.rounds * args.reps} "
                           "forward+backward steps per layer, float32.", ""] + table) + "\n"
-        write_section(args.write_results, "## Layers (bench_layers.py)", text)
+        write_section(args.write_results, head, text)
         print(f"wrote {args.write_results}")
 
 

@@ -27,7 +27,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks._common import RESULTS, machine, timed_block, write_section  # noqa: E402
 
-HEAD = "## Training step (bench_train.py)"
 
 
 def _rss_mb():
@@ -241,13 +240,14 @@ def main(argv=None):
     print("\n".join(lines))
     if args.write_results:
         import datetime
-        text = "\n".join([HEAD, "", f"{machine(versions)}; device {args.device}; "
+        head = f"## Training step (bench_train.py, {args.device})"
+        text = "\n".join([head, "", f"{machine(versions)}; device {args.device}; "
                           f"{datetime.date.today()}", "",
                           f"`python benchmarks/bench_train.py --device {args.device} --models "
                           f"{' '.join(args.models)} --rounds {args.rounds} --reps {args.reps}`: "
                           f"median of {args.rounds * args.reps} training steps per engine "
                           "(forward + backward + SGD step), float32.", ""] + lines) + "\n"
-        write_section(args.write_results, HEAD, text)
+        write_section(args.write_results, head, text)
         print(f"wrote {args.write_results}")
 
 
