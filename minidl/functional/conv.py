@@ -14,33 +14,43 @@ from ..tensor import Function
 from ._utils import check_float, check_pair
 
 
-def _conv_forward(x, W, b, stride, padding, dilation, groups):
-    """Raw-array convolution (N, C, H, W) * (O, C/G, KH, KW) -> (N, O, OH, OW) NCHW view."""
+def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
+    """Raw-array convolution (N, C, H, W) * (O, C/G, KH, KW) -> (N, O, OH, OW) NCHW view.
+
+    Also returns, when ``keep`` is asked and ``kernels.pool`` lent a buffer for them (owned by
+    W), the columns and their row width ``(cols, OWc)`` for backward to give back; else None."""
     N, C, H, Wd = x.shape
     O, Cg, KH, KW = W.shape
     OH = kernels.out_size(H, KH, stride[0], padding[0], dilation[0])
     OW = kernels.out_size(Wd, KW, stride[1], padding[1], dilation[1])
-    cols, OWc = _columns(x, (KH, KW), stride, padding, dilation)    # (C*KH*KW, N*OH*OWc)
+    cols, OWc, lent = _columns(x, (KH, KW), stride, padding, dilation, W if keep else None)
     Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OWc)
     Y = Y.reshape(O, N, OH, OWc)
     if OWc != OW:               # wide rows: drop the columns past OW, compacting the output
         Y = backend.xp_of(Y).ascontiguousarray(Y[..., :OW])
     if b is not None:
         Y += b[:, None, None, None]
-    return Y.transpose(1, 0, 2, 3)
+    return Y.transpose(1, 0, 2, 3), ((cols, OWc) if lent else None)
 
 
-def _columns(x, kernel_size, stride, padding, dilation):
-    """im2col of x as a (C*KH*KW, N*OH*OWc) matrix and its row width OWc (OW, or wider when
-    ``kernels.row_width`` picks the padded width); a 1x1 stride-1 conv needs no unfolding."""
+def _columns(x, kernel_size, stride, padding, dilation, owner=None):
+    """im2col of x as a (C*KH*KW, N*OH*OWc) matrix, its row width OWc (OW, or wider when
+    ``kernels.row_width`` picks the padded width), and whether the matrix lives in a buffer
+    that ``kernels.pool`` lent for ``owner`` (tried when one is given; the caller then holds it
+    until it gives it back). Otherwise it lives in a scratch buffer that the next call
+    overwrites. A 1x1 stride-1 conv needs no unfolding: its columns are a view of x."""
     N, C, H, W = x.shape
     if kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0):
-        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W), W     # free for CNHW memory
+        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W), W, False   # free for CNHW memory
     OH = kernels.out_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
     OWc = kernels.row_width(x, kernel_size, stride, padding, dilation)
-    buf = kernels.scratch("conv_col", (C,) + kernel_size + (N, OH, OWc), x.dtype, x)
+    shape = (C,) + kernel_size + (N, OH, OWc)
+    buf = None if owner is None else kernels.pool.take(shape, x.dtype, owner)
+    lent = buf is not None
+    if not lent:
+        buf = kernels.scratch("conv_col", shape, x.dtype, x)
     col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf, row_width=OWc)
-    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OWc), OWc
+    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OWc), OWc, lent
 
 
 def _grouped_matmul(A, B, groups):
@@ -65,8 +75,9 @@ class Conv2d(Function):
 
     Computed as Y = W_2d @ col with col = im2col(x) (C*KH*KW, N*OH*OW), per group.
 
-    Gradient (gY = gy as (O, N*OH*OW), col recomputed from x rather than kept, which is
-    cheaper than holding and re-faulting a 9x-sized buffer):
+    Gradient (gY = gy as (O, N*OH*OW); col is kept from forward when W needs a gradient, in
+    a buffer lent by ``kernels.pool`` that backward gives back, so the buffers are recycled
+    step after step instead of page-faulted afresh; recomputed from x when the pool is full):
         gb = sum of gY over N*OH*OW
         gW = gY @ col^T                                   (per group)
         gx = col2im(W_2d^T @ gY)                          (per group)
@@ -80,7 +91,9 @@ class Conv2d(Function):
 
     def forward(self, x, W, b=None):
         self.save_for_backward(x, W)
-        return _conv_forward(x, W, b, self.stride, self.padding, self.dilation, self.groups)
+        y, self.cols = _conv_forward(x, W, b, self.stride, self.padding, self.dilation,
+                                     self.groups, keep=self.needs_input_grad[1])
+        return y
 
     def backward(self, gy):
         x, W = self.saved
@@ -93,7 +106,8 @@ class Conv2d(Function):
         if len(needs) > 2 and needs[2]:
             gb = gY.sum(axis=1)
         if needs[1]:
-            cols, OWc = _columns(x, (KH, KW), s, p, d)                 # (C*KH*KW, N*OH*OWc)
+            kept, self.cols = self.cols, None          # a second backward recomputes them
+            cols, OWc = kept or _columns(x, (KH, KW), s, p, d)[:2]      # (C*KH*KW, N*OH*OWc)
             gYc = gY if OWc == gy.shape[3] else _widen(gy, OWc)        # (O, N*OH*OWc)
             if G == 1:
                 gW = (cols @ gYc.T).T
@@ -101,10 +115,12 @@ class Conv2d(Function):
                 L = cols.shape[1]
                 gW = gYc.reshape(G, O // G, L) @ cols.reshape(G, -1, L).transpose(0, 2, 1)
             gW = gW.reshape(W.shape)
+            if kept:
+                kernels.pool.give(cols)
         if needs[0]:
             pt = (d[0] * (KH - 1) - p[0], d[1] * (KW - 1) - p[1])
             if s == (1, 1) and min(pt) >= 0:
-                gx = _conv_forward(gy, _flipped_transposed(W, G), None, s, pt, d, G)
+                gx = _conv_forward(gy, _flipped_transposed(W, G), None, s, pt, d, G)[0]
             else:
                 gcol = _grouped_matmul(_group_t(W, G), gY, G)             # (C*KH*KW, ...)
                 OH, OW = gy.shape[2:]

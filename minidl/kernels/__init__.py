@@ -1,4 +1,5 @@
-"""Raw-array building blocks below the autograd layer: im2col / col2im and scratch buffers.
+"""Raw-array building blocks below the autograd layer: im2col / col2im, scratch buffers and
+the pool of buffers kept between a forward and its backward (``kernels.pool``).
 
 ``im2col`` and ``col2im`` here take NumPy or CuPy arrays and route to the readable xp version
 (``kernels/im2col.py``, used for NumPy) or to the hand-written CUDA kernels
@@ -9,6 +10,7 @@ here; CuPy is touched only when a CuPy array arrives.
 import numpy as np
 
 from . import im2col as reference
+from . import pool
 from .im2col import out_size, release_scratch, scratch
 
 
@@ -42,5 +44,5 @@ def col2im(col, x_shape, stride, padding, dilation):
     return cuda.col2im(col, x_shape, stride, padding, dilation)
 
 
-__all__ = ["col2im", "im2col", "out_size", "reference", "release_scratch", "row_width",
-           "scratch"]
+__all__ = ["col2im", "im2col", "out_size", "pool", "reference", "release_scratch",
+           "row_width", "scratch"]
