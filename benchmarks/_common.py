@@ -30,7 +30,8 @@ def machine(extra=()):
     """One line: architecture, cores, OS and library versions."""
     import minidl
     info = [f"Python {platform.python_version()}", f"NumPy {np.__version__}",
-            f"minidl {minidl.__version__}"] + list(extra)
+            f"minidl {minidl.__version__}"]
+    info += [e for e in extra if e not in info]
     return (f"{platform.machine()} {os.cpu_count()} cores, {platform.system()}; "
             + ", ".join(info))
 

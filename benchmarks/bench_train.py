@@ -10,8 +10,9 @@ pools), on random data already on the device, with SGD (Nesterov momentum 0.9, w
 ...) so both see the same machine; each block starts with an untimed warm-up step, the device
 is synchronized after every step, and the figure is the median over all timed steps. Peak
 memory: on CUDA the peak of allocated device memory during a step (CuPy's pool via a memory
-hook; torch.cuda.max_memory_allocated); on the CPU the growth of the process's peak RSS over
-the steps. torch is optional: without it only minidl is timed.
+hook; torch.cuda.max_memory_allocated); on the CPU the growth of the process's peak RSS from
+right after the model and batch were built (before any step) to after the steps. torch is
+optional: without it only minidl is timed.
 """
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ from benchmarks._common import RESULTS, machine, timed_block, write_section  # n
 
 def _rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_growth(engine):
+    """Peak RSS of the process after its steps minus its RSS once the model and the batch were
+    built (``engine.rss_base``, taken before any step): what training adds on top of them."""
+    engine.step()
+    return max(_rss_mb() - engine.rss_base, 0.0)
 
 
 class _MinidlEngine:
@@ -62,10 +70,7 @@ class _MinidlEngine:
 
     def peak_memory_mb(self):
         if self.device == "cpu":
-            before = _rss_mb()
-            for _ in range(2):
-                self.step()
-            return max(_rss_mb() - before, 0.0)
+            return _rss_growth(self)
         import cupy
         hook = _PeakHook(cupy)
         self.sync()
@@ -122,10 +127,7 @@ class _TorchEngine:
 
     def peak_memory_mb(self):
         if self.dev == "cpu":
-            before = _rss_mb()
-            for _ in range(2):
-                self.step()
-            return max(_rss_mb() - before, 0.0)
+            return _rss_growth(self)
         self.sync()
         self.torch.cuda.reset_peak_memory_stats()
         self.step()
@@ -139,6 +141,7 @@ def _worker(conn, engine, name, batch, device):
     except ImportError as exc:
         conn.send(("missing", str(exc)))
         return
+    eng.rss_base = _rss_mb()
     for _ in range(2):
         eng.step()
     eng.sync()
