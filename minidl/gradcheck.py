@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, no_grad
+from .autograd import no_grad
+from .tensor import Tensor
 
 
 class GradcheckError(AssertionError):

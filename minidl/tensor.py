@@ -1,15 +1,7 @@
-"""Tensor, Function and the reverse-mode autograd engine.
+"""Tensor: an array (NumPy or CuPy, in ``.data``) that records the operations applied to it.
 
-A ``Tensor`` wraps one array (NumPy or CuPy) in ``.data``. Every differentiable operation is a
-``Function``: ``forward`` maps input arrays to output arrays and saves what ``backward`` needs;
-``backward`` maps the gradients of the outputs to the gradients of the inputs. Calling a Function
-on tensors records it as the ``grad_fn`` of its outputs whenever an input requires grad, which
-builds the graph as the program runs (define-by-run).
-
-``Tensor.backward`` walks that graph once in reverse topological order, with an explicit stack
-(no recursion, so a chain of 10,000 ops works), sums the gradients that reach a node along
-several paths before calling its backward, accumulates into the ``.grad`` of leaves as PyTorch
-does, and then frees each node's saved arrays unless ``retain_graph=True``.
+The graph it records, the op contract (``Function``), grad mode and backward itself live in
+``minidl.autograd``; the math behind the operators and methods lives in ``minidl.functional``.
 """
 from __future__ import annotations
 
@@ -25,52 +17,6 @@ _F = None   # minidl.functional, bound by it at import time (Tensor methods call
 def _bind_functional(module):
     global _F
     _F = module
-
-
-# ---------------------------------------------------------------------------------------------
-# grad mode: the one piece of global state
-
-_grad_enabled = True
-
-
-def is_grad_enabled():
-    """True unless inside ``no_grad()``."""
-    return _grad_enabled
-
-
-class _GradMode:
-    _value = True
-
-    def __enter__(self):
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = self._value
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        mode = type(self)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with mode():
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Context manager / decorator: ops inside record no graph (inference, optimizer steps)."""
-    _value = False
-
-
-class enable_grad(_GradMode):
-    """Context manager / decorator: turn recording back on inside a ``no_grad`` block."""
-    _value = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +274,7 @@ class Tensor:
 
     # -- in-place data ops (no graph; for init and optimizers) ---------------------------------
     def _check_inplace(self, name):
-        if _grad_enabled and self.requires_grad:
+        if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
                 f"{name}: in-place change of a tensor that requires grad; wrap it in "
                 "minidl.no_grad() (as nn.init and the optimizers do)")
@@ -528,169 +474,5 @@ class Tensor:
         return "tensor(" + body + "".join(", " + e for e in extra) + ")"
 
 
-# ---------------------------------------------------------------------------------------------
-# Function: the op contract
-
-class Function:
-    """Base class of every differentiable operation; subclass it to write your own op.
-
-    Write ``forward(self, *arrays)`` returning an array (or a tuple of arrays) and
-    ``backward(self, *grad_outputs)`` returning one gradient array (or None) per input, in
-    input order. Keep what backward needs with ``self.save_for_backward(...)`` (read it back as
-    ``self.saved``); ``self.needs_input_grad[i]`` tells whether input ``i`` wants a gradient.
-    Hyperparameters go to ``__init__``. Inputs may be Tensors or Python numbers (numbers reach
-    ``forward`` unchanged and get no gradient). Call an instance on inputs: ``MyOp()(x, y)``.
-    """
-
-    needs_input_grad = ()
-    saved = ()
-    _inputs = None
-    _retained = None
-
-    def save_for_backward(self, *arrays):
-        self.saved = arrays
-
-    def forward(self, *arrays):
-        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
-
-    def backward(self, *grad_outputs):
-        raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
-
-    def __call__(self, *inputs):
-        arrays = []
-        first = None
-        needs = []
-        record = False
-        for x in inputs:
-            if isinstance(x, Tensor):
-                a = x.data
-                if first is None:
-                    first = a
-                elif type(a) is not type(first):
-                    raise RuntimeError(
-                        f"{type(self).__name__}: inputs are on different devices "
-                        f"({backend.device_of(first)} and {backend.device_of(a)}); "
-                        "move them to one device with .to(device)")
-                arrays.append(a)
-                need = _grad_enabled and x.requires_grad
-                record = record or need
-                needs.append(need)
-            else:
-                arrays.append(x)
-                needs.append(False)
-        self.needs_input_grad = tuple(needs)
-        outputs = self.forward(*arrays)
-        single = not isinstance(outputs, tuple)
-        if single:
-            outputs = (outputs,)
-        if any(isinstance(y, np.generic) for y in outputs):   # NumPy reductions give scalars
-            outputs = tuple(np.asarray(y) if isinstance(y, np.generic) else y for y in outputs)
-        if record:
-            self._inputs = inputs
-            self._out_meta = tuple((y.shape, y.dtype) for y in outputs)
-            results = []
-            for i, y in enumerate(outputs):
-                t = Tensor.__new__(Tensor)
-                t.data, t.grad, t.grad_fn, t._out_index, t.requires_grad = y, None, self, i, True
-                results.append(t)
-        else:
-            self.saved = ()
-            results = [Tensor(y) for y in outputs]
-        return results[0] if single else tuple(results)
-
-    def _release(self):
-        self.saved = None
-        self._inputs = None
-
-
-_FREED_MSG = (
-    "backward: trying to backward through the graph a second time (or through a graph that a "
-    "previous backward already freed); pass retain_graph=True to the first backward if you "
-    "need to run backward through the same graph again")
-
-
-def _topological_order(root):
-    """Function nodes reachable from ``root``, each before every node it depends on."""
-    order = []
-    visited = {root}
-    stack = [(root, _parents(root))]
-    while stack:
-        node, parents = stack[-1]
-        if parents:
-            p = parents.pop()
-            if p not in visited:
-                visited.add(p)
-                stack.append((p, _parents(p)))
-        else:
-            stack.pop()
-            order.append(node)
-    order.reverse()
-    return order
-
-
-def _parents(fn):
-    if fn._inputs is None:
-        raise RuntimeError(_FREED_MSG)
-    return [x.grad_fn for x, need in zip(fn._inputs, fn.needs_input_grad)
-            if need and x.grad_fn is not None]
-
-
-def _accumulate_grad(t, g):
-    """Add ``g`` into ``t.grad`` (a fresh array, so no two tensors ever share a grad buffer)."""
-    if t.grad is None:
-        t.grad = Tensor(g.copy())
-    else:
-        t.grad = Tensor(t.grad.data + g)
-
-
-def run_backward(root, grad, retain_graph=False):
-    """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``."""
-    fn0 = root.grad_fn
-    if fn0 is None:
-        _accumulate_grad(root, grad)
-        return
-    pending = {fn0: [None] * len(fn0._out_meta)}
-    pending[fn0][root._out_index] = grad
-    leaf_grads = {}
-    for fn in _topological_order(fn0):
-        gys = pending.pop(fn, None)
-        if gys is None:
-            continue
-        if fn._retained:
-            for i, ref in fn._retained.items():
-                t = ref()
-                if t is not None and gys[i] is not None:
-                    _accumulate_grad(t, gys[i])
-        if any(g is None for g in gys):   # multi-output op, only some outputs used
-            xp = backend.xp_of(next(g for g in gys if g is not None))
-            gys = [xp.zeros(*fn._out_meta[i]) if g is None else g for i, g in enumerate(gys)]
-        gxs = fn.backward(*gys)
-        if not isinstance(gxs, tuple):
-            gxs = (gxs,)
-        if len(gxs) != len(fn._inputs):
-            raise RuntimeError(
-                f"{type(fn).__name__}.backward returned {len(gxs)} gradients for "
-                f"{len(fn._inputs)} inputs")
-        for x, need, gx in zip(fn._inputs, fn.needs_input_grad, gxs):
-            if not need or gx is None:
-                continue
-            if gx.shape != x.data.shape:
-                raise RuntimeError(
-                    f"{type(fn).__name__}.backward returned a gradient of shape {gx.shape} "
-                    f"for an input of shape {x.data.shape}")
-            if gx.dtype != x.data.dtype:   # e.g. float32 input promoted by a float64 operand
-                gx = gx.astype(x.data.dtype)
-            parent = x.grad_fn
-            if parent is None:
-                prev = leaf_grads.get(id(x))
-                leaf_grads[id(x)] = (x, gx if prev is None else prev[1] + gx)
-            else:
-                slots = pending.get(parent)
-                if slots is None:
-                    slots = pending[parent] = [None] * len(parent._out_meta)
-                k = x._out_index
-                slots[k] = gx if slots[k] is None else slots[k] + gx
-        if not retain_graph:
-            fn._release()
-    for x, g in leaf_grads.values():
-        _accumulate_grad(x, g)
+# The autograd engine creates Tensors, so it is imported once Tensor exists.
+from .autograd import is_grad_enabled, run_backward  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from .. import backend
-from ..tensor import Function
+from ..autograd import Function
 from ._utils import check_float, normalize_dim
 
 

@@ -12,7 +12,8 @@ Training Deep Nets with Sublinear Memory Cost, 2016.
 from __future__ import annotations
 
 from ..random import get_rng_state, set_rng_state
-from ..tensor import Function, Tensor, enable_grad, is_grad_enabled, no_grad
+from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
+from ..tensor import Tensor
 from ._utils import check_tensor
 
 

@@ -10,7 +10,7 @@ elementwise ops keep it), and the gradients flowing back arrive in it too, so
 from __future__ import annotations
 
 from .. import backend, kernels
-from ..tensor import Function
+from ..autograd import Function
 from ._utils import check_float, check_pair
 
 

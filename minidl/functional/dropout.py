@@ -14,7 +14,7 @@ import numbers
 
 from .. import backend
 from ..random import default_generator
-from ..tensor import Function
+from ..autograd import Function
 from ._utils import check_float
 
 

@@ -10,7 +10,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..autograd import Function
+from ..tensor import Tensor
 from ._utils import as_operand, check_broadcast, check_float, check_tensor, sum_to
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Function
+from ..autograd import Function
 from ._utils import check_float, check_tensor, sum_to
 
 

@@ -7,7 +7,8 @@ finite losses and gradients.
 from __future__ import annotations
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..autograd import Function
+from ..tensor import Tensor
 from ._utils import check_float, check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numbers
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..autograd import Function
+from ..tensor import Tensor
 from ._utils import check_float
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
-from ..tensor import Function
+from ..autograd import Function
 from ._utils import check_float, check_pair
 
 

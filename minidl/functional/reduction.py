@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..autograd import Function
+from ..tensor import Tensor
 from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
 
 

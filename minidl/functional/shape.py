@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor
+from ..autograd import Function
+from ..tensor import Tensor
 from ._utils import check_shape_arg, check_tensor, normalize_dim, sum_to
 
 

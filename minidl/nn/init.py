@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 
 from ..random import default_generator
-from ..tensor import Tensor, no_grad
+from ..autograd import no_grad
+from ..tensor import Tensor
 
 
 def _check(op, tensor):

@@ -23,7 +23,8 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor, enable_grad, no_grad
+from ..autograd import enable_grad, no_grad
+from ..tensor import Tensor
 
 
 # -- hyperparameter checks shared by the optimizers and schedulers -----------------------------
