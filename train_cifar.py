@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 
 import numpy as np
 from tqdm import tqdm
@@ -416,12 +417,20 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
     return 0
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Library warnings (e.g. the skipped md5 check) as one plain line, not a source excerpt."""
+    print(f"train_cifar.py: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
-    try:
-        return run(argv)
-    except Fail as exc:
-        print(f"train_cifar.py: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            return run(argv)
+        except Fail as exc:
+            print(f"train_cifar.py: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

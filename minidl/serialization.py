@@ -117,7 +117,8 @@ def load(path, map_location="cpu"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # the file is opened here, not by np.load, which leaves it open when the zip is bad
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             if _META_KEY not in z.files:
                 raise ValueError("it has no minidl metadata")
             meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))

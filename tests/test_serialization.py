@@ -1,5 +1,7 @@
 """save/load: round trips of nested state, no pickle, atomic writes, clear errors."""
+import gc
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -52,8 +54,12 @@ def test_truncated_and_garbage_files(tmp_path):
     minidl.save({"w": minidl.randn(100, 100)}, path)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="not a readable minidl checkpoint"):
-        minidl.load(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="not a readable minidl checkpoint"):
+            minidl.load(path)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], "file left open"
     path.write_bytes(b"hello")
     with pytest.raises(ValueError, match="not a readable minidl checkpoint"):
         minidl.load(path)

@@ -102,6 +102,16 @@ def test_eval_only(data_dir, tmp_path, capsys):
     assert f"test accuracy {100 * acc:.2f}%" in capsys.readouterr().out
 
 
+def test_no_verify_md5_says_so_in_one_line(data_dir, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--limit-train", "32",
+               "--no-verify-md5", "--out", out) == 0
+    err = capsys.readouterr().err
+    warn = [ln for ln in err.splitlines() if "md5" in ln]
+    assert len(warn) == 1 and warn[0].startswith("train_cifar.py: warning: CIFAR10: "), err
+    assert "UserWarning" not in err and "load_data(" not in err
+
+
 def _one_line_error(capsys, *argv):
     assert run(*argv) == 2
     err = capsys.readouterr().err.strip()
