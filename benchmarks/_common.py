@@ -38,7 +38,10 @@ def machine(extra=()):
 
 def write_section(path, head, text):
     """Replace (or append) the section that starts with the line ``head`` in RESULTS.md."""
-    old = open(path).read() if os.path.exists(path) else "# Benchmark results\n"
+    old = "# Benchmark results\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
     if head in old:
         start = old.index(head)
         nxt = old.find("\n## ", start + len(head))

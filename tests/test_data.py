@@ -2,6 +2,7 @@
 on tiny synthetic CIFAR files built in tmp_path: no network, no ../shared."""
 import io
 import os
+import pathlib
 import pickle
 import struct
 import tarfile
@@ -213,8 +214,8 @@ def test_truncated_pickle_and_missing_file(tmp_path):
 
 def test_truncated_archive(tmp_path):
     expect = make_cifar(str(tmp_path), "cifar100", "binary", tar=True)
-    data = open(expect["archive"], "rb").read()
-    open(expect["archive"], "wb").write(data[:len(data) // 2])
+    data = pathlib.Path(expect["archive"]).read_bytes()
+    pathlib.Path(expect["archive"]).write_bytes(data[:len(data) // 2])
     with pytest.raises(ValueError, match="md5 mismatch"):
         CIFAR100(tmp_path)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="cannot read .*truncated"):
@@ -303,7 +304,7 @@ def serve(monkeypatch, data, root, archive):
 def test_download(tmp_path, monkeypatch, capsys):
     src = tmp_path / "server"
     expect = make_cifar(str(src), "cifar10", "python", tar=True)
-    data = open(expect["archive"], "rb").read()
+    data = pathlib.Path(expect["archive"]).read_bytes()
     monkeypatch.setitem(cifar._MD5, "cifar-10-python.tar.gz", md5sum(expect["archive"]))
     root = tmp_path / "root"
     seen = serve(monkeypatch, data, str(root), "cifar-10-python.tar.gz")
@@ -321,7 +322,7 @@ def test_download(tmp_path, monkeypatch, capsys):
 def test_download_md5_mismatch_keeps_nothing(tmp_path, monkeypatch):
     expect = make_cifar(str(tmp_path / "server"), "cifar10", "binary", tar=True)
     root = tmp_path / "root"
-    serve(monkeypatch, open(expect["archive"], "rb").read(), str(root), "cifar-10-binary.tar.gz")
+    serve(monkeypatch, pathlib.Path(expect["archive"]).read_bytes(), str(root), "cifar-10-binary.tar.gz")
     with pytest.raises(ValueError, match="md5 mismatch for https://.*cifar-10-binary.tar.gz: "
                                          "expected c32a1d4ab5d03f1284b67883e8d87530"):
         CIFAR10(root, format="binary", download=True)

@@ -1,12 +1,13 @@
 """The README's code runs as written, and .ci/run runs the README's test command."""
 import os
+import pathlib
 import re
 import subprocess
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = open(os.path.join(ROOT, "README.md")).read()
+README = pathlib.Path(ROOT, "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
@@ -33,5 +34,5 @@ def test_ci_runs_the_readme_test_command():
          "b && /^```/ {exit} b {print}", "README.md"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert extracted == _command("<!-- test-command -->")
-    assert "awk '/<!-- test-command -->/" in open(os.path.join(ROOT, ".ci", "run")).read()
+    assert "awk '/<!-- test-command -->/" in pathlib.Path(ROOT, ".ci", "run").read_text()
     assert _command("<!-- main-command -->").endswith("python train_cifar.py --download")

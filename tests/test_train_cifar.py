@@ -2,6 +2,7 @@
 an interruption, eval-only, one-line errors with exit code 2, and crash-safe checkpoints."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -144,7 +145,7 @@ def test_bad_resume_overwrites_nothing(data_dir, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--out", out) == 0
     ck = os.path.join(out, "checkpoint.npz")
-    before = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    before = {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
     err = _one_line_error(capsys, "--resume", ck, "--model", "resnet32", "--data-dir", data_dir)
     assert "--model resnet32 differs from the checkpoint's 'resnet20'" in err
     truncated = str(tmp_path / "trunc.npz")
@@ -154,7 +155,7 @@ def test_bad_resume_overwrites_nothing(data_dir, tmp_path, capsys):
     other = str(tmp_path / "other.npz")
     minidl.save({"format": "something else"}, other)
     assert "not a train_cifar.py checkpoint" in _one_line_error(capsys, "--resume", other)
-    after = {n: open(os.path.join(out, n), "rb").read() for n in os.listdir(out)}
+    after = {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
     assert after == before
 
 
