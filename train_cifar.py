@@ -243,16 +243,18 @@ def write_metrics(out, rows, summary):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return
     ep = [r["epoch"] for r in rows]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    a1.plot(ep, [r["train_loss"] for r in rows], label="train")
-    a1.plot(ep, [r["test_loss"] for r in rows], label="test")
-    a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train")
-    a2.plot(ep, [100 * r["test_acc"] for r in rows], label="test")
+    a1.plot(ep, [r["train_loss"] for r in rows], label="train", marker=".")
+    a1.plot(ep, [r["test_loss"] for r in rows], label="test", marker=".")
+    a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train", marker=".")
+    a2.plot(ep, [100 * r["test_acc"] for r in rows], label="test", marker=".")
     for ax, name in ((a1, "loss"), (a2, "accuracy (%)")):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         ax.set_ylabel(name)
         ax.legend()
         ax.grid(alpha=0.3)
