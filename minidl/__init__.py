@@ -11,8 +11,7 @@ from . import backend
 from .backend import Device, get_array_module, is_cuda_available, synchronize
 from .backend import Device as device
 from .random import default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
-from .tensor import (Tensor, bool_, float16, float32, float64, int8, int32, int64,  # noqa: I001
-                     uint8)
+from .tensor import Tensor, bool_, float16, float32, float64, int8, int32, int64, uint8
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad
 from . import functional
 from .functional import (abs, argmax, argmin, cat, chunk, clamp, clip, exp, flatten, log,

@@ -322,7 +322,8 @@ def test_download(tmp_path, monkeypatch, capsys):
 def test_download_md5_mismatch_keeps_nothing(tmp_path, monkeypatch):
     expect = make_cifar(str(tmp_path / "server"), "cifar10", "binary", tar=True)
     root = tmp_path / "root"
-    serve(monkeypatch, pathlib.Path(expect["archive"]).read_bytes(), str(root), "cifar-10-binary.tar.gz")
+    archive = pathlib.Path(expect["archive"]).read_bytes()
+    serve(monkeypatch, archive, str(root), "cifar-10-binary.tar.gz")
     with pytest.raises(ValueError, match="md5 mismatch for https://.*cifar-10-binary.tar.gz: "
                                          "expected c32a1d4ab5d03f1284b67883e8d87530"):
         CIFAR10(root, format="binary", download=True)
