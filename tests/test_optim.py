@@ -114,20 +114,25 @@ def test_update_matches_reference(device, cls, ref, kw):
         np.testing.assert_allclose(_host(p), expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("cls,ref,kw", CASES, ids=IDS)
-def test_float32_stays_float32_in_place(device, cls, ref, kw):
+def test_float32_stays_float32_in_place(device, cls, ref, kw, fused):
     w0, grads = _data()
     p = _param(w0, device, np.float32)
     # NumPy float64 scalars as hyperparameters must not upcast the float32 update
     kw = {k: (np.float64(v) if isinstance(v, float) else v) for k, v in kw.items()}
-    opt = cls([p], **kw)
+    opt = cls([p], fused=fused, **kw)
     buf = p.data
     expected, s = w0.copy(), {}
-    for g in grads:
+    for i, g in enumerate(grads):
         _set_grad(p, g)
         grad_before = _host(p.grad).copy()
         grad_array = p.grad.data
         opt.step()
+        if fused and i == 0:     # the fused path moves the data into its flat buffer, once
+            assert p.data is not buf and p.data.base is not None
+            buf = p.data
+        assert p.data is buf
         assert p.grad.data is grad_array
         np.testing.assert_array_equal(_host(p.grad), grad_before)   # gradient untouched
         expected = ref(expected, g.astype(np.float32).astype(np.float64), s, **kw)

@@ -30,6 +30,8 @@ class Adam(Optimizer):
         eps: term added to the denominator (> 0). Default: 1e-8.
         weight_decay: weight decay wd (>= 0), added to the gradient (L2). Default: 0.
         amsgrad: use the running maximum of ``v`` (Reddi et al., 2018). Default: False.
+        fused: update all of a group's parameters at once (see :class:`Optimizer`); default
+            None: on for parameters on a GPU.
 
     State per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
 
@@ -40,9 +42,9 @@ class Adam(Optimizer):
     _decoupled = False   # AdamW: decay the weights directly instead of through the gradient
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False):
+                 amsgrad=False, *, fused=None):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
         name = type(self).__name__
@@ -60,43 +62,40 @@ class Adam(Optimizer):
                                              where, low=0.0)
         group["amsgrad"] = check_bool(name, "amsgrad", group["amsgrad"], where)
 
-    def _step_group(self, group):
+    def _update(self, group, p, g, state):
         lr = float(group["lr"])
         beta1, beta2 = (float(b) for b in group["betas"])
         eps = float(group["eps"])
         wd = float(group["weight_decay"])
-        amsgrad = group["amsgrad"]
-        for p, g in self._grads(group):
-            xp = xp_of(p.data)
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["exp_avg"] = xp.zeros_like(p.data)
-                state["exp_avg_sq"] = xp.zeros_like(p.data)
-            state["step"] += 1
-            t = state["step"]
-            if wd != 0:
-                if self._decoupled:
-                    p.data *= 1.0 - lr * wd
-                else:
-                    g = g + wd * p.data
-            m, v = state["exp_avg"], state["exp_avg_sq"]
-            m *= beta1
-            m += (1.0 - beta1) * g
-            v *= beta2
-            v += (1.0 - beta2) * (g * g)
-            if amsgrad:
-                vmax = state.get("max_exp_avg_sq")
-                if vmax is None:
-                    vmax = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                xp.maximum(vmax, v, out=vmax)
-                v = vmax
-            # bias corrections are host-side Python floats: no device sync
-            step_size = lr / (1.0 - beta1 ** t)
-            denom = xp.sqrt(v)
-            denom /= math.sqrt(1.0 - beta2 ** t)
-            denom += eps
-            p.data -= step_size * (m / denom)
+        xp = xp_of(p)
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p)
+            state["exp_avg_sq"] = xp.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        if wd != 0:
+            if self._decoupled:
+                p *= 1.0 - lr * wd
+            else:
+                g = g + wd * p
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= beta1
+        m += (1.0 - beta1) * g
+        v *= beta2
+        v += (1.0 - beta2) * (g * g)
+        if group["amsgrad"]:
+            vmax = state.get("max_exp_avg_sq")
+            if vmax is None:
+                vmax = state["max_exp_avg_sq"] = xp.zeros_like(p)
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
+        # bias corrections are host-side Python floats: no device sync
+        step_size = lr / (1.0 - beta1 ** t)
+        denom = xp.sqrt(v)
+        denom /= math.sqrt(1.0 - beta2 ** t)
+        denom += eps
+        p -= step_size * (m / denom)
 
 
 class AdamW(Adam):
@@ -117,6 +116,7 @@ class AdamW(Adam):
         eps: term added to the denominator (> 0). Default: 1e-8.
         weight_decay: decoupled weight decay wd (>= 0). Default: 1e-2.
         amsgrad: use the running maximum of ``v``. Default: False.
+        fused: as in :class:`Adam`.
 
     Reference: Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
     """
@@ -124,6 +124,6 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
+                 amsgrad=False, *, fused=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad)
+                         amsgrad=amsgrad, fused=fused)

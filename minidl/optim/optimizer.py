@@ -12,8 +12,11 @@ It holds only arrays and Python numbers, so it can be written to ``.npz`` and lo
 optimizer built over the same parameters in the same order.
 
 Subclasses define ``defaults``, ``_check_group`` (validate and normalize one group's
-hyperparameters) and ``_step_group`` (update one group's parameters in place, on raw arrays,
-written once against ``xp``).
+hyperparameters) and ``_update(group, p, g, state)``: the update of one parameter array ``p``
+in place from its gradient ``g`` and its state dict, elementwise, written once against ``xp``.
+The per-parameter path calls it once per parameter; the ``fused`` path (``optim/flat.py``)
+calls it once per group with all of the group's parameters, gradients and state in flat
+buffers, so one set of array operations (GPU kernel launches) updates them all.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import numpy as np
 from .. import backend
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
+from .flat import FlatGroup
 
 
 # -- hyperparameter checks shared by the optimizers and schedulers -----------------------------
@@ -97,6 +101,11 @@ class Optimizer:
         params: an iterable of Parameters (leaf Tensors), or of dicts each with ``'params'`` and
             optional per-group hyperparameters that override ``defaults``.
         defaults: the hyperparameters a group gets when it does not set them.
+        fused: update all parameters of a param group at once, through flat buffers the
+            parameters become views of (see ``minidl/optim/flat.py``): the same results, bit
+            for bit, with a few array operations per group instead of a few per parameter.
+            ``None`` (default): on when the parameters are on a GPU, where each operation is
+            a kernel launch; ``True``: also on the CPU; ``False``: never.
 
     Attributes:
         param_groups: list of dicts, one per group: ``'params'`` and hyperparameters.
@@ -109,11 +118,15 @@ class Optimizer:
     #: names this optimizer may keep in ``state[p]`` (checked by ``load_state_dict``)
     _state_names = ()
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, fused=None):
         name = type(self).__name__
         self.defaults = dict(defaults)
         self.state = {}
         self.param_groups = []
+        if fused is not None:
+            fused = check_bool(name, "fused", fused)
+        self.fused = fused
+        self._flat = {}          # group position -> FlatGroup, built on the first fused step
         if isinstance(params, (Tensor, dict)) or not hasattr(params, "__iter__"):
             raise TypeError(f"{name}: params must be an iterable of Parameters or of dicts "
                             f"(e.g. model.parameters()), got {type(params).__name__}")
@@ -211,12 +224,42 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
-            for group in self.param_groups:
-                self._step_group(group)
+            for i, group in enumerate(self.param_groups):
+                if not (self._wants_flat(group) and self._step_group_flat(i, group)):
+                    for p, g in self._grads(group):
+                        self._update(group, p.data, g, self.state.setdefault(p, {}))
         return loss
 
-    def _step_group(self, group):
-        raise NotImplementedError(f"{type(self).__name__} does not implement _step_group")
+    def _update(self, group, p, g, state):
+        """Update the raw array ``p`` in place from its gradient ``g`` (never written) and its
+        ``state`` dict (subclasses)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement _update")
+
+    def _wants_flat(self, group):
+        if self.fused is None:
+            params = group["params"]
+            return bool(params) and params[0].device.type != "cpu"
+        return self.fused
+
+    def _step_group_flat(self, i, group):
+        """One fused update of ``group``; False when this step must go parameter by parameter
+        (a parameter without a gradient, states out of step, mixed dtypes or devices)."""
+        params = group["params"]
+        if not params or any(p.grad is None for p in params):
+            return False
+        flat = self._flat.get(i)
+        if flat is None or not flat.adopt_params(params):
+            if not FlatGroup.eligible(params):
+                return False
+            flat = self._flat[i] = FlatGroup(params)
+        states = [self.state.setdefault(p, {}) for p in params]
+        flat_state = flat.gather_state(states, self._scalar_state)
+        if flat_state is None:
+            return False
+        flat.xp.concatenate([g.reshape(-1) for _, g in self._grads(group)], out=flat.grad)
+        self._update(group, flat.param, flat.grad, flat_state)
+        flat.scatter_state(states, flat_state, self._scalar_state)
+        return True
 
     def _grads(self, group):
         """Yield ``(p, g)`` for the parameters of ``group`` that have a gradient, ``g`` the raw

@@ -29,6 +29,8 @@ class RMSprop(Optimizer):
         weight_decay: L2 penalty wd (>= 0). Default: 0.
         momentum: momentum factor mu (>= 0). Default: 0.
         centered: normalize by the centered second moment. Default: False.
+        fused: update all of a group's parameters at once (see :class:`Optimizer`); default
+            None: on for parameters on a GPU.
 
     State per parameter: ``step``, ``square_avg``, ``momentum_buffer`` (momentum > 0),
     ``grad_avg`` (centered).
@@ -37,10 +39,10 @@ class RMSprop(Optimizer):
     _state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False):
+                 centered=False, *, fused=None):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                         momentum=momentum, centered=centered)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
         group["lr"] = check_number("RMSprop", "lr", group["lr"], where, low=0.0)
@@ -54,43 +56,40 @@ class RMSprop(Optimizer):
                                          low=0.0)
         group["centered"] = check_bool("RMSprop", "centered", group["centered"], where)
 
-    def _step_group(self, group):
+    def _update(self, group, p, g, state):
         lr = float(group["lr"])
         alpha = float(group["alpha"])
         eps = float(group["eps"])
         wd = float(group["weight_decay"])
         mu = float(group["momentum"])
-        centered = group["centered"]
-        for p, g in self._grads(group):
-            xp = xp_of(p.data)
-            state = self.state.setdefault(p, {})
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = xp.zeros_like(p.data)
-            state["step"] += 1
-            if wd != 0:
-                g = g + wd * p.data
-            v = state["square_avg"]
-            v *= alpha
-            v += (1.0 - alpha) * (g * g)
-            if centered:
-                gbar = state.get("grad_avg")
-                if gbar is None:
-                    gbar = state["grad_avg"] = xp.zeros_like(p.data)
-                gbar *= alpha
-                gbar += (1.0 - alpha) * g
-                # v >= gbar**2 in exact arithmetic; clamp the rounding error (a NaN otherwise,
-                # e.g. after thousands of steps of a constant gradient in float32)
-                denom = xp.sqrt(xp.maximum(v - gbar * gbar, 0.0))
-            else:
-                denom = xp.sqrt(v)
-            denom += eps
-            if mu > 0:
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = xp.zeros_like(p.data)
-                buf *= mu
-                buf += g / denom
-                p.data -= lr * buf
-            else:
-                p.data -= lr * (g / denom)
+        xp = xp_of(p)
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p)
+        state["step"] += 1
+        if wd != 0:
+            g = g + wd * p
+        v = state["square_avg"]
+        v *= alpha
+        v += (1.0 - alpha) * (g * g)
+        if group["centered"]:
+            gbar = state.get("grad_avg")
+            if gbar is None:
+                gbar = state["grad_avg"] = xp.zeros_like(p)
+            gbar *= alpha
+            gbar += (1.0 - alpha) * g
+            # v >= gbar**2 in exact arithmetic; clamp the rounding error (a NaN otherwise,
+            # e.g. after thousands of steps of a constant gradient in float32)
+            denom = xp.sqrt(xp.maximum(v - gbar * gbar, 0.0))
+        else:
+            denom = xp.sqrt(v)
+        denom += eps
+        if mu > 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = xp.zeros_like(p)
+            buf *= mu
+            buf += g / denom
+            p -= lr * buf
+        else:
+            p -= lr * (g / denom)

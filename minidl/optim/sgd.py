@@ -26,6 +26,8 @@ class SGD(Optimizer):
         dampening: dampening tau for momentum, in [0, 1]. Default: 0.
         weight_decay: L2 penalty wd (>= 0). Default: 0.
         nesterov: use Nesterov momentum (needs momentum > 0 and dampening 0). Default: False.
+        fused: update all of a group's parameters at once (see :class:`Optimizer`); default
+            None: on for parameters on a GPU.
 
     State per parameter: ``momentum_buffer`` (when momentum != 0).
     """
@@ -33,10 +35,10 @@ class SGD(Optimizer):
     _state_names = ("momentum_buffer",)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
-                 nesterov=False):
+                 nesterov=False, *, fused=None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
         group["lr"] = check_number("SGD", "lr", group["lr"], where, low=0.0)
@@ -51,22 +53,19 @@ class SGD(Optimizer):
                 f"SGD: nesterov=True{where} needs momentum > 0 and dampening = 0, got "
                 f"momentum={group['momentum']!r} and dampening={group['dampening']!r}")
 
-    def _step_group(self, group):
+    def _update(self, group, p, g, state):
         lr = float(group["lr"])
         mu = float(group["momentum"])
         tau = float(group["dampening"])
         wd = float(group["weight_decay"])
-        nesterov = group["nesterov"]
-        for p, g in self._grads(group):
-            if wd != 0:
-                g = g + wd * p.data
-            if mu != 0:
-                state = self.state.setdefault(p, {})
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = g.copy()
-                else:
-                    buf *= mu
-                    buf += (1.0 - tau) * g if tau != 0 else g
-                g = g + mu * buf if nesterov else buf
-            p.data -= lr * g
+        if wd != 0:
+            g = g + wd * p
+        if mu != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= mu
+                buf += (1.0 - tau) * g if tau != 0 else g
+            g = g + mu * buf if group["nesterov"] else buf
+        p -= lr * g
