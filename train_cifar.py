@@ -210,7 +210,8 @@ class Meter:
         self.seen += n
 
     def totals(self):
-        return float(self.loss), int(self.correct), self.seen
+        host = minidl.backend.as_numpy        # also raises any failed deferred input check
+        return float(host(self.loss)), int(host(self.correct)), self.seen
 
 
 def evaluate(model, loader, progress):

@@ -176,18 +176,72 @@ def array_module_for(device):
 
 
 def synchronize(device=None):
-    """Wait for all queued work on a CUDA device (no-op on cpu)."""
+    """Wait for all queued work on a CUDA device (no-op on cpu), then raise any deferred
+    check that failed (``check_later``)."""
     dev = get_device(device)
     if dev.type == "cuda":
         cp = cupy_module()
         with cp.cuda.Device(dev.index):
             cp.cuda.get_current_stream().synchronize()
+    check_deferred()
 
 
 def as_numpy(x):
     """The array as a NumPy array: CuPy arrays are copied to the host, NumPy arrays are
-    returned as they are (not copied)."""
+    returned as they are (not copied). Raises any failed deferred check first."""
+    check_deferred()
     return x.get() if _is_cupy_array(x) else np.asarray(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks of device data, deferred to the next synchronization
+
+_deferred = []          # [(flag, make_error)] not yet read back
+MAX_DEFERRED = 64       # past this many, read them back at once (bounds memory and delay)
+
+
+def _defers(flag):
+    return _is_cupy_array(flag)
+
+
+def check_later(flag, make_error):
+    """Raise ``make_error()`` if the boolean scalar array ``flag`` is true.
+
+    Checking data that lives on a GPU (labels in range, say) means reading a result back to the
+    host, which waits for every kernel queued before it: one such wait per training step stops
+    the host from queueing the next step's work while the GPU runs this one. So on a GPU the
+    flag is only queued here and read back at the next point where the host waits anyway
+    (``Tensor.item()``, ``.numpy()``, ``backend.as_numpy``, ``minidl.synchronize``), where the
+    error is raised; after ``MAX_DEFERRED`` pending flags they are read at once. NumPy flags
+    are checked immediately. ``make_error`` runs only on failure, so it may read device data
+    to describe it.
+
+    Returns True when the check was deferred: the caller must then keep its computation safe
+    on bad data (clamp indices, say) until the error surfaces.
+    """
+    if not _defers(flag):
+        if bool(flag):
+            raise make_error()
+        return False
+    _deferred.append((flag, make_error))
+    if len(_deferred) >= MAX_DEFERRED:
+        check_deferred()
+    return True
+
+
+def check_deferred():
+    """Read back the pending ``check_later`` flags and raise the first failure's error; the
+    pending list is emptied either way."""
+    if not _deferred:
+        return
+    pending = list(_deferred)
+    _deferred.clear()
+    for flag, make_error in pending:
+        if bool(flag):
+            error = make_error()
+            error.args = (f"{error} (found on the GPU after the call had returned: checks of "
+                          "GPU data are read back at the next synchronization)",)
+            raise error
 
 
 def scatter_add(target, index, values):

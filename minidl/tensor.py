@@ -167,6 +167,7 @@ class Tensor:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python number, "
                 f"got shape {self.data.shape}")
+        backend.check_deferred()
         return self.data.reshape(()).item()
 
     def numpy(self):

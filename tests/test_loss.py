@@ -93,3 +93,53 @@ def test_bad_labels():
         F.cross_entropy(x, minidl.tensor([0, 1, 2]), label_smoothing=1.5)
     with pytest.raises(ValueError, match="mse_loss: 'target' shape"):
         F.mse_loss(x, minidl.randn(3))
+
+
+@pytest.fixture
+def deferring(monkeypatch):
+    """Checks of device data deferred as on a GPU, on whatever device the test runs."""
+    from minidl import backend
+    monkeypatch.setattr(backend, "_defers", lambda flag: True)
+    yield backend
+    backend._deferred.clear()
+
+
+def test_bad_labels_on_a_gpu_raise_at_the_next_sync_not_in_the_step(deferring):
+    x = minidl.randn(3, 5, requires_grad=True)
+    loss = F.cross_entropy(x, minidl.tensor([0, 7, 1]))     # queued, no wait for the device
+    loss.backward()
+    assert len(deferring._deferred) == 1
+    with pytest.raises(ValueError, match=r"cross_entropy: 'target' holds label 7, outside "
+                                         r"\[0, 5\) for 5 classes \(found on the GPU after"):
+        loss.item()
+    assert deferring._deferred == []
+    assert np.isfinite(F.cross_entropy(x, minidl.tensor([0, 4, 1])).item())
+    F.nll_loss(x, minidl.tensor([0, -2, 1]))
+    with pytest.raises(ValueError, match="label -2"):
+        minidl.synchronize()
+    F.nll_loss(x, minidl.tensor([0, -2, 1]))
+    with pytest.raises(ValueError, match="label -2"):
+        x.numpy()
+
+
+def test_deferred_checks_are_bounded(deferring):
+    x = minidl.randn(2, 3)
+    for _ in range(deferring.MAX_DEFERRED - 1):
+        F.cross_entropy(x, minidl.tensor([0, 2]))
+    assert len(deferring._deferred) == deferring.MAX_DEFERRED - 1
+    F.cross_entropy(x, minidl.tensor([0, 2]))
+    assert deferring._deferred == []
+    for _ in range(deferring.MAX_DEFERRED - 1):
+        F.cross_entropy(x, minidl.tensor([0, 2]))
+    with pytest.raises(ValueError, match="label 3"):
+        F.cross_entropy(x, minidl.tensor([3, 2]))       # the 64th: all read back now
+
+
+@pytest.mark.cuda
+def test_bad_labels_on_the_gpu_surface_at_item():
+    from minidl import backend
+    x = minidl.randn(3, 5, device="cuda")
+    loss = F.cross_entropy(x, minidl.tensor([0, 7, 1], device="cuda"))
+    assert len(backend._deferred) == 1
+    with pytest.raises(ValueError, match="holds label 7"):
+        loss.item()

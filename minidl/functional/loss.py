@@ -141,7 +141,8 @@ def _check_reduction(op, reduction):
 
 
 def _check_class_target(op, input, target):
-    """(N, C) float input, (N,) integer labels in [0, C) on the same device."""
+    """(N, C) float input, (N,) integer labels in [0, C) on the same device; returns the
+    target to use (clamped into range while a GPU check of the labels is pending)."""
     check_float(op, "input", input)
     check_tensor(op, "target", target)
     if input.ndim != 2:
@@ -155,11 +156,18 @@ def _check_class_target(op, input, target):
     if target.device != input.device:
         raise RuntimeError(f"{op}: 'target' is on {target.device}, 'input' on {input.device}")
     if target.shape[0]:
-        lo, hi = int(target.data.min()), int(target.data.max())
-        if lo < 0 or hi >= input.shape[1]:
+        t, n_classes = target.data, input.shape[1]
+
+        def error():
+            lo, hi = int(t.min()), int(t.max())
             bad = lo if lo < 0 else hi
-            raise ValueError(f"{op}: 'target' holds label {bad}, outside [0, {input.shape[1]})"
-                             f" for {input.shape[1]} classes")
+            return ValueError(f"{op}: 'target' holds label {bad}, outside [0, {n_classes}) for "
+                              f"{n_classes} classes")
+        # on a GPU the flag is read back at the next sync, not here (no wait per step); until
+        # then the labels are clamped so that no index falls outside the logits
+        if backend.check_later(((t < 0) | (t >= n_classes)).any(), error):
+            target = Tensor(backend.xp_of(t).clip(t, 0, n_classes - 1))
+    return target
 
 
 def cross_entropy(input, target, label_smoothing=0.0, reduction="mean"):
@@ -168,7 +176,7 @@ def cross_entropy(input, target, label_smoothing=0.0, reduction="mean"):
     ``label_smoothing`` s mixes the one-hot target with the uniform distribution:
     q = (1 - s) onehot + s / C, as in PyTorch.
     """
-    _check_class_target("cross_entropy", input, target)
+    target = _check_class_target("cross_entropy", input, target)
     _check_reduction("cross_entropy", reduction)
     if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
             or not 0.0 <= label_smoothing <= 1.0:
@@ -179,7 +187,7 @@ def cross_entropy(input, target, label_smoothing=0.0, reduction="mean"):
 
 def nll_loss(input, target, reduction="mean"):
     """Negative log-likelihood of log-probabilities ``input`` (N, C) at labels ``target``."""
-    _check_class_target("nll_loss", input, target)
+    target = _check_class_target("nll_loss", input, target)
     _check_reduction("nll_loss", reduction)
     return NLLLoss(reduction)(input, target)
 
