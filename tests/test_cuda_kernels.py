@@ -1,15 +1,18 @@
 """The hand-written CUDA kernels, checked without a GPU: nvcc compiles them for the H100
-(sm_90), and the same source built for the host (tests/cuda_emulator.py) computes what the
-NumPy reference computes when driven through the launch code of ``minidl/kernels/cuda.py``
-(argument order, count and C types included). On a GPU machine the ``cuda``-marked tests in
-test_conv.py run the real thing."""
+(sm_90), and the same source built for the host (tests/cuda_emulator.py: blocks of real
+threads, shared memory, barriers) computes what the NumPy code computes when driven through
+the launch code of ``minidl/kernels/cuda*.py`` (argument order, count and C types included).
+On a GPU machine the ``cuda``-marked tests (test_conv.py, test_batchnorm.py, ...) run the real
+thing."""
 import shutil
 
 import numpy as np
 import pytest
 
+import minidl
+import minidl.functional as F
 from minidl import backend, kernels
-from minidl.kernels import cuda
+from minidl.kernels import cuda, cuda_batchnorm
 from tests import cuda_emulator
 from tests.test_conv import KERNEL_CASES
 
@@ -45,7 +48,7 @@ def emulated(monkeypatch, host_module):
     """Run ``minidl.kernels.cuda`` on the host: NumPy stands in for CuPy, the host build of
     the kernels for the compiled RawModule."""
     monkeypatch.setattr(backend, "cupy_module", lambda: np)
-    monkeypatch.setattr(cuda, "_module", host_module)
+    monkeypatch.setattr(cuda._KERNELS, "module", host_module)
     return host_module
 
 
@@ -95,3 +98,101 @@ def test_emulator_refuses_wrong_argument_types(host_module):
         kernel((1,), (1,), [col.astype(np.float64)] + good[1:])
     with pytest.raises(TypeError, match="takes 16 arguments, got 15"):
         kernel((1,), (1,), good[:-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# training-mode batch norm (+ReLU): kernels/cuda_batchnorm.py
+
+@pytest.fixture(scope="module")
+def bn_host_module():
+    if cuda_emulator.host_compiler() is None:
+        pytest.skip("needs g++")
+    module = cuda_emulator.HostModule(cuda_batchnorm._SOURCE, cuda_batchnorm._NAMES)
+    yield module
+    module.close()
+
+
+@pytest.fixture
+def bn_emulated(monkeypatch, bn_host_module):
+    """BatchNormTrain on the host runs the emulated GPU kernels instead of its NumPy code."""
+    monkeypatch.setattr(backend, "cupy_module", lambda: np)
+    monkeypatch.setattr(cuda_batchnorm._KERNELS, "module", bn_host_module)
+    monkeypatch.setattr(cuda_batchnorm, "supports",
+                        lambda x, rm: x.dtype in (np.float32, np.float64))
+    return bn_host_module
+
+
+@needs_nvcc
+def test_batch_norm_kernels_compile_for_the_h100():
+    ptx = cuda_emulator.nvcc_ptx(cuda_batchnorm._SOURCE, cuda_batchnorm._NAMES)
+    assert ptx.count(".entry") == len(cuda_batchnorm._NAMES) == 8
+
+
+def _bn_run(x, affine, track, relu, gy, rng):
+    """F.batch_norm(_relu) in training mode: output, running stats after, gradients."""
+    C = x.shape[1]
+    xt = minidl.tensor(x, requires_grad=True)
+    w = minidl.tensor(rng.uniform(0.5, 1.5, C).astype(x.dtype), requires_grad=True) \
+        if affine else None
+    b = minidl.tensor(rng.uniform(-0.5, 0.5, C).astype(x.dtype), requires_grad=True) \
+        if affine else None
+    rm = minidl.tensor(rng.standard_normal(C).astype(x.dtype)) if track else None
+    rv = minidl.tensor(rng.uniform(0.5, 2.0, C).astype(x.dtype)) if track else None
+    fn = F.batch_norm_relu if relu else F.batch_norm
+    y = fn(xt, rm, rv, w, b, training=True, momentum=0.3, eps=1e-3)
+    y.backward(minidl.tensor(gy))
+    out = [y.numpy(), xt.grad.numpy()]
+    out += [w.grad.numpy(), b.grad.numpy()] if affine else []
+    out += [rm.numpy(), rv.numpy()] if track else []
+    return out
+
+
+BN_CASES = [((4, 3, 5, 6), "nchw"), ((4, 3, 5, 6), "channel_major"), ((2, 3, 4, 4), "strided"),
+            ((6, 5), "nchw"), ((3, 4, 7), "nchw"), ((1, 2, 1, 3), "nchw")]
+
+
+def _layout(x, layout):
+    if layout == "channel_major":
+        return np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    if layout == "strided":
+        big = np.zeros(x.shape[:2] + (2 * x.shape[2], x.shape[3] + 1), x.dtype)
+        big[:, :, ::2, :-1] = x
+        return big[:, :, ::2, :-1]
+    return x
+
+
+@needs_cxx
+@pytest.mark.parametrize("shape,layout", BN_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("affine,track,relu", [(True, True, True), (True, True, False),
+                                               (False, False, True), (True, False, False)])
+def test_emulated_batch_norm_kernels_match_the_numpy_path(monkeypatch, bn_host_module, rng,
+                                                          shape, layout, dtype, affine, track,
+                                                          relu):
+    x = rng.standard_normal(shape).astype(dtype) * 2 + 0.5
+    gy = rng.standard_normal(shape).astype(dtype)
+    seed = int(rng.integers(1 << 30))
+    expected = _bn_run(x, affine, track, relu, gy, np.random.default_rng(seed))
+    calls = {}
+    monkeypatch.setattr(backend, "cupy_module", lambda: np)
+    monkeypatch.setattr(cuda_batchnorm._KERNELS, "module", bn_host_module)
+    monkeypatch.setattr(cuda_batchnorm, "supports",
+                        lambda x, rm: calls.setdefault("fused", True))
+    got = _bn_run(_layout(x, layout), affine, track, relu, gy, np.random.default_rng(seed))
+    assert calls == {"fused": True}
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-4, atol=2e-5)
+    names = ["y", "gx"] + (["gw", "gb"] if affine else []) + (["rm", "rv"] if track else [])
+    for name, a, e in zip(names, got, expected):
+        assert a.dtype == dtype, name
+        np.testing.assert_allclose(a, e, err_msg=name, **tol)
+
+
+@needs_cxx
+@pytest.mark.parametrize("relu", [False, True])
+def test_emulated_batch_norm_kernels_pass_gradcheck(bn_emulated, rng, relu):
+    x = minidl.tensor(rng.standard_normal((3, 2, 3, 4)), requires_grad=True)
+    w = minidl.tensor(rng.uniform(0.5, 1.5, 2), requires_grad=True)
+    b = minidl.tensor(rng.uniform(-0.3, 0.3, 2), requires_grad=True)
+    fn = F.batch_norm_relu if relu else F.batch_norm
+    assert minidl.gradcheck(lambda *t: fn(t[0], None, None, t[1], t[2], training=True),
+                            [x, w, b])

@@ -78,7 +78,8 @@ def test_float32_loss_stays_float32():
 
 def test_bad_labels():
     x = minidl.randn(3, 4)
-    with pytest.raises(ValueError, match=r"cross_entropy: 'target' holds label 4, outside \[0, 4\)"):
+    with pytest.raises(ValueError,
+                       match=r"cross_entropy: 'target' holds label 4, outside \[0, 4\)"):
         F.cross_entropy(x, minidl.tensor([0, 4, 1]))
     with pytest.raises(ValueError, match="label -1"):
         F.nll_loss(x, minidl.tensor([0, -1, 1]))

@@ -13,6 +13,7 @@ import numbers
 
 from .. import backend
 from ..autograd import Function
+from ..kernels import cuda_batchnorm
 from ..tensor import Tensor
 from ._utils import check_float
 
@@ -52,6 +53,9 @@ class BatchNormTrain(Function):
     gy <- gy * [y > 0]):
         gb = sum(gy),  gw = sum(gy * xhat),
         gx = w / sqrt(var + eps) * (gy - gb / n - xhat * gw / n)
+
+    On a GPU the same math runs as the four kernels of ``kernels/cuda_batchnorm.py`` (two
+    forward, two backward), which keep x and the per-channel mean and invstd instead of xhat.
     """
 
     def __init__(self, running_mean, running_var, momentum, eps, relu=False):
@@ -59,6 +63,13 @@ class BatchNormTrain(Function):
         self.momentum, self.eps, self.relu = momentum, eps, relu
 
     def forward(self, x, w=None, b=None):
+        self.fused_gpu = cuda_batchnorm.supports(x, self.running_mean)
+        if self.fused_gpu:                # the same math in 2 launches (kernels/cuda_batchnorm)
+            y, mean, invstd = cuda_batchnorm.forward(x, w, b, self.running_mean,
+                                                     self.running_var, self.momentum, self.eps,
+                                                     self.relu)
+            self.save_for_backward(x, mean, invstd, w, b)
+            return y
         xp = backend.xp_of(x)
         x2 = _rows(x)                                                    # (C, n)
         n = x2.shape[1]
@@ -83,6 +94,11 @@ class BatchNormTrain(Function):
         return _unrows(y, x.shape)
 
     def backward(self, gy):
+        if self.fused_gpu:
+            x, mean, invstd, w, b = self.saved
+            gx, gw, gb = cuda_batchnorm.backward(gy, x, mean, invstd, w, b, self.relu,
+                                                 self.needs_input_grad[0])
+            return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
         xhat, invstd, w, y = self.saved
         g2 = _rows(gy)
         if y is not None:                                   # through the fused ReLU

@@ -76,23 +76,39 @@ __global__ void col2im_kernel(const T* __restrict__ col, T* __restrict__ gx, lon
 
 _NAMES = ("im2col_kernel<float>", "im2col_kernel<double>",
           "col2im_kernel<float>", "col2im_kernel<double>")
-_module = None          # the compiled cupy.RawModule, built on first use
 _THREADS = 256
+_CTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+class KernelSource:
+    """The kernels of one CUDA source: compiled together (a CuPy ``RawModule``) on first use,
+    once per process; ``names`` are the template instantiations to build."""
+
+    def __init__(self, source, names):
+        self.source, self.names = source, names
+        self.module = None
+
+    def function(self, base, dtype):
+        """The compiled kernel ``base<float>`` or ``base<double>`` for ``dtype``."""
+        if self.module is None:
+            cp = backend.cupy_module()
+            self.module = cp.RawModule(code=self.source, options=("-std=c++14",),
+                                       name_expressions=self.names)
+        ctype = _CTYPES.get(np.dtype(dtype))
+        if ctype is None:
+            raise TypeError(f"{base}: CUDA kernels support float32 and float64, got {dtype}")
+        return self.module.get_function(f"{base}<{ctype}>")
+
+
+_KERNELS = KernelSource(_SOURCE, _NAMES)
 
 
 def _kernel(name, dtype):
-    """The compiled kernel ``name`` for ``dtype`` (float32 or float64); compiles once."""
-    global _module
-    if _module is None:
-        cp = backend.cupy_module()
-        _module = cp.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=_NAMES)
-    ctype = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}.get(np.dtype(dtype))
-    if ctype is None:
-        raise TypeError(f"{name}: CUDA kernels support float32 and float64, got {dtype}")
-    return _module.get_function(f"{name}_kernel<{ctype}>")
+    return _KERNELS.function(f"{name}_kernel", dtype)
 
 
-def _launch(kernel, total, args):
+def launch(kernel, total, args):
+    """Launch an elementwise (grid-stride) kernel over ``total`` items."""
     blocks = max(1, min((total + _THREADS - 1) // _THREADS, 1 << 20))
     kernel((blocks,), (_THREADS,), args)
 
@@ -111,7 +127,7 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
         return col
     st = [s // x.itemsize for s in x.strides]
     i32 = np.int32
-    _launch(_kernel("im2col", x.dtype), total,
+    launch(_kernel("im2col", x.dtype), total,
             (x, col, np.int64(total), i32(N), i32(H), i32(W), np.int64(st[0]), np.int64(st[1]),
              np.int64(st[2]), np.int64(st[3]), i32(KH), i32(KW), i32(OH), i32(OW), i32(sh),
              i32(sw), i32(ph), i32(pw), i32(dh), i32(dw)))
@@ -130,7 +146,7 @@ def col2im(col, x_shape, stride, padding, dilation):
     total = gx.size
     if total:
         i32 = np.int32
-        _launch(_kernel("col2im", col.dtype), total,
+        launch(_kernel("col2im", col.dtype), total,
                 (col, gx, np.int64(total), i32(N), i32(H), i32(W), i32(KH), i32(KW), i32(OH),
                  i32(OW), i32(sh), i32(sw), i32(ph), i32(pw), i32(dh), i32(dw)))
     return gx.transpose(1, 0, 2, 3)
