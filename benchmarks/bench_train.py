@@ -42,11 +42,13 @@ def _rss_growth(engine):
 
 
 class _MinidlEngine:
-    def __init__(self, name, batch, device):
+    def __init__(self, name, batch, device, tf32):
         import minidl
         import minidl.functional as F
         import nets
         self.minidl, self.device = minidl, device
+        if tf32:
+            minidl.set_tf32(True)
         minidl.manual_seed(0)
         self.model = nets.get_model(name).to(device)
         self.opt = minidl.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9,
@@ -102,9 +104,12 @@ class _PeakHook:
 
 
 class _TorchEngine:
-    def __init__(self, name, batch, device):
+    def __init__(self, name, batch, device, tf32):
         import torch
         from benchmarks import torch_models
+        # the same arithmetic as minidl: TF32 in both or in neither (cuDNN's default is on)
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.set_num_threads(os.cpu_count() or 1)
         torch.manual_seed(0)
         self.torch, self.dev = torch, ("cuda" if device.startswith("cuda") else "cpu")
@@ -135,9 +140,9 @@ class _TorchEngine:
         return self.torch.cuda.max_memory_allocated() / 2 ** 20
 
 
-def _worker(conn, engine, name, batch, device):
+def _worker(conn, engine, name, batch, device, tf32):
     try:
-        eng = (_MinidlEngine if engine == "minidl" else _TorchEngine)(name, batch, device)
+        eng = (_MinidlEngine if engine == "minidl" else _TorchEngine)(name, batch, device, tf32)
     except ImportError as exc:
         conn.send(("missing", str(exc)))
         return
@@ -160,10 +165,10 @@ def _worker(conn, engine, name, batch, device):
 class Child:
     """One engine, one model, in a spawned process."""
 
-    def __init__(self, engine, name, batch, device):
+    def __init__(self, engine, name, batch, device, tf32=False):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, engine, name, batch, device),
+        self.proc = ctx.Process(target=_worker, args=(child, engine, name, batch, device, tf32),
                                 daemon=True)
         self.proc.start()
         status, self.info = self.conn.recv()
@@ -182,9 +187,9 @@ class Child:
 
 
 def bench(name, batch, device, args):
-    engines = {"minidl": Child("minidl", name, batch, device)}
+    engines = {"minidl": Child("minidl", name, batch, device, args.tf32)}
     if not args.no_torch:
-        t = Child("torch", name, batch, device)
+        t = Child("torch", name, batch, device, args.tf32)
         if t.ok:
             engines["torch"] = t
         else:
@@ -228,9 +233,13 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="alternating blocks per engine")
     ap.add_argument("--pause", type=float, default=0.5, help="seconds of rest before a block")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--tf32", action="store_true",
+                    help="TF32 matrix multiplies in both engines (GPU only; default: off in both)")
     ap.add_argument("--write-results", nargs="?", const=RESULTS, default=None,
                     help="write the table into benchmarks/RESULTS.md (or the given file)")
     args = ap.parse_args(argv)
+    if args.tf32 and not args.device.startswith("cuda"):
+        ap.error("--tf32 is a GPU matrix-multiply mode: it needs --device cuda")
     rows = []
     for entry in args.models:
         name, _, b = entry.partition(":")
@@ -243,13 +252,15 @@ def main(argv=None):
     print("\n".join(lines))
     if args.write_results:
         import datetime
-        head = f"## Training step (bench_train.py, {args.device})"
+        head = f"## Training step (bench_train.py, {args.device}{', TF32' if args.tf32 else ''})"
         text = "\n".join([head, "", f"{machine(versions)}; device {args.device}; "
                           f"{datetime.date.today()}", "",
                           f"`python benchmarks/bench_train.py --device {args.device} --models "
-                          f"{' '.join(args.models)} --rounds {args.rounds} --reps {args.reps}`: "
-                          f"median of {args.rounds * args.reps} training steps per engine "
-                          "(forward + backward + SGD step), float32.", ""] + lines) + "\n"
+                          f"{' '.join(args.models)} --rounds {args.rounds} --reps {args.reps}"
+                          f"{' --tf32' if args.tf32 else ''}`: median of "
+                          f"{args.rounds * args.reps} training steps per engine (forward + "
+                          "backward + SGD step), float32, TF32 "
+                          f"{'on' if args.tf32 else 'off'} in both engines.", ""] + lines) + "\n"
         write_section(args.write_results, head, text)
         print(f"wrote {args.write_results}")
 

@@ -14,6 +14,8 @@ python3 -m pytest -q -m cuda 2>&1 | tee "$out/cuda_tests.log"
 python3 benchmarks/bench_layers.py --device cuda --write-results 2>&1 | tee "$out/bench_layers.log"
 python3 benchmarks/bench_train.py --device cuda --models resnet20:128 resnet20:512 \
     resnet56:128 densenet_bc_100:64 --write-results 2>&1 | tee "$out/bench_train.log"
+python3 benchmarks/bench_train.py --device cuda --tf32 --models resnet20:128 resnet20:512 \
+    resnet56:128 densenet_bc_100:64 --write-results 2>&1 | tee "$out/bench_train_tf32.log"
 cp benchmarks/RESULTS.md "$out/" 2>/dev/null || true
 if [ "$mode" = full ]; then
     python3 train_cifar.py --device cuda --epochs 40 --data-dir data --no-verify-md5 \

@@ -8,7 +8,8 @@ The package is layered bottom-up: backend (numpy | cupy) -> tensor (Tensor, Func
 -> functional (ops) -> nn (modules) -> optim, data, gradcheck, serialization.
 """
 from . import backend
-from .backend import Device, get_array_module, is_cuda_available, synchronize
+from .backend import (Device, get_array_module, is_cuda_available, set_tf32, synchronize,
+                      tf32_enabled)
 from .backend import Device as device
 from .random import default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .tensor import Tensor, bool_, float16, float32, float64, int8, int32, int64, uint8

@@ -194,6 +194,39 @@ def as_numpy(x):
 
 
 # ---------------------------------------------------------------------------------------------
+# TF32 matrix multiplies (GPU, opt-in)
+
+_tf32 = False
+
+
+def set_tf32(enabled):
+    """Let float32 matrix multiplies on the GPU (convolutions' GEMMs, linear layers) run on
+    TF32 tensor cores: inputs rounded to a 10-bit mantissa, products accumulated in float32.
+    Several times the float32 GEMM throughput on Ampere and newer GPUs (about 400 against 52
+    TFLOP/s on an H100), at a relative error near 1e-3 per product instead of 1e-7. Off by
+    default; float64 and the CPU are never affected. Turning it on needs CuPy and a GPU.
+    """
+    global _tf32
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise TypeError(f"set_tf32: enabled must be True or False, got "
+                        f"{type(enabled).__name__} {enabled!r}")
+    enabled = bool(enabled)
+    if enabled and not is_cuda_available():
+        raise RuntimeError("set_tf32: TF32 is a GPU matrix-multiply mode; it needs CuPy and a "
+                           "CUDA GPU (this machine has none usable)")
+    if enabled or (_cupy is not None and is_cuda_available()):
+        linalg = cupy_module()._core._routines_linalg
+        linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if enabled
+                                else linalg.COMPUTE_TYPE_DEFAULT)
+    _tf32 = enabled
+
+
+def tf32_enabled():
+    """Whether ``set_tf32(True)`` is in effect."""
+    return _tf32
+
+
+# ---------------------------------------------------------------------------------------------
 # checks of device data, deferred to the next synchronization
 
 _deferred = []          # [(flag, make_error)] not yet read back

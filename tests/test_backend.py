@@ -51,3 +51,33 @@ def test_scatter_add_repeats(device):
     t = xp.zeros(4)
     backend.scatter_add(t, xp.asarray([0, 0, 3]), xp.asarray([1.0, 2.0, 5.0]))
     np.testing.assert_allclose(backend.as_numpy(t), [3, 0, 0, 5])
+
+
+def test_tf32_is_off_by_default_and_checked():
+    assert minidl.tf32_enabled() is False
+    minidl.set_tf32(False)                               # a no-op anywhere
+    with pytest.raises(TypeError, match="set_tf32: enabled must be True or False, got str"):
+        minidl.set_tf32("on")
+    if not backend.is_cuda_available():
+        with pytest.raises(RuntimeError, match="needs CuPy and a CUDA GPU"):
+            minidl.set_tf32(True)
+        assert minidl.tf32_enabled() is False
+
+
+@pytest.mark.cuda
+def test_tf32_changes_float32_matmul_precision_on_the_gpu():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((256, 256)), rng.standard_normal((256, 256))
+    exact = a @ b
+
+    def rel_error():
+        got = (minidl.tensor(a.astype(np.float32), device="cuda")
+               @ minidl.tensor(b.astype(np.float32), device="cuda")).numpy()
+        return np.abs(got - exact).max() / np.abs(exact).max()
+    try:
+        assert rel_error() < 1e-5                       # float32 arithmetic
+        minidl.set_tf32(True)
+        assert minidl.tf32_enabled() and rel_error() > 1e-5     # 10-bit mantissa inputs
+    finally:
+        minidl.set_tf32(False)
+    assert rel_error() < 1e-5

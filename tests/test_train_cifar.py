@@ -53,6 +53,9 @@ def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys)
         assert len(f.readlines()) == 3
     ck = minidl.load(os.path.join(out, "checkpoint.npz"))
     assert ck["epoch"] == 3 and ck["config"]["model"] == "resnet20"
+    with open(os.path.join(out, "metrics.json")) as f:
+        summary = json.load(f)["summary"]
+    assert summary["device"] == "cpu" and summary["tf32"] is False
     text = capsys.readouterr().out
     assert "done: best test accuracy" in text and "images/s" in text
 
@@ -134,6 +137,8 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys):
     assert "--lr must be positive" in _one_line_error(capsys, "--lr", "0", *d)
     assert "invalid int value" in _one_line_error(capsys, "--epochs", "x", *d)
     assert "--eval-only needs --resume" in _one_line_error(capsys, "--eval-only", *d)
+    assert "--tf32 is a GPU matrix-multiply mode; it needs --device cuda, got cpu" in \
+        _one_line_error(capsys, "--tf32", "--device", "cpu", *d)
     assert "no checkpoint at" in _one_line_error(capsys, "--resume", str(tmp_path / "no.npz"))
     assert "--model-option expects KEY=VALUE" in _one_line_error(capsys, "--model-option",
                                                                  "depth", *d)
@@ -165,7 +170,7 @@ def test_help_documents_every_flag():
     for flag in ("--model", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum",
                  "--nesterov", "--weight-decay", "--schedule", "--warmup", "--label-smoothing",
                  "--device", "--data-dir", "--download", "--seed", "--out", "--resume",
-                 "--eval-only", "--limit-train", "--limit-test"):
+                 "--eval-only", "--limit-train", "--limit-test", "--tf32"):
         assert flag in text
     assert "one-cycle" in text
 
