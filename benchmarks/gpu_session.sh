@@ -1,23 +1,47 @@
 #!/usr/bin/env bash
-# Everything that needs the lent GPU, in one command (run from the repository root there):
-#   bash benchmarks/gpu_session.sh [quick|full]
-# 1. the CUDA-parametrized tests (they skip on machines without a GPU),
-# 2. per-layer and whole-step benchmarks vs PyTorch on cuda (tables into RESULTS.md),
-# 3. (full) the 40-epoch default recipe on the CIFAR-10 copy in ./data (see README).
-# Logs go to $OUT when set (the device tool's output folder), else to ./runs.
+# Everything that needs the lent GPU, run from the repository root there, in steps so that each
+# device call stays under its time limit:
+#   bash benchmarks/gpu_session.sh [STEP ...]      (default: tests bench; "full" = all four)
+# prepare  convert the CIFAR-10 JPEG copy carried in data/carry/ (cifar10-jpeg.tar.gz and
+#          cifar_jpeg_to_bin.py, copied there from ../shared; data/ is git-ignored, so pass
+#          carry=["data/carry"]) into data/cifar-10-batches-bin, unless that exists already
+# tests    the CUDA-parametrized tests (they skip on machines without a GPU)
+# bench    per-layer and whole-step benchmarks vs PyTorch, TF32 off and on (into RESULTS.md)
+# train    the 40-epoch default recipe on data/cifar-10-batches-bin (needs prepare first)
+# Logs go to $OUT when set (the device tool's output folder), else to ./runs; every step tees
+# its log as it runs, so a step cut short by a time limit still leaves what it printed.
 set -euo pipefail
-mode=${1:-quick}
 out=${OUT:-runs}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
-python3 -m pytest -q -m cuda 2>&1 | tee "$out/cuda_tests.log"
-python3 benchmarks/bench_layers.py --device cuda --write-results 2>&1 | tee "$out/bench_layers.log"
-python3 benchmarks/bench_train.py --device cuda --models resnet20:128 resnet20:512 \
-    resnet56:128 densenet_bc_100:64 --write-results 2>&1 | tee "$out/bench_train.log"
-python3 benchmarks/bench_train.py --device cuda --tf32 --models resnet20:128 resnet20:512 \
-    resnet56:128 densenet_bc_100:64 --write-results 2>&1 | tee "$out/bench_train_tf32.log"
-cp benchmarks/RESULTS.md "$out/" 2>/dev/null || true
-if [ "$mode" = full ]; then
-    python3 train_cifar.py --device cuda --epochs 40 --data-dir data --no-verify-md5 \
-        --no-progress --out "$out/resnet20-cuda-e40" 2>&1 | tee "$out/train.log"
-fi
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests bench)
+[ "${steps[*]}" = full ] && steps=(prepare tests bench train)
+models=(resnet20:128 resnet20:512 resnet56:128 densenet_bc_100:64)
+for step in "${steps[@]}"; do
+    case $step in
+    prepare)
+        if [ ! -d data/cifar-10-batches-bin ]; then
+            python3 data/carry/cifar_jpeg_to_bin.py data/carry/cifar10-jpeg.tar.gz \
+                data/cifar-10-batches-bin 2>&1 | tee "$out/prepare.log"
+        fi ;;
+    tests)
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv \
+            | tee "$out/gpu.txt" || true
+        python3 -m pytest -q -m cuda 2>&1 | tee "$out/cuda_tests.log" ;;
+    bench)
+        python3 benchmarks/bench_layers.py --device cuda --write-results 2>&1 \
+            | tee "$out/bench_layers.log"
+        python3 benchmarks/bench_train.py --device cuda --models "${models[@]}" \
+            --write-results 2>&1 | tee "$out/bench_train.log"
+        python3 benchmarks/bench_train.py --device cuda --tf32 --models "${models[@]}" \
+            --write-results 2>&1 | tee "$out/bench_train_tf32.log"
+        cp benchmarks/RESULTS.md "$out/" ;;
+    train)
+        python3 train_cifar.py --device cuda --epochs 40 --data-dir data --no-verify-md5 \
+            --no-progress --out "$out/resnet20-cuda-e40" 2>&1 | tee "$out/train.log" ;;
+    *)
+        echo "gpu_session.sh: unknown step '$step' (prepare, tests, bench, train, full)" >&2
+        exit 2 ;;
+    esac
+done
