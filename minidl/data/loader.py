@@ -116,10 +116,10 @@ class DataLoader:
         self.preload = preload
         # Host arrays are gathered per batch; preloaded (or already-on-device) ones are moved to
         # ``device`` once and gathered there.
-        if preload or not isinstance(images, np.ndarray):
+        if preload or backend._is_cupy_array(images):
             images = backend.to_device(images, self.device)
         self._images, self._labels = images, labels
-        self._on_device = not isinstance(images, np.ndarray)
+        self._on_device = backend._is_cupy_array(images)
         self._device_labels = backend.to_device(labels, self.device) if self._on_device else None
 
     @property

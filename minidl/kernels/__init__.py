@@ -7,15 +7,14 @@ the pool of buffers kept between a forward and its backward (``kernels.pool``).
 ``functional/`` never branches on the backend. Only numpy and ``minidl.backend`` are imported
 here; CuPy is touched only when a CuPy array arrives.
 """
-import numpy as np
-
+from .. import backend
 from . import im2col as reference
 from . import pool
 from .im2col import out_size, release_scratch, scratch
 
 
 def _on_host(x):
-    return type(x) is np.ndarray or isinstance(x, np.ndarray)
+    return not backend._is_cupy_array(x)
 
 
 def row_width(x, kernel_size, stride, padding, dilation):

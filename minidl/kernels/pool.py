@@ -27,6 +27,8 @@ import weakref
 
 import numpy as np
 
+from .. import backend
+
 _DEFAULT_LIMIT = 1 << 30
 _MIN_BYTES = 1 << 20
 
@@ -99,7 +101,7 @@ def take(shape, dtype, owner):
     weak-referenceable object whose life bounds the buffer's reuse, e.g. the weight array), or
     None when the pool has no room left or ``owner`` is a GPU array. Give it back with
     ``give`` when done; until then it belongs to the caller alone."""
-    if not isinstance(owner, np.ndarray):
+    if not isinstance(owner, np.ndarray) or backend._is_cupy_array(owner):
         return None
     return _pool.take(tuple(shape), dtype, owner)
 
