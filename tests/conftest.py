@@ -1,16 +1,27 @@
 """Shared fixtures: the ``device`` fixture runs a test on cpu always and on cuda when CuPy and a
 GPU are present (skipped cleanly otherwise); the RNG is reseeded before every test."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
-import minidl
-from minidl import backend
+if os.environ.get("MINIDL_FAKE_CUDA") == "1":      # run the cuda tests on tests/fake_cupy
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_cupy"))
+
+import minidl  # noqa: E402
+from minidl import backend  # noqa: E402
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 
 def pytest_collection_modifyitems(config, items):
     if backend.is_cuda_available():
+        if os.environ.get("MINIDL_FAKE_CUDA") == "1":
+            skip = pytest.mark.skip(reason="needs a real GPU, not tests/fake_cupy")
+            for item in items:
+                if "real_gpu" in item.keywords:
+                    item.add_marker(skip)
         return
     skip = pytest.mark.skip(reason="needs CuPy and a CUDA GPU")
     for item in items:

@@ -13,7 +13,8 @@ Two tools for the ``RawModule`` sources in ``minidl/kernels``:
   shared memory and their barriers, and the argument list the Python side passes (count, order
   and C types: arrays and NumPy scalars only, as CuPy needs; a plain Python number is refused).
   Blocks are emulated with at most ``max_threads`` threads (``blockDim.x`` says how many), so
-  kernels must not assume the block size they are launched with. Warp shuffles, atomics and
+  kernels must not assume the block size they are launched with; a grid-stride kernel (one
+  whose body reads ``gridDim``) runs as a single block. Warp shuffles, atomics and
   2-D/3-D launches are outside what it runs.
 """
 from __future__ import annotations
@@ -153,12 +154,24 @@ class HostModule:
         if name not in self._names:
             raise KeyError(f"kernel {name!r} is not among the compiled names {self._names}")
         fn = getattr(self._lib, f"minidl_launch_{self._names.index(name)}")
-        return _HostKernel(name, fn, kernel_signature(self._source, name), self.max_threads)
+        return _HostKernel(name, fn, kernel_signature(self._source, name), self.max_threads,
+                           _grid_stride(self._source, name))
+
+
+def _grid_stride(source, name):
+    """Whether kernel ``name`` loops over its items with a grid-wide stride (its body reads
+    ``gridDim``): then any grid covers all items, and one block is emulated, however many the
+    launch asks for (thousands of blocks of real threads would be slow for nothing)."""
+    base = name.split("<")[0]
+    start = re.search(r"__global__\s+void\s+" + re.escape(base) + r"\s*\(", source).end()
+    end = source.find("__global__", start)
+    return "gridDim" in source[start:None if end < 0 else end]
 
 
 class _HostKernel:
-    def __init__(self, name, fn, signature, max_threads):
+    def __init__(self, name, fn, signature, max_threads, grid_stride):
         self.name, self.fn, self.signature, self.max_threads = name, fn, signature, max_threads
+        self.grid_stride = grid_stride
         self.calls = 0
 
     def __call__(self, grid, block, args):
@@ -169,8 +182,8 @@ class _HostKernel:
         if len(args) != len(self.signature):
             raise TypeError(f"{self.name}: takes {len(self.signature)} arguments, got "
                             f"{len(args)}")
-        types, values = [ctypes.c_uint, ctypes.c_uint], [int(grid[0]),
-                                                         min(int(block[0]), self.max_threads)]
+        types = [ctypes.c_uint, ctypes.c_uint]
+        values = [1 if self.grid_stride else int(grid[0]), min(int(block[0]), self.max_threads)]
         for k, (a, (pointer, dtype)) in enumerate(zip(args, self.signature)):
             if pointer and isinstance(a, np.ndarray) and a.dtype == dtype:
                 types.append(ctypes.c_void_p)

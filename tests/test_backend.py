@@ -65,6 +65,7 @@ def test_tf32_is_off_by_default_and_checked():
 
 
 @pytest.mark.cuda
+@pytest.mark.real_gpu
 def test_tf32_changes_float32_matmul_precision_on_the_gpu():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((256, 256)), rng.standard_normal((256, 256))

@@ -1,0 +1,3 @@
+from . import _routines_linalg
+
+__all__ = ["_routines_linalg"]

@@ -1,0 +1,3 @@
+from . import stride_tricks
+
+__all__ = ["stride_tricks"]

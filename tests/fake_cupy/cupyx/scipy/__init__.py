@@ -1,0 +1,3 @@
+from . import special
+
+__all__ = ["special"]

@@ -1,0 +1,12 @@
+import math
+
+import numpy as _np
+
+from cupy import _unwrap, _wrap
+
+_erf = _np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x):
+    x = _unwrap(x)
+    return _wrap(_erf(x).astype(x.dtype))
