@@ -195,3 +195,27 @@ def test_kill_during_checkpoint_write_leaves_a_loadable_file(tmp_path):
         proc.wait()
         ck = minidl.load(path)
         assert (ck["w"].numpy() == ck["i"]).all()
+
+
+@pytest.mark.cuda
+def test_cuda_run_checkpoints_resumes_and_evaluates(data_dir, tmp_path, monkeypatch, capsys):
+    """The whole script on the GPU: train, Ctrl-C mid-epoch, resume from the checkpoint (saved
+    from device arrays, loaded back onto the device), finish, evaluate; same metrics layout."""
+    gpu = [a if a != "cpu" else "cuda" for a in TINY]
+    part = str(tmp_path / "part")
+    common = gpu + ["--data-dir", data_dir, "--epochs", "2", "--seed", "3"]
+    StopAfter.n = 4
+    monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
+    assert run(*common, "--out", part) == 130
+    monkeypatch.undo()
+    records(monkeypatch, 48, 100)
+    assert run("--resume", part, "--no-progress", "--data-dir", data_dir) == 0
+    r = rows(part)
+    assert [e["epoch"] for e in r] == [1, 2] and r[-1]["train_loss"] < r[0]["train_loss"]
+    with open(os.path.join(part, "metrics.json")) as f:
+        assert json.load(f)["summary"]["device"].startswith("cuda")
+    ck = minidl.load(os.path.join(part, "checkpoint.npz"))
+    assert ck["epoch"] == 2 and all(t.device == "cpu" for t in ck["model"].values())
+    capsys.readouterr()
+    assert run("--eval-only", "--resume", part, "--data-dir", data_dir, "--no-progress") == 0
+    assert f"test accuracy {100 * r[-1]['test_acc']:.2f}%" in capsys.readouterr().out
