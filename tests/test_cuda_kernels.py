@@ -34,13 +34,18 @@ def test_nvcc_check_fails_on_a_broken_kernel():
         cuda_emulator.nvcc_ptx(broken, cuda._NAMES)
 
 
-@pytest.fixture(scope="module")
-def host_module():
+def _host_build(kernels_module):
+    """The host build of a kernels module's CUDA source, for a module-scoped fixture."""
     if cuda_emulator.host_compiler() is None:
         pytest.skip("needs g++")
-    module = cuda_emulator.HostModule(cuda._SOURCE, cuda._NAMES)
+    module = cuda_emulator.HostModule(kernels_module._SOURCE, kernels_module._NAMES)
     yield module
     module.close()
+
+
+@pytest.fixture(scope="module")
+def host_module():
+    yield from _host_build(cuda)
 
 
 @pytest.fixture
@@ -105,11 +110,7 @@ def test_emulator_refuses_wrong_argument_types(host_module):
 
 @pytest.fixture(scope="module")
 def bn_host_module():
-    if cuda_emulator.host_compiler() is None:
-        pytest.skip("needs g++")
-    module = cuda_emulator.HostModule(cuda_batchnorm._SOURCE, cuda_batchnorm._NAMES)
-    yield module
-    module.close()
+    yield from _host_build(cuda_batchnorm)
 
 
 @pytest.fixture

@@ -53,15 +53,22 @@ def _pair(cls, kw, device, dtype=np.float64):
     return a, b, cls(a, fused=False, **kw), cls(b, fused=True, **kw)
 
 
-@pytest.mark.parametrize("cls,ref,kw", CASES, ids=IDS)
-def test_fused_equals_per_parameter_bit_for_bit(device, cls, ref, kw):
-    a, b, opt_a, opt_b = _pair(cls, kw, device)
-    for grads in _grad_steps(4):
-        _set_grads(a, grads)
-        _set_grads(b, grads)
+def _step_both(a, b, opt_a, opt_b, steps, skips=None):
+    """The same gradients into both parameter lists, a step of each optimizer, and the
+    results compared after every step."""
+    for i, grads in enumerate(steps):
+        skip = skips[i] if skips else ()
+        _set_grads(a, grads, skip)
+        _set_grads(b, grads, skip)
         opt_a.step()
         opt_b.step()
         _assert_same(a, b, opt_a, opt_b)
+
+
+@pytest.mark.parametrize("cls,ref,kw", CASES, ids=IDS)
+def test_fused_equals_per_parameter_bit_for_bit(device, cls, ref, kw):
+    a, b, opt_a, opt_b = _pair(cls, kw, device)
+    _step_both(a, b, opt_a, opt_b, _grad_steps(4))
     flat = opt_b._flat[0]
     assert all(p.data is view for p, view in zip(b, flat.views))
     assert all(p.data.shape == s for p, s in zip(b, SHAPES))
@@ -94,25 +101,14 @@ def test_one_update_per_group_instead_of_one_per_parameter(monkeypatch, cls, kw)
                                     (optim.RMSprop, dict(lr=0.01, centered=True))])
 def test_a_parameter_without_gradient_falls_back_exactly(device, cls, kw):
     a, b, opt_a, opt_b = _pair(cls, kw, device)
-    skips = [(), (2,), (), (0, 4), ()]
-    for grads, skip in zip(_grad_steps(5), skips):
-        _set_grads(a, grads, skip)
-        _set_grads(b, grads, skip)
-        opt_a.step()
-        opt_b.step()
-        _assert_same(a, b, opt_a, opt_b)
+    _step_both(a, b, opt_a, opt_b, _grad_steps(5), [(), (2,), (), (0, 4), ()])
 
 
 def test_first_gradient_of_a_parameter_arrives_late():
     """SGD's momentum buffers are created per parameter on its first gradient: until every
     parameter has one, the states are out of step and the fused path must wait."""
     a, b, opt_a, opt_b = _pair(optim.SGD, dict(lr=0.1, momentum=0.9), "cpu")
-    for grads, skip in zip(_grad_steps(4), [(1, 3), (), (), ()]):
-        _set_grads(a, grads, skip)
-        _set_grads(b, grads, skip)
-        opt_a.step()
-        opt_b.step()
-        _assert_same(a, b, opt_a, opt_b)
+    _step_both(a, b, opt_a, opt_b, _grad_steps(4), [(1, 3), (), (), ()])
     assert 0 in opt_b._flat
 
 
@@ -135,11 +131,7 @@ def test_rebound_parameter_data_is_adopted(device):
 def test_loading_a_state_dict_between_fused_steps(tmp_path):
     a, b, opt_a, opt_b = _pair(optim.Adam, dict(lr=0.01, weight_decay=0.1), "cpu")
     steps = _grad_steps(4)
-    for grads in steps[:2]:
-        _set_grads(a, grads)
-        _set_grads(b, grads)
-        opt_a.step()
-        opt_b.step()
+    _step_both(a, b, opt_a, opt_b, steps[:2])
     path = tmp_path / "opt.npz"
     save(opt_b.state_dict(), path)                       # fused state saves as usual ...
     c = _params("cpu")
@@ -177,12 +169,7 @@ def test_param_groups_get_a_buffer_each():
     groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], "lr": 0.01, "momentum": 0.5}]
     opt_a = optim.SGD(groups(a), lr=0.1, fused=False)
     opt_b = optim.SGD(groups(b), lr=0.1, fused=True)
-    for grads in _grad_steps(3):
-        _set_grads(a, grads)
-        _set_grads(b, grads)
-        opt_a.step()
-        opt_b.step()
-        _assert_same(a, b, opt_a, opt_b)
+    _step_both(a, b, opt_a, opt_b, _grad_steps(3))
     assert sorted(opt_b._flat) == [0, 1]
     assert opt_b._flat[0].size == 16 and opt_b._flat[1].size == 54 + 1 + 5
 

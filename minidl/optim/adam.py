@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..backend import xp_of
-from .optimizer import Optimizer, check_bool, check_number
+from .optimizer import Optimizer, check_bool, check_number, ema_, state_buffer
 
 
 class Adam(Optimizer):
@@ -79,15 +79,10 @@ class Adam(Optimizer):
                 p *= 1.0 - lr * wd
             else:
                 g = g + wd * p
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= beta1
-        m += (1.0 - beta1) * g
-        v *= beta2
-        v += (1.0 - beta2) * (g * g)
+        m = ema_(state["exp_avg"], beta1, g)
+        v = ema_(state["exp_avg_sq"], beta2, g * g)
         if group["amsgrad"]:
-            vmax = state.get("max_exp_avg_sq")
-            if vmax is None:
-                vmax = state["max_exp_avg_sq"] = xp.zeros_like(p)
+            vmax = state_buffer(state, "max_exp_avg_sq", p)
             xp.maximum(vmax, v, out=vmax)
             v = vmax
         # bias corrections are host-side Python floats: no device sync

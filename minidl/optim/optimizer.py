@@ -86,6 +86,21 @@ def check_bool(owner, name, value, where=""):
     return value
 
 
+def state_buffer(state, name, like):
+    """``state[name]``, created as zeros shaped like ``like`` on first use."""
+    buf = state.get(name)
+    if buf is None:
+        buf = state[name] = backend.xp_of(like).zeros_like(like)
+    return buf
+
+
+def ema_(avg, decay, value):
+    """In place: ``avg = decay * avg + (1 - decay) * value`` (a running average)."""
+    avg *= decay
+    avg += (1.0 - decay) * value
+    return avg
+
+
 def _host_scalar(value):
     """A Python number from a NumPy scalar or 0-d host array (load time only); anything else
     is returned unchanged."""

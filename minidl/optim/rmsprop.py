@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import xp_of
-from .optimizer import Optimizer, check_bool, check_number
+from .optimizer import Optimizer, check_bool, check_number, ema_, state_buffer
 
 
 class RMSprop(Optimizer):
@@ -69,15 +69,9 @@ class RMSprop(Optimizer):
         state["step"] += 1
         if wd != 0:
             g = g + wd * p
-        v = state["square_avg"]
-        v *= alpha
-        v += (1.0 - alpha) * (g * g)
+        v = ema_(state["square_avg"], alpha, g * g)
         if group["centered"]:
-            gbar = state.get("grad_avg")
-            if gbar is None:
-                gbar = state["grad_avg"] = xp.zeros_like(p)
-            gbar *= alpha
-            gbar += (1.0 - alpha) * g
+            gbar = ema_(state_buffer(state, "grad_avg", p), alpha, g)
             # v >= gbar**2 in exact arithmetic; clamp the rounding error (a NaN otherwise,
             # e.g. after thousands of steps of a constant gradient in float32)
             denom = xp.sqrt(xp.maximum(v - gbar * gbar, 0.0))
@@ -85,9 +79,7 @@ class RMSprop(Optimizer):
             denom = xp.sqrt(v)
         denom += eps
         if mu > 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = xp.zeros_like(p)
+            buf = state_buffer(state, "momentum_buffer", p)
             buf *= mu
             buf += g / denom
             p -= lr * buf
