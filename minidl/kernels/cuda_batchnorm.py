@@ -194,7 +194,7 @@ def forward(x, w, b, running_mean, running_var, momentum, eps, relu):
     xp = backend.xp_of(x)
     (N, C, H, W), (sn, sc, sh, sw) = _geometry(x)
     dtype, i32, i64 = x.dtype, np.int32, np.int64
-    mean, invstd = xp.empty(C, dtype), xp.empty(C, dtype)
+    mean, invstd = xp.empty((2, C), dtype)           # one allocation for both
     track = running_mean is not None
     rm, rv = (running_mean, running_var) if track else (mean, invstd)
     _KERNELS.function("bn_stats_kernel", dtype)(
@@ -216,7 +216,7 @@ def backward(gy, x, mean, invstd, w, b, relu, need_gx):
     _, gst = _geometry(gy)
     dtype, i32, i64 = x.dtype, np.int32, np.int64
     w, b = _affine(xp, w, b, C, dtype)
-    gw, gb = xp.empty(C, dtype), xp.empty(C, dtype)
+    gw, gb = xp.empty((2, C), dtype)                 # one allocation for both
     gargs = tuple(i64(s) for s in gst)
     _KERNELS.function("bn_grad_stats_kernel", dtype)(
         (C,), (_BLOCK,),
