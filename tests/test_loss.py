@@ -100,6 +100,7 @@ def test_bad_labels():
 def deferring(monkeypatch):
     """Checks of device data deferred as on a GPU, on whatever device the test runs."""
     from minidl import backend
+    backend.check_deferred()                 # whatever earlier tests left pending
     monkeypatch.setattr(backend, "_defers", lambda flag: True)
     yield backend
     backend._deferred.clear()
@@ -139,6 +140,7 @@ def test_deferred_checks_are_bounded(deferring):
 @pytest.mark.cuda
 def test_bad_labels_on_the_gpu_surface_at_item():
     from minidl import backend
+    backend.check_deferred()                 # whatever earlier tests left pending
     x = minidl.randn(3, 5, device="cuda")
     loss = F.cross_entropy(x, minidl.tensor([0, 7, 1], device="cuda"))
     assert len(backend._deferred) == 1
