@@ -318,9 +318,11 @@ def run(argv=None):
     norm = D.Normalize(mean, std)
     aug = ([D.RandomCrop(32, padding=4), D.RandomHorizontalFlip()] if cfg["augment"] else [])
     train_tf = D.Compose(aug + [norm] + ([D.Cutout(cfg["cutout"])] if cfg["cutout"] else []))
+    on_gpu = device.type != "cpu"       # keep the uint8 images there: batches gathered on it
     train_loader = D.DataLoader(train_set, cfg["batch_size"], shuffle=True, drop_last=True,
-                                seed=cfg["seed"], device=device, transform=train_tf)
-    test_loader = D.DataLoader(test_set, 256, device=device, transform=norm)
+                                seed=cfg["seed"], device=device, transform=train_tf,
+                                preload=on_gpu)
+    test_loader = D.DataLoader(test_set, 256, device=device, transform=norm, preload=on_gpu)
     steps = len(train_loader)
     if steps == 0:
         raise Fail(f"--batch-size {cfg['batch_size']} is larger than the {len(train_set[1])} "
