@@ -4,7 +4,10 @@ threads, shared memory, barriers) computes what the NumPy code computes when dri
 the launch code of ``minidl/kernels/cuda*.py`` (argument order, count and C types included).
 On a GPU machine the ``cuda``-marked tests (test_conv.py, test_batchnorm.py, ...) run the real
 thing."""
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,6 +19,7 @@ from minidl.kernels import cuda, cuda_batchnorm
 from tests import cuda_emulator
 from tests.test_conv import KERNEL_CASES
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc")
 needs_cxx = pytest.mark.skipif(cuda_emulator.host_compiler() is None, reason="needs g++")
 
@@ -197,3 +201,36 @@ def test_emulated_batch_norm_kernels_pass_gradcheck(bn_emulated, rng, relu):
     fn = F.batch_norm_relu if relu else F.batch_norm
     assert minidl.gradcheck(lambda *t: fn(t[0], None, None, t[1], t[2], training=True),
                             [x, w, b])
+
+
+# ---------------------------------------------------------------------------------------------
+# the emulated GPU itself (tests/fake_cupy), in a child process so that this one keeps no CuPy
+
+_FAKE_CHECKS = """
+import numpy as np, cupy, minidl
+from minidl import backend
+a = cupy.asarray(np.arange(6.0).reshape(2, 3))
+assert isinstance(a, cupy.ndarray) and backend.device_of(a) == "cuda:0"
+s = a.sum()
+assert isinstance(s, cupy.ndarray) and s.ndim == 0 and float(s) == 15.0   # 0-d, not a scalar
+assert isinstance(a.get(), np.ndarray) and type(a.get()) is np.ndarray
+for bad in (lambda: a + np.ones(3), lambda: cupy.concatenate([a, np.ones((1, 3))])):
+    try:
+        bad()
+    except TypeError as e:
+        assert "host numpy.ndarray" in str(e)
+    else:
+        raise AssertionError("mixing host and device arrays was accepted")
+t = minidl.tensor(np.ones(3, np.float32), device="cuda") * 2
+assert t.device == "cuda:0" and t.numpy().tolist() == [2.0, 2.0, 2.0]
+print("ok")
+"""
+
+
+@needs_cxx
+def test_the_emulated_gpu_behaves_like_cupy_where_it_matters(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.join(ROOT, "tests", "fake_cupy"), ROOT]))
+    done = subprocess.run([sys.executable, "-c", _FAKE_CHECKS], env=env, cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

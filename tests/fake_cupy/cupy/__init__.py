@@ -6,7 +6,8 @@ NumPy subclass that reports device ``cuda:0``; array functions are NumPy's, with
 kept on the "device"; ``RawModule`` compiles the CUDA source for the host with
 tests/cuda_emulator.py (blocks of real threads, shared memory, barriers), so the hand-written
 kernels run through minidl's own launch code. Like CuPy, it refuses to mix host and device
-arrays in an operation, and reductions return 0-d device arrays, not host scalars.
+arrays in an operation or a function call, and reductions return 0-d device arrays, not host
+scalars.
 
 What it cannot tell: CuPy's own deviations from NumPy, real concurrency and asynchrony, speed,
 memory. Passing here is a check of minidl's device plumbing, not a GPU result.
@@ -87,8 +88,22 @@ def _wrap(x):
     return x
 
 
+def _host_arrays(x):
+    if type(x) is _np.ndarray:
+        return x.ndim > 0
+    if isinstance(x, (list, tuple)):
+        return any(_host_arrays(v) for v in x)
+    if isinstance(x, dict):
+        return any(_host_arrays(v) for v in x.values())
+    return False
+
+
 def _function(f):
     def call(*args, **kwargs):
+        if _host_arrays(args) or _host_arrays(kwargs):      # as CuPy: no implicit transfer
+            raise TypeError(f"fake cupy: {getattr(f, '__name__', f)} got a host "
+                            "numpy.ndarray (CuPy functions take device arrays; use "
+                            "cupy.asarray first)")
         return _wrap(f(*_unwrap(args), **_unwrap(kwargs)))
     call.__name__ = getattr(f, "__name__", "function")
     return call
