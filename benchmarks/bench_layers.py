@@ -151,6 +151,8 @@ def _torch_worker(conn, batch):
         conn.send(None)
         return
     torch.set_num_threads(os.cpu_count() or 1)
+    torch.backends.cudnn.allow_tf32 = False     # float32 like minidl (cuDNN's default is TF32)
+    torch.backends.cuda.matmul.allow_tf32 = False
     conn.send((torch.__version__, torch.get_num_threads(), torch.cuda.is_available()))
     rng, key, step = np.random.default_rng(1), None, None
     while True:
