@@ -234,3 +234,16 @@ def test_the_emulated_gpu_behaves_like_cupy_where_it_matters(tmp_path):
     done = subprocess.run([sys.executable, "-c", _FAKE_CHECKS], env=env, cwd=tmp_path,
                           capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+@needs_cxx
+def test_emulated_batch_norm_backward_takes_a_wider_upstream_gradient(bn_emulated, rng):
+    x = rng.standard_normal((3, 2, 4, 4)).astype(np.float32)
+    y, mean, invstd = cuda_batchnorm.forward(x, None, None, None, None, 0.1, 1e-5, True)
+    gy = rng.standard_normal(x.shape)
+    wide = cuda_batchnorm.backward(gy, x, mean, invstd, None, None, True, True)
+    narrow = cuda_batchnorm.backward(gy.astype(np.float32), x, mean, invstd, None, None, True,
+                                     True)
+    for a, b in zip(wide, narrow):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

@@ -212,6 +212,7 @@ def forward(x, w, b, running_mean, running_var, momentum, eps, relu):
 def backward(gy, x, mean, invstd, w, b, relu, need_gx):
     """Gradients (gx or None, gw, gb) of training-mode BN (+ReLU) for upstream ``gy``."""
     xp = backend.xp_of(x)
+    gy = gy.astype(x.dtype, copy=False)             # the kernels read both as x's type
     (N, C, H, W), (sn, sc, sh, sw) = _geometry(x)
     _, gst = _geometry(gy)
     dtype, i32, i64 = x.dtype, np.int32, np.int64
