@@ -247,3 +247,25 @@ def test_emulated_batch_norm_backward_takes_a_wider_upstream_gradient(bn_emulate
     for a, b in zip(wide, narrow):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
+
+
+def test_kernel_functions_are_looked_up_once_per_module_and_dtype():
+    class Module:
+        def __init__(self):
+            self.asked = []
+
+        def get_function(self, name):
+            self.asked.append(name)
+            return (self, name)
+
+    source = cuda.KernelSource("", ())
+    source.module = first = Module()
+    for _ in range(3):
+        assert source.function("k", np.float32) == (first, "k<float>")
+    source.function("k", np.float64)
+    assert first.asked == ["k<float>", "k<double>"]
+    source.module = second = Module()                # a rebuilt (or substituted) module
+    assert source.function("k", np.float32) == (second, "k<float>")
+    with pytest.raises(TypeError, match="k: CUDA kernels support float32 and float64, got "
+                                        "float16"):
+        source.function("k", np.float16)

@@ -87,6 +87,7 @@ class KernelSource:
     def __init__(self, source, names):
         self.source, self.names = source, names
         self.module = None
+        self._functions = {}     # (base, dtype) -> (module, function): looked up once per launch
 
     def function(self, base, dtype):
         """The compiled kernel ``base<float>`` or ``base<double>`` for ``dtype``."""
@@ -94,10 +95,16 @@ class KernelSource:
             cp = backend.cupy_module()
             self.module = cp.RawModule(code=self.source, options=("-std=c++14",),
                                        name_expressions=self.names)
-        ctype = _CTYPES.get(np.dtype(dtype))
-        if ctype is None:
-            raise TypeError(f"{base}: CUDA kernels support float32 and float64, got {dtype}")
-        return self.module.get_function(f"{base}<{ctype}>")
+        key = (base, np.dtype(dtype))
+        found = self._functions.get(key)
+        if found is None or found[0] is not self.module:
+            ctype = _CTYPES.get(key[1])
+            if ctype is None:
+                raise TypeError(f"{base}: CUDA kernels support float32 and float64, got "
+                                f"{key[1]}")
+            found = self._functions[key] = (self.module,
+                                            self.module.get_function(f"{base}<{ctype}>"))
+        return found[1]
 
 
 _KERNELS = KernelSource(_SOURCE, _NAMES)

@@ -119,8 +119,10 @@ def __getattr__(name):
 
 
 def asarray(a, dtype=None, order=None):
-    return _np.array(_unwrap(a), dtype=dtype, order=order or "K", copy=None).view(ndarray) \
-        if isinstance(a, ndarray) else _np.array(a, dtype=dtype, order=order or "K").view(ndarray)
+    """A device array of ``a``: a device array as it is (when dtype and order allow), host
+    data copied."""
+    copy = None if isinstance(a, ndarray) else True
+    return _np.array(_unwrap(a), dtype=dtype, order=order or "K", copy=copy).view(ndarray)
 
 
 array = asarray
