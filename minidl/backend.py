@@ -178,6 +178,7 @@ def array_module_for(device):
 def synchronize(device=None):
     """Wait for all queued work on a CUDA device (no-op on cpu), then raise any deferred
     check that failed (``check_later``)."""
+    refuse_in_capture("synchronize")
     dev = get_device(device)
     if dev.type == "cuda":
         cp = cupy_module()
@@ -189,6 +190,8 @@ def synchronize(device=None):
 def as_numpy(x):
     """The array as a NumPy array: CuPy arrays are copied to the host, NumPy arrays are
     returned as they are (not copied). Raises any failed deferred check first."""
+    if _is_cupy_array(x):
+        refuse_in_capture("reading a GPU array on the host")
     check_deferred()
     return x.get() if _is_cupy_array(x) else np.asarray(x)
 
@@ -227,6 +230,35 @@ def tf32_enabled():
 
 
 # ---------------------------------------------------------------------------------------------
+# CUDA-graph capture (minidl.cuda_graph sets these while it runs a step)
+
+_graph = None           # the GraphedStep whose step is running (warm-up or capture), if any
+_capturing = False      # True while that step is being captured into a CUDA graph
+
+
+def capturing():
+    """Whether a CUDA graph is being captured right now (``minidl.cuda_graph``): device work
+    is recorded, not run, and nothing may wait for the device."""
+    return _capturing
+
+
+def active_graph():
+    """The ``minidl.cuda_graph.GraphedStep`` whose step is running, or None."""
+    return _graph
+
+
+def refuse_in_capture(what):
+    """Raise a clear error if a CUDA graph is being captured: ``what`` needs the host to wait
+    for the device (or draws random numbers), which a replayed graph cannot do."""
+    if _capturing:
+        raise RuntimeError(
+            f"{what} inside a step being captured as a CUDA graph (minidl.cuda_graph): a "
+            "graph replays recorded GPU work only, so nothing in the step may read GPU values "
+            "on the host (item(), numpy(), printing, Python branches on tensor values) or draw "
+            "random numbers; move it out of the graphed function")
+
+
+# ---------------------------------------------------------------------------------------------
 # checks of device data, deferred to the next synchronization
 
 _deferred = []          # [(flag, make_error)] not yet read back
@@ -256,10 +288,19 @@ def check_later(flag, make_error):
         if bool(flag):
             raise make_error()
         return False
-    _deferred.append((flag, make_error))
+    if _capturing:          # queued again after every replay of the graph
+        _graph.deferred_checks.append((flag, make_error))
+        return True
+    queue_checks([(flag, make_error)])
+    return True
+
+
+def queue_checks(checks):
+    """Queue ``[(flag, make_error)]`` pairs as ``check_later`` does (a replayed CUDA graph
+    re-queues the checks its capture recorded: their flags are rewritten by every replay)."""
+    _deferred.extend(checks)
     if len(_deferred) >= MAX_DEFERRED:
         check_deferred()
-    return True
 
 
 def check_deferred():

@@ -38,6 +38,7 @@ class Generator:
                 self._rng = cp.random.RandomState(self._seed)
 
     def _cuda(self):
+        backend.refuse_in_capture("drawing random numbers on the GPU (dropout, say)")
         return backend.cupy_module().cuda.Device(self.device.index)
 
     def uniform(self, shape, dtype=np.float32, low=0.0, high=1.0):

@@ -167,6 +167,8 @@ class Tensor:
             raise ValueError(
                 f"item: only one-element tensors can be converted to a Python number, "
                 f"got shape {self.data.shape}")
+        if backend._is_cupy_array(self.data):
+            backend.refuse_in_capture("Tensor.item()")
         backend.check_deferred()
         return self.data.reshape(()).item()
 

@@ -12,6 +12,11 @@ if os.environ.get("MINIDL_FAKE_CUDA") == "1":      # run the cuda tests on tests
 import minidl  # noqa: E402
 from minidl import backend  # noqa: E402
 
+if os.environ.get("MINIDL_FAKE_CUDA") == "1":      # and cuBLAS for graph capture with it
+    from minidl.kernels import cublas  # noqa: E402
+    from tests.fake_cublas import FakeCublas  # noqa: E402
+    cublas.use_library(FakeCublas())
+
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 
 

@@ -57,9 +57,10 @@ def _grouped_matmul(A, B, groups):
     """A (M, K') @ B (G*K', L) blockwise: block g of the result (rows g*M/G ...) is
     A[g*M/G : (g+1)*M/G] @ B[g*K' : (g+1)*K']; one batched GEMM (a plain one for G = 1)."""
     if groups == 1:
-        return A @ B
+        return kernels.matmul(A, B)
     M, L = A.shape[0], B.shape[1]
-    return (A.reshape(groups, M // groups, -1) @ B.reshape(groups, -1, L)).reshape(M, L)
+    return kernels.matmul(A.reshape(groups, M // groups, -1),
+                          B.reshape(groups, -1, L)).reshape(M, L)
 
 
 def _flipped_transposed(W, groups):
@@ -110,10 +111,11 @@ class Conv2d(Function):
             cols, OWc = kept or _columns(x, (KH, KW), s, p, d)[:2]      # (C*KH*KW, N*OH*OWc)
             gYc = gY if OWc == gy.shape[3] else _widen(gy, OWc)        # (O, N*OH*OWc)
             if G == 1:
-                gW = (cols @ gYc.T).T
+                gW = kernels.matmul(cols, gYc.T).T
             else:
                 L = cols.shape[1]
-                gW = gYc.reshape(G, O // G, L) @ cols.reshape(G, -1, L).transpose(0, 2, 1)
+                gW = kernels.matmul(gYc.reshape(G, O // G, L),
+                                    cols.reshape(G, -1, L).transpose(0, 2, 1))
             gW = gW.reshape(W.shape)
             if kept:
                 kernels.pool.give(cols)

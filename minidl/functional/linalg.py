@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..autograd import Function
 from ._utils import check_float, check_tensor, sum_to
 
@@ -17,7 +18,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.save_for_backward(a, b)
-        return a @ b
+        return kernels.matmul(a, b)
 
     def backward(self, gy):
         a, b = self.saved
@@ -29,9 +30,9 @@ class MatMul(Function):
             gy = gy[..., None, :]       # restore the row axis of a2
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(gy @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            ga = sum_to(kernels.matmul(gy, b2.swapaxes(-1, -2)), a2.shape).reshape(a.shape)
         if self.needs_input_grad[1]:
-            gb = sum_to(a2.swapaxes(-1, -2) @ gy, b2.shape).reshape(b.shape)
+            gb = sum_to(kernels.matmul(a2.swapaxes(-1, -2), gy), b2.shape).reshape(b.shape)
         return ga, gb
 
 
@@ -44,16 +45,18 @@ class Linear(Function):
 
     def forward(self, x, W, b=None):
         self.save_for_backward(x, W)
-        y = x @ W.T
+        y = kernels.matmul(x, W.T)
         if b is not None:
             y += b
         return y
 
     def backward(self, gy):
         x, W = self.saved
-        gx = gy @ W if self.needs_input_grad[0] else None
+        gx = kernels.matmul(gy, W) if self.needs_input_grad[0] else None
         g2 = gy.reshape(-1, gy.shape[-1])
-        gW = g2.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
+        gW = None
+        if self.needs_input_grad[1]:
+            gW = kernels.matmul(g2.T, x.reshape(-1, x.shape[-1]))
         gb = g2.sum(axis=0) if len(self.needs_input_grad) > 2 and self.needs_input_grad[2] \
             else None
         return (gx, gW, gb) if len(self.needs_input_grad) > 2 else (gx, gW)

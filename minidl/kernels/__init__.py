@@ -26,6 +26,15 @@ def row_width(x, kernel_size, stride, padding, dilation):
     return out_size(x.shape[3], kernel_size[1], stride[1], padding[1], dilation[1])
 
 
+def matmul(a, b):
+    """``a @ b``; while a CUDA graph is captured, through cuBLAS called directly
+    (``kernels/cublas.py``), since CuPy refuses its own cuBLAS calls then."""
+    if backend.capturing():
+        from . import cublas  # noqa: PLC0415
+        return cublas.matmul(a, b)
+    return a @ b
+
+
 def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
     """Unfold x (N, C, H, W) into columns (C, KH, KW, N, OH, OWc); see ``reference.im2col``."""
     if _on_host(x):
@@ -43,5 +52,5 @@ def col2im(col, x_shape, stride, padding, dilation):
     return cuda.col2im(col, x_shape, stride, padding, dilation)
 
 
-__all__ = ["col2im", "im2col", "out_size", "pool", "reference", "release_scratch",
+__all__ = ["col2im", "im2col", "matmul", "out_size", "pool", "reference", "release_scratch",
            "row_width", "scratch"]

@@ -130,6 +130,9 @@ class Optimizer:
 
     #: state entries that are Python numbers, not arrays shaped like the parameter
     _scalar_state = ("step",)
+    #: whether ``step`` may be captured in a CUDA graph (``minidl.cuda_graph``): its update
+    #: reads every hyperparameter through ``_hyper`` and keeps no host-side per-step state
+    _capturable = False
     #: names this optimizer may keep in ``state[p]`` (checked by ``load_state_dict``)
     _state_names = ()
 
@@ -238,12 +241,50 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        graph = backend.active_graph()
+        if graph is not None:
+            if not self._capturable:
+                raise RuntimeError(
+                    f"{type(self).__name__}.step cannot run inside a CUDA-graph step "
+                    "(minidl.cuda_graph): its update depends on host-side per-step state "
+                    "(the step count) that a replayed graph would not advance; use SGD in a "
+                    "graphed step, or run this optimizer eagerly")
+            graph.watch(self)
         with no_grad():
             for i, group in enumerate(self.param_groups):
                 if not (self._wants_flat(group) and self._step_group_flat(i, group)):
                     for p, g in self._grads(group):
                         self._update(group, p.data, g, self.state.setdefault(p, {}))
         return loss
+
+    def _hyper(self, group, name, like, value=None):
+        """Hyperparameter ``name`` of ``group`` for the update of array ``like``: the Python
+        number (``value()`` when given, a derived quantity, else ``group[name]``), or, in a
+        CUDA-graph step, a 0-d device array holding it that the graph refreshes from the group
+        before every replay (a Python number would be frozen into the recorded kernels, and a
+        scheduler's new learning rate ignored)."""
+        get = value if value is not None else (lambda: float(group[name]))
+        graph = backend.active_graph()
+        if graph is None:
+            return get()
+        return graph.scalar((id(self), id(group), name, like.dtype), get, like)
+
+    def _graph_structure(self):
+        """What a captured step's recorded work depends on besides the hyperparameters' values:
+        the groups' non-numeric settings, which numbers are zero (the update skips terms that
+        are), and which arrays hold the parameters and their state (a graph updates the arrays
+        it recorded: after ``p.data`` is rebound or ``load_state_dict`` replaced the buffers, it
+        must be recorded anew). A CUDA-graph step re-captures when this changes."""
+        structure = []
+        for group in self.param_groups:
+            params = group["params"]
+            settings = tuple((k, v != 0 if isinstance(v, float) else v)
+                             for k, v in sorted(group.items()) if k != "params")
+            arrays = tuple(id(p.data) for p in params) + tuple(
+                id(v) if hasattr(v, "shape") else v
+                for p in params for v in self.state.get(p, {}).values())
+            structure.append((settings, arrays))
+        return tuple(structure)
 
     def _update(self, group, p, g, state):
         """Update the raw array ``p`` in place from its gradient ``g`` (never written) and its

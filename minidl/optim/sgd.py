@@ -33,6 +33,7 @@ class SGD(Optimizer):
     """
 
     _state_names = ("momentum_buffer",)
+    _capturable = True
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, fused=None):
@@ -54,18 +55,19 @@ class SGD(Optimizer):
                 f"momentum={group['momentum']!r} and dampening={group['dampening']!r}")
 
     def _update(self, group, p, g, state):
-        lr = float(group["lr"])
-        mu = float(group["momentum"])
-        tau = float(group["dampening"])
-        wd = float(group["weight_decay"])
-        if wd != 0:
-            g = g + wd * p
-        if mu != 0:
+        if group["weight_decay"] != 0:
+            g = g + self._hyper(group, "weight_decay", p) * p
+        if group["momentum"] != 0:
+            mu = self._hyper(group, "momentum", p)
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= mu
-                buf += (1.0 - tau) * g if tau != 0 else g
+                if group["dampening"] != 0:
+                    buf += self._hyper(group, "1 - dampening", p,
+                                       lambda: 1.0 - group["dampening"]) * g
+                else:
+                    buf += g
             g = g + mu * buf if group["nesterov"] else buf
-        p -= lr * g
+        p -= self._hyper(group, "lr", p) * g

@@ -24,7 +24,14 @@ class ndarray(_np.ndarray):
     def device(self):
         return cuda.Device(0)
 
+    @property
+    def data(self):
+        """CuPy's MemoryPointer, as far as minidl uses it: ``ptr``, the address of the first
+        element (host memory here)."""
+        return _Pointer(self.ctypes.data)
+
     def get(self, stream=None, order="C", out=None):
+        _refuse_read("get")
         host = _np.array(self.view(_np.ndarray), copy=True, order=order)
         if out is None:
             return host
@@ -33,32 +40,143 @@ class ndarray(_np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         _refuse_host(ufunc.__name__, inputs)
+        tape = cuda._tape()
+        if tape is not None and ufunc is _np.matmul:
+            _refuse_blas()
         out = kwargs.get("out")
         if out is not None:
             _refuse_host(ufunc.__name__, out)
             kwargs["out"] = tuple(_unwrap(o) for o in out)
-        result = getattr(ufunc, method)(*(_unwrap(x) for x in inputs), **kwargs)
+        inputs, kwargs = _unwrap(inputs), _unwrap(kwargs)
+
+        def run(**extra):
+            return getattr(ufunc, method)(*inputs, **kwargs, **extra)
+
+        if tape is not None and (out is not None or method == "at"):
+            tape.append(run)                   # in place: recorded, run by the replays only
+            return None if out is None else out[0] if len(out) == 1 else out
+        if tape is None:
+            result = _wrap(run())
+        else:
+            with _np.errstate(all="ignore"):     # a capture's inputs may not be computed yet
+                result = _wrap(run())
+        if tape is not None:
+            outs = tuple(_unwrap(r) for r in (result if isinstance(result, tuple) else
+                                               (result,)))
+            tape.append(lambda: run(out=outs))
         if out is not None:
             return out[0] if len(out) == 1 else out
-        return _wrap(result)
+        return result
 
     def __array_function__(self, func, types, args, kwargs):
-        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+        return _call(func, args, kwargs)
+
+    def __setitem__(self, key, value):
+        tape = cuda._tape()
+        if tape is None:
+            return _np.ndarray.__setitem__(self, key, value)
+        if _host_arrays(value):
+            _refuse_read("a host-to-device copy")
+        target, key, value = self.view(_np.ndarray), _unwrap(key), _unwrap(value)
+        tape.append(lambda: _np.ndarray.__setitem__(target, key, value))
+
+    def fill(self, value):
+        tape = cuda._tape()
+        if tape is None:
+            return _np.ndarray.fill(self, value)
+        target = self.view(_np.ndarray)
+        tape.append(lambda: target.fill(value))
 
     def __repr__(self):
+        _refuse_read("repr")
         return "fake-cupy " + repr(self.view(_np.ndarray))
+
+
+class _Pointer:
+    def __init__(self, ptr):
+        self.ptr = ptr
 
 
 def _method(name):
     def call(self, *args, **kwargs):
-        return _wrap(getattr(self.view(_np.ndarray), name)(*_unwrap(args), **_unwrap(kwargs)))
+        return _call(getattr(_np.ndarray, name), (self,) + args, kwargs)
     call.__name__ = name
     return call
 
 
 for _name in ("sum", "mean", "max", "min", "var", "std", "prod", "argmax", "argmin", "any",
-              "all", "dot", "cumsum", "clip", "round"):
+              "all", "dot", "cumsum", "clip", "round", "copy", "astype", "reshape", "ravel",
+              "flatten", "repeat", "take", "transpose", "swapaxes", "squeeze", "__getitem__"):
     setattr(ndarray, _name, _method(_name))
+
+
+def _reader(name):
+    def call(self, *args, **kwargs):
+        _refuse_read(name)
+        return getattr(_np.ndarray, name)(self, *args, **kwargs)
+    call.__name__ = name
+    return call
+
+
+for _name in ("item", "tolist", "__float__", "__int__", "__bool__", "__index__", "__str__"):
+    setattr(ndarray, _name, _reader(_name))
+
+# stream capture (cupy.cuda.Stream.begin_capture): what the emulation records and refuses
+_BLAS = {"dot", "vdot", "inner", "tensordot", "einsum", "matmul"}
+_IN_PLACE = {"copyto", "put", "place", "putmask", "fill_diagonal"}
+_NO_WORK = {"empty", "empty_like"}
+
+
+def _refuse_blas():
+    raise NotImplementedError("calling cuBLAS API during stream capture is currently "
+                              "unsupported (fake cupy, as CuPy)")
+
+
+def _refuse_read(what):
+    if cuda._tape() is not None:
+        raise RuntimeError(f"fake cupy: {what} during stream capture needs the device to sync "
+                           "with the host (cudaErrorStreamCaptureUnsupported)")
+
+
+def _arrays(x):
+    if isinstance(x, _np.ndarray):
+        yield x
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _arrays(v)
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _arrays(v)
+
+
+def _call(f, args, kwargs):
+    """f(*args, **kwargs) with device arrays; while a stream captures, pure calls run now and
+    their fresh results are recomputed into the same arrays by every replay, in-place calls
+    are only recorded (a captured kernel runs only when the graph is launched)."""
+    args, kwargs = _unwrap(args), _unwrap(kwargs)
+    tape = cuda._tape()
+    if tape is None:
+        return _wrap(f(*args, **kwargs))
+    name = getattr(f, "__name__", "")
+    if name in _BLAS:
+        _refuse_blas()
+    if name in _IN_PLACE or kwargs.get("out") is not None:
+        tape.append(lambda: f(*args, **kwargs))
+        return _wrap(kwargs.get("out"))
+    with _np.errstate(all="ignore"):             # a capture's inputs may not be computed yet
+        result = _wrap(f(*args, **kwargs))
+    if name in _NO_WORK:          # nothing to record, but like a graph's memory pool, the
+        tape.append(lambda: result)   # capture keeps its allocations for the replays
+        return result
+    sources = list(_arrays((args, kwargs)))
+    fresh = [r.view(_np.ndarray) for r in _arrays(result)
+             if not any(_np.may_share_memory(r, s) for s in sources)]
+    if fresh:
+        def rerun():
+            for target, value in zip(fresh, _arrays(_wrap(f(*args, **kwargs)))):
+                target[...] = value
+        tape.append(rerun)
+    return result
 
 
 def _refuse_host(op, values):
@@ -104,7 +222,7 @@ def _function(f):
             raise TypeError(f"fake cupy: {getattr(f, '__name__', f)} got a host "
                             "numpy.ndarray (CuPy functions take device arrays; use "
                             "cupy.asarray first)")
-        return _wrap(f(*_unwrap(args), **_unwrap(kwargs)))
+        return _call(f, args, kwargs)
     call.__name__ = getattr(f, "__name__", "function")
     return call
 
@@ -121,8 +239,10 @@ def __getattr__(name):
 def asarray(a, dtype=None, order=None):
     """A device array of ``a``: a device array as it is (when dtype and order allow), host
     data copied."""
-    copy = None if isinstance(a, ndarray) else True
-    return _np.array(_unwrap(a), dtype=dtype, order=order or "K", copy=copy).view(ndarray)
+    if not isinstance(a, ndarray):
+        _refuse_read("a host-to-device copy")
+        return _np.array(a, dtype=dtype, order=order or "K", copy=True).view(ndarray)
+    return _call(_np.array, (a,), dict(dtype=dtype, order=order or "K", copy=None))
 
 
 array = asarray
@@ -145,7 +265,20 @@ class RawModule:
         self._module = HostModule(code, name_expressions)
 
     def get_function(self, name):
-        return self._module.get_function(name)
+        return _Kernel(self._module.get_function(name))
+
+
+class _Kernel:
+    """A RawKernel: launches run now, or, while a stream captures, only when it replays."""
+
+    def __init__(self, fn):
+        self._fn = fn
+
+    def __call__(self, grid, block, args, **kwargs):
+        tape = cuda._tape()
+        if tape is None:
+            return self._fn(grid, block, args, **kwargs)
+        tape.append(lambda: self._fn(grid, block, args, **kwargs))
 
 
 from . import _core, cuda, lib, random  # noqa: E402

@@ -1,4 +1,15 @@
-"""fake cupy.cuda: one device, synchronous streams."""
+"""fake cupy.cuda: one device; streams that run work at once, or record it while capturing.
+
+Stream capture is emulated the way CUDA does it, as far as minidl can observe: while the
+current stream captures, device work is recorded, not run (pure array operations still
+compute a result now, so shapes are known, and every replay recomputes it into the same
+array; in-place operations, kernel launches and cuBLAS calls run only when the graph is
+launched), and anything that makes the host wait for the device raises. A ``Graph`` replays
+the recorded work in order; Python scalars were recorded by value, device arrays by
+reference, as in a real graph.
+"""
+import contextlib
+import itertools
 
 
 class Device:
@@ -18,16 +29,105 @@ class Device:
         return self
 
     def synchronize(self):
+        if any(s.tape is not None for s in _streams.values()):
+            raise RuntimeError("fake cupy: device synchronize during stream capture")
+
+
+_ids = itertools.count(1000)
+_streams = {}              # ptr -> Stream
+_current = []              # the `with stream:` stack
+
+
+class Stream:
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        self.ptr = 0 if null else next(_ids)
+        self.tape = None   # the recorded work while capturing
+        _streams[self.ptr] = self
+
+    def __enter__(self):
+        _current.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _current.pop()
+        return False
+
+    def use(self):
+        _current[:] = [self]
+        return self
+
+    def synchronize(self):
+        if self.tape is not None:
+            raise RuntimeError("fake cupy: synchronize of a capturing stream")
+
+    def begin_capture(self, mode=None):
+        if self.ptr == 0:
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if self.tape is not None:
+            raise RuntimeError("fake cupy: the stream is already capturing")
+        self.tape = []
+
+    def end_capture(self):
+        if self.tape is None:
+            raise RuntimeError("fake cupy: end_capture on a stream that is not capturing")
+        tape, self.tape = self.tape, None
+        return Graph(tape)
+
+    def is_capturing(self):
+        return self.tape is not None
+
+    def record(self, event=None):
+        return event if event is not None else Event()
+
+    def wait_event(self, event):
         pass
 
 
-class _Stream:
+Stream.null = Stream(null=True)
+
+
+def get_current_stream():
+    return _current[-1] if _current else Stream.null
+
+
+def _tape():
+    """The current stream's recording when it captures, else None."""
+    return get_current_stream().tape
+
+
+class Event:
+    done = True
+
+    def record(self, stream=None):
+        pass
+
     def synchronize(self):
         pass
 
 
-def get_current_stream():
-    return _Stream()
+class Graph:
+    def __init__(self, tape):
+        self._tape = tape
+
+    def launch(self, stream=None):
+        if get_current_stream().tape is not None:
+            raise RuntimeError("fake cupy: launching a graph inside a capture is not emulated")
+        for work in self._tape:
+            work()
+
+    def upload(self, stream=None):
+        pass
+
+
+class MemoryPool:
+    """Allocations are NumPy's here; the pool only has to exist."""
+
+    def malloc(self, size):
+        raise NotImplementedError("fake cupy: MemoryPool.malloc is not emulated")
+
+
+def using_allocator(allocator=None):
+    return contextlib.nullcontext()
 
 
 class runtime:
