@@ -42,7 +42,7 @@ def _rss_growth(engine):
 
 
 class _MinidlEngine:
-    def __init__(self, name, batch, device, tf32):
+    def __init__(self, name, batch, device, tf32, graph=False):
         import minidl
         import minidl.functional as F
         import nets
@@ -58,13 +58,18 @@ class _MinidlEngine:
                                device=device)
         self.y = minidl.tensor(rng.integers(0, 10, batch), device=device)
         self.F = F
-        self.version = f"minidl {minidl.__version__}"
+        self.version = f"minidl {minidl.__version__}" + (", CUDA graph" if graph else "")
+        self.graphed = minidl.cuda_graph.GraphedStep(self._step) if graph else None
 
-    def step(self):
-        loss = self.F.cross_entropy(self.model(self.x), self.y)
+    def _step(self, x, y):
+        loss = self.F.cross_entropy(self.model(x), y)
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
+        return loss
+
+    def step(self):
+        (self.graphed or self._step)(self.x, self.y)
 
     def sync(self):
         if self.device != "cpu":
@@ -74,6 +79,11 @@ class _MinidlEngine:
         if self.device == "cpu":
             return _rss_growth(self)
         import cupy
+        if self.graphed is not None:    # a replay allocates nothing: its memory is reserved
+            self.step()                 # in the capture's own pool
+            self.sync()
+            used = cupy.get_default_memory_pool().used_bytes()
+            return (used + sum(p.total_bytes() for p in self.minidl.cuda_graph._pools)) / 2 ** 20
         hook = _PeakHook(cupy)
         self.sync()
         with hook:
@@ -104,7 +114,7 @@ class _PeakHook:
 
 
 class _TorchEngine:
-    def __init__(self, name, batch, device, tf32):
+    def __init__(self, name, batch, device, tf32, graph=False):
         import torch
         from benchmarks import torch_models
         # the same arithmetic as minidl: TF32 in both or in neither (cuDNN's default is on)
@@ -140,14 +150,15 @@ class _TorchEngine:
         return self.torch.cuda.max_memory_allocated() / 2 ** 20
 
 
-def _worker(conn, engine, name, batch, device, tf32):
+def _worker(conn, engine, name, batch, device, tf32, graph):
     try:
-        eng = (_MinidlEngine if engine == "minidl" else _TorchEngine)(name, batch, device, tf32)
+        eng = (_MinidlEngine if engine == "minidl" else _TorchEngine)(name, batch, device, tf32,
+                                                                      graph)
     except ImportError as exc:
         conn.send(("missing", str(exc)))
         return
     eng.rss_base = _rss_mb()
-    for _ in range(2):
+    for _ in range(3):                  # a graphed step: two warm-up calls and the capture
         eng.step()
     eng.sync()
     conn.send(("ready", eng.version))
@@ -165,10 +176,11 @@ def _worker(conn, engine, name, batch, device, tf32):
 class Child:
     """One engine, one model, in a spawned process."""
 
-    def __init__(self, engine, name, batch, device, tf32=False):
+    def __init__(self, engine, name, batch, device, tf32=False, graph=False):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, engine, name, batch, device, tf32),
+        self.proc = ctx.Process(target=_worker,
+                                args=(child, engine, name, batch, device, tf32, graph),
                                 daemon=True)
         self.proc.start()
         status, self.info = self.conn.recv()
@@ -187,7 +199,7 @@ class Child:
 
 
 def bench(name, batch, device, args):
-    engines = {"minidl": Child("minidl", name, batch, device, args.tf32)}
+    engines = {"minidl": Child("minidl", name, batch, device, args.tf32, args.cuda_graph)}
     if not args.no_torch:
         t = Child("torch", name, batch, device, args.tf32)
         if t.ok:
@@ -235,11 +247,16 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--tf32", action="store_true",
                     help="TF32 matrix multiplies in both engines (GPU only; default: off in both)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="minidl's step captured once and replayed as a CUDA graph "
+                         "(minidl.cuda_graph; GPU only); torch stays eager")
     ap.add_argument("--write-results", nargs="?", const=RESULTS, default=None,
                     help="write the table into benchmarks/RESULTS.md (or the given file)")
     args = ap.parse_args(argv)
     if args.tf32 and not args.device.startswith("cuda"):
         ap.error("--tf32 is a GPU matrix-multiply mode: it needs --device cuda")
+    if args.cuda_graph and not args.device.startswith("cuda"):
+        ap.error("--cuda-graph captures CUDA work: it needs --device cuda")
     rows = []
     for entry in args.models:
         name, _, b = entry.partition(":")
@@ -252,15 +269,19 @@ def main(argv=None):
     print("\n".join(lines))
     if args.write_results:
         import datetime
-        head = f"## Training step (bench_train.py, {args.device}{', TF32' if args.tf32 else ''})"
+        mode = (", TF32" if args.tf32 else "") + (", CUDA graph" if args.cuda_graph else "")
+        head = f"## Training step (bench_train.py, {args.device}{mode})"
         text = "\n".join([head, "", f"{machine(versions)}; device {args.device}; "
                           f"{datetime.date.today()}", "",
                           f"`python benchmarks/bench_train.py --device {args.device} --models "
                           f"{' '.join(args.models)} --rounds {args.rounds} --reps {args.reps}"
-                          f"{' --tf32' if args.tf32 else ''}`: median of "
+                          f"{' --tf32' if args.tf32 else ''}"
+                          f"{' --cuda-graph' if args.cuda_graph else ''}`: median of "
                           f"{args.rounds * args.reps} training steps per engine (forward + "
                           "backward + SGD step), float32, TF32 "
-                          f"{'on' if args.tf32 else 'off'} in both engines.", ""] + lines) + "\n"
+                          f"{'on' if args.tf32 else 'off'} in both engines"
+                          + ("; minidl's step replayed as a CUDA graph, torch eager."
+                             if args.cuda_graph else "."), ""] + lines) + "\n"
         write_section(args.write_results, head, text)
         print(f"wrote {args.write_results}")
 

@@ -6,8 +6,11 @@
 #          cifar_jpeg_to_bin.py, copied there from ../shared; data/ is git-ignored, so pass
 #          carry=["data/carry"]) into data/cifar-10-batches-bin, unless that exists already
 # tests    the CUDA-parametrized tests (they skip on machines without a GPU)
-# bench    per-layer and whole-step benchmarks vs PyTorch, TF32 off and on (into RESULTS.md)
-# train    the 40-epoch default recipe on data/cifar-10-batches-bin (needs prepare first)
+# bench    per-layer and whole-step benchmarks vs PyTorch (into RESULTS.md), float32: minidl
+#          eager, then minidl's step as a CUDA graph (--cuda-graph); torch eager in both
+# bench-tf32  the whole-step benchmarks again with TF32 on in both engines
+# train    the 40-epoch default recipe on data/cifar-10-batches-bin with --cuda-graph (needs
+#          prepare first); train-eager the same without it
 # Logs go to $OUT when set (the device tool's output folder), else to ./runs; every step tees
 # its log as it runs, so a step cut short by a time limit still leaves what it printed.
 set -euo pipefail
@@ -16,7 +19,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench)
-[ "${steps[*]}" = full ] && steps=(prepare tests bench train)
+[ "${steps[*]}" = full ] && steps=(prepare tests bench train bench-tf32)
 models=(resnet20:128 resnet20:512 resnet56:128 densenet_bc_100:64)
 for step in "${steps[@]}"; do
     case $step in
@@ -34,14 +37,24 @@ for step in "${steps[@]}"; do
             | tee "$out/bench_layers.log"
         python3 benchmarks/bench_train.py --device cuda --models "${models[@]}" \
             --write-results 2>&1 | tee "$out/bench_train.log"
+        python3 benchmarks/bench_train.py --device cuda --cuda-graph --models "${models[@]}" \
+            --write-results 2>&1 | tee "$out/bench_train_graph.log"
+        cp benchmarks/RESULTS.md "$out/" ;;
+    bench-tf32)
         python3 benchmarks/bench_train.py --device cuda --tf32 --models "${models[@]}" \
             --write-results 2>&1 | tee "$out/bench_train_tf32.log"
+        python3 benchmarks/bench_train.py --device cuda --tf32 --cuda-graph \
+            --models "${models[@]}" --write-results 2>&1 | tee "$out/bench_train_tf32_graph.log"
         cp benchmarks/RESULTS.md "$out/" ;;
-    train)
+    train|train-eager)
+        graph=(--cuda-graph)
+        [ "$step" = train-eager ] && graph=()
         python3 train_cifar.py --device cuda --epochs 40 --data-dir data --no-verify-md5 \
-            --no-progress --out "$out/resnet20-cuda-e40" 2>&1 | tee "$out/train.log" ;;
+            --no-progress "${graph[@]}" --out "$out/resnet20-cuda-e40-$step" 2>&1 \
+            | tee "$out/$step.log" ;;
     *)
-        echo "gpu_session.sh: unknown step '$step' (prepare, tests, bench, train, full)" >&2
+        echo "gpu_session.sh: unknown step '$step' (prepare, tests, bench, bench-tf32, train," \
+            "train-eager, full)" >&2
         exit 2 ;;
     esac
 done

@@ -139,6 +139,8 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys):
     assert "--eval-only needs --resume" in _one_line_error(capsys, "--eval-only", *d)
     assert "--tf32 is a GPU matrix-multiply mode; it needs --device cuda, got cpu" in \
         _one_line_error(capsys, "--tf32", "--device", "cpu", *d)
+    assert "--cuda-graph captures GPU work; it needs --device cuda, got cpu" in \
+        _one_line_error(capsys, "--cuda-graph", "--device", "cpu", *d)
     assert "no checkpoint at" in _one_line_error(capsys, "--resume", str(tmp_path / "no.npz"))
     assert "--model-option expects KEY=VALUE" in _one_line_error(capsys, "--model-option",
                                                                  "depth", *d)
@@ -170,7 +172,7 @@ def test_help_documents_every_flag():
     for flag in ("--model", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum",
                  "--nesterov", "--weight-decay", "--schedule", "--warmup", "--label-smoothing",
                  "--device", "--data-dir", "--download", "--seed", "--out", "--resume",
-                 "--eval-only", "--limit-train", "--limit-test", "--tf32"):
+                 "--eval-only", "--limit-train", "--limit-test", "--tf32", "--cuda-graph"):
         assert flag in text
     assert "one-cycle" in text
 
@@ -219,3 +221,29 @@ def test_cuda_run_checkpoints_resumes_and_evaluates(data_dir, tmp_path, monkeypa
     capsys.readouterr()
     assert run("--eval-only", "--resume", part, "--data-dir", data_dir, "--no-progress") == 0
     assert f"test accuracy {100 * r[-1]['test_acc']:.2f}%" in capsys.readouterr().out
+
+
+@pytest.mark.cuda
+def test_cuda_graph_run_matches_the_eager_run(data_dir, tmp_path, capsys):
+    """--cuda-graph trains the same: the replayed steps (with the one-cycle learning rate
+    changing every step) give the eager run's metrics; and what a graph cannot hold is a
+    one-line error."""
+    gpu = [a if a != "cpu" else "cuda" for a in TINY]
+    common = gpu + ["--data-dir", data_dir, "--epochs", "1", "--seed", "5"]
+    eager, graphed = str(tmp_path / "eager"), str(tmp_path / "graph")
+    assert run(*common, "--out", eager) == 0
+    assert run(*common, "--out", graphed, "--cuda-graph") == 0
+    for a, b in zip(rows(eager), rows(graphed)):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4)
+        assert b["test_loss"] == pytest.approx(a["test_loss"], rel=1e-4)
+        assert b["lr"] == a["lr"]
+    with open(os.path.join(graphed, "metrics.json")) as f:
+        assert json.load(f)["summary"]["cuda_graph"] is True
+    capsys.readouterr()
+    assert "--cuda-graph needs --optimizer sgd" in _one_line_error(
+        capsys, *common, "--cuda-graph", "--optimizer", "adam")
+    err = _one_line_error(capsys, "--model", "densenet40", "--model-option", "depth=7",
+                          "--model-option", "growth_rate=2", "--model-option", "drop_rate=0.2",
+                          *gpu[4:], "--data-dir", data_dir, "--epochs", "1", "--cuda-graph",
+                          "--out", str(tmp_path / "drop"))
+    assert err.startswith("train_cifar.py: error: --cuda-graph: drawing random numbers"), err
