@@ -288,16 +288,24 @@ def check_later(flag, make_error):
         if bool(flag):
             raise make_error()
         return False
-    if _capturing:          # queued again after every replay of the graph
-        _graph.deferred_checks.append((flag, make_error))
+    if _capturing:
+        # a replay rewrites ``flag``; a replay can come before the next read, so the graph ORs
+        # it into a flag of its own that only a failed read resets (``GraphedStep``)
+        xp = xp_of(flag)
+        sticky = xp.empty((), bool)
+        xp.logical_or(sticky, flag, out=sticky)
+        _graph.deferred_checks.append((sticky, make_error))
         return True
     queue_checks([(flag, make_error)])
     return True
 
 
-def queue_checks(checks):
-    """Queue ``[(flag, make_error)]`` pairs as ``check_later`` does (a replayed CUDA graph
-    re-queues the checks its capture recorded: their flags are rewritten by every replay)."""
+def queue_checks(checks, once=False):
+    """Queue ``[(flag, make_error)]`` pairs as ``check_later`` does; with ``once``, skip the
+    flag arrays already pending (a replayed CUDA graph queues its checks after every replay)."""
+    if once:
+        pending = {id(f) for f, _ in _deferred}
+        checks = [c for c in checks if id(c[0]) not in pending]
     _deferred.extend(checks)
     if len(_deferred) >= MAX_DEFERRED:
         check_deferred()

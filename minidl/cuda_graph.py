@@ -29,8 +29,9 @@ What a captured step may contain, and what the replay keeps right:
   the host): the others raise a clear error.
 - **No host reads or random numbers** inside the step: ``item()``, printing a tensor, Python
   branches on tensor values, dropout or other GPU random draws raise a clear error while
-  capturing. Deferred checks (``cross_entropy``'s label range) are recorded and re-queued
-  after every replay, so a bad label still raises at the next synchronization.
+  capturing. Deferred checks (``cross_entropy``'s label range) are recorded: every replay ORs
+  its result into a flag that is read at the next synchronization, so a bad label in any
+  replayed step raises there, as in eager mode.
 - **Matrix products** go through cuBLAS called directly (``kernels/cublas.py``) while
   capturing, because CuPy refuses its own cuBLAS calls then.
 - **Memory**: the capture allocates from a memory pool of its own that nothing else draws
@@ -183,6 +184,10 @@ class GraphedStep:
         self._graph, self._outputs = self._on_stream(record)
         self._structure = self._structure_now()
         self.captures += 1
+        self.deferred_checks = [(flag, _resetting(flag, make_error))
+                                for flag, make_error in self.deferred_checks]
+        for flag, _ in self.deferred_checks:
+            flag.fill(False)
 
     def _replay(self, args):
         for static, a in zip(self._inputs, args):
@@ -191,8 +196,17 @@ class GraphedStep:
         for arr, get in self._scalars.values():
             arr.fill(get())
         self._on_stream(lambda: self._graph.launch(stream=self._stream))
-        backend.queue_checks(self.deferred_checks)
+        backend.queue_checks(self.deferred_checks, once=True)
         return self._outputs
+
+
+def _resetting(flag, make_error):
+    """``make_error`` that also clears ``flag``, the flag a capture ORs a check's result into
+    at every replay (``backend.check_later``): a failure is reported once."""
+    def error():
+        flag.fill(False)
+        return make_error()
+    return error
 
 
 def _describe(signature):

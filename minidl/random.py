@@ -91,8 +91,8 @@ class Generator:
         data = json.loads(state)
         if self.device.type == "cpu":
             self._rng.bit_generator.state = data
-        else:
-            self.seed(data["seed"])
+        elif not backend.capturing():   # a CUDA-graph capture draws nothing (refused), so
+            self.seed(data["seed"])     # there is nothing to restore, and no new generator
 
 
 def manual_seed(seed):

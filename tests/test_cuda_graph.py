@@ -218,8 +218,10 @@ def test_graphed_step_follows_rebound_parameters_and_loaded_optimizer_state():
 ])
 def test_graphed_training_of_registered_nets_equals_eager(name, options):
     """Whole networks in float64: ResNet (option-A shortcuts), ResNeXt (grouped GEMMs) and the
-    memory-efficient DenseNet (shared concatenation storage, recomputation in backward)."""
+    memory-efficient DenseNet (shared concatenation storage, recomputation in backward, which
+    restores the random state: with a GPU generator in use, that must not touch it)."""
     import nets
+    minidl.default_generator("cuda").uniform((1,))
 
     def setup():
         minidl.manual_seed(0)
@@ -264,11 +266,19 @@ def test_bad_labels_in_a_replayed_step_raise_at_the_next_synchronization():
     batches = _batches(3)
     for x, y in batches:
         graphed(x, y)
+    assert len(backend._deferred) == 1      # one pending flag however many replays
     minidl.synchronize("cuda")
-    x, _ = batches[0]
+    x, y = batches[0]
     graphed(x, minidl.tensor(np.array([0, 1, 5, 2]), device="cuda"))
-    with pytest.raises(ValueError, match="label 5, outside"):
+    graphed(x, y)                 # a later replay with good labels must not hide the bad one
+    with pytest.raises(ValueError, match=r"held a label outside \[0, 3\) for 3 classes in a "
+                       "step since the last synchronization"):
         minidl.synchronize("cuda")
+    graphed(x, minidl.tensor(np.array([0, -1, 1, 2]), device="cuda"))
+    with pytest.raises(ValueError, match="holds label -1, outside"):
+        minidl.synchronize("cuda")
+    graphed(x, y)
+    minidl.synchronize("cuda")    # reported once
 
 
 @cuda

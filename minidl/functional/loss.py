@@ -160,6 +160,10 @@ def _check_class_target(op, input, target):
 
         def error():
             lo, hi = int(t.min()), int(t.max())
+            if 0 <= lo and hi < n_classes:      # a CUDA graph replayed other labels since
+                return ValueError(f"{op}: 'target' held a label outside [0, {n_classes}) for "
+                                  f"{n_classes} classes in a step since the last "
+                                  "synchronization")
             bad = lo if lo < 0 else hi
             return ValueError(f"{op}: 'target' holds label {bad}, outside [0, {n_classes}) for "
                               f"{n_classes} classes")

@@ -27,9 +27,11 @@ def row_width(x, kernel_size, stride, padding, dilation):
 
 
 def matmul(a, b):
-    """``a @ b``; while a CUDA graph is captured, through cuBLAS called directly
-    (``kernels/cublas.py``), since CuPy refuses its own cuBLAS calls then."""
-    if backend.capturing():
+    """``a @ b``; in a CUDA-graph step (``minidl.cuda_graph``), through cuBLAS called directly
+    (``kernels/cublas.py``), since CuPy refuses its own cuBLAS calls while capturing. The
+    step's eager warm-up calls take that path too, so that the captured GEMMs are the ones
+    already run (cuBLAS kernels loaded, the same results as the warm-up)."""
+    if backend.active_graph() is not None and backend._is_cupy_array(a):
         from . import cublas  # noqa: PLC0415
         return cublas.matmul(a, b)
     return a @ b

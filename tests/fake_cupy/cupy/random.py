@@ -6,6 +6,9 @@ from . import _wrap
 
 class RandomState:
     def __init__(self, seed=None):
+        from . import cuda
+        if cuda._tape() is not None:
+            raise RuntimeError("fake cupy: creating a cuRAND generator during stream capture")
         self._rs = _np.random.RandomState(seed)
 
     def random_sample(self, size=None, dtype=float):
