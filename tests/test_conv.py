@@ -26,6 +26,8 @@ CASES = [
     ((2, 4, 6, 7), (6, 1, 1), 2, 0, 1, 2, False),             # 1x1 stride 2, groups
     ((2, 2, 4, 5), (3, 3, 3), 1, 3, 1, 1, True),              # padding > kernel reach: col2im
     ((1, 1, 3, 3), (1, 3, 3), 1, 0, 1, 1, False),             # 1x1 output
+    ((2, 2, 6, 7), (3, 2, 3), 1, (1, 0), (1, 2), 1, True),    # row path, not "same" padded
+    ((2, 3, 7, 6), (2, 5, 3), 1, (2, 2), (1, 2), 1, False),   # row path, "same", 2-col shifts
 ]
 
 
@@ -137,6 +139,28 @@ def test_wide_rows_hold_the_same_columns(rng, shape, k, p, d):
     assert np.isfinite(wide).all()
     with pytest.raises(ValueError, match="im2col: row_width must be OW"):
         kernels.im2col(x, k, (2, 1), p, d, row_width=Wp)
+
+
+@pytest.mark.parametrize("shape,kw,p,d", [((2, 3, 5, 6), 3, (1, 1), (1, 1)),
+                                          ((2, 2, 6, 7), 3, (1, 2), (1, 2)),
+                                          ((2, 2, 5, 5), 2, (0, 1), (1, 1)),
+                                          ((1, 2, 4, 6), 5, (2, 1), (1, 1)),
+                                          ((2, 1, 3, 4), 3, (0, 0), (2, 1))])
+def test_row_columns_match_definition(rng, shape, kw, p, d):
+    """U[j, c, n, hp, ow] = xpad[n, c, hp, ow + j*DW] everywhere, padding zeros included (the
+    "same"-padded cases build shifted planes by moving one plane; the others copy each)."""
+    x = rng.standard_normal(shape)
+    x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)   # CNHW memory
+    out = np.full(kernels.row_unfold_shape(shape, kw, p, d), np.nan)
+    U = kernels.unfold_rows(x, kw, p, d, out=out)
+    assert U is out
+    N, C, H, W = shape
+    OW = W + 2 * p[1] - d[1] * (kw - 1)
+    assert U.shape == (kw, C, N, H + 2 * p[0], OW)
+    xpad = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    for j in range(kw):
+        np.testing.assert_array_equal(U[j], xpad[:, :, :, j * d[1]:j * d[1] + OW]
+                                      .transpose(1, 0, 2, 3))
 
 
 def test_importing_minidl_does_not_import_cupy():

@@ -1,4 +1,5 @@
-"""2-D convolution: im2col + one GEMM per call (grouped: one batched GEMM), on CPU and GPU.
+"""2-D convolution: im2col + one GEMM per call (grouped: one batched GEMM), on CPU and GPU;
+on the CPU, stride-1 convolutions of one group take the row path instead.
 
 Layout: ``kernels.im2col`` gives columns (C*KH*KW, N*OH*OW); ``W (C_out, C*KH*KW) @ col`` then
 yields the output as (C_out, N*OH*OW), which is channel-major (CNHW) memory. The op returns it
@@ -6,8 +7,18 @@ as an NCHW *view* (``transpose(1, 0, 2, 3)``) rather than paying a pass to reord
 conv's im2col, batch norm, ReLU and pooling read that layout in place (NumPy and CuPy
 elementwise ops keep it), and the gradients flowing back arrive in it too, so
 ``gy.transpose(1, 0, 2, 3).reshape(C_out, -1)`` is free in backward.
+
+Row path (``_rows_forward``, host only): im2col's columns are a KH*KW-fold copy of the input,
+and on the CPU writing and reading them back costs more than the GEMM. The row columns of
+``kernels.unfold_rows`` are only a KW-fold copy (unfolded along the width, kept whole along
+the height); one GEMM multiplies them by every kernel row, and each kernel row's product is
+summed in shifted by its row offset. For ResNet-20's 3x3 convolutions that made forward plus
+backward 1.4-1.7x faster (``benchmarks/RESULTS.md``). The GPU keeps im2col: its kernel writes
+the columns at memory speed, and one GEMM per conv is fewer launches.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from .. import backend, kernels
 from ..autograd import Function
@@ -18,7 +29,11 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
     """Raw-array convolution (N, C, H, W) * (O, C/G, KH, KW) -> (N, O, OH, OW) NCHW view.
 
     Also returns, when ``keep`` is asked and ``kernels.pool`` lent a buffer for them (owned by
-    W), the columns and their row width ``(cols, OWc)`` for backward to give back; else None."""
+    W), the columns for backward to give back (``(cols, OWc)``, or the row columns ``U`` of
+    the row path); else None."""
+    if _by_rows(x, W, stride, groups):
+        y, U, lent = _rows_forward(x, W, b, padding, dilation, W if keep else None)
+        return y, (U if lent else None)
     N, C, H, Wd = x.shape
     O, Cg, KH, KW = W.shape
     OH = kernels.out_size(H, KH, stride[0], padding[0], dilation[0])
@@ -51,6 +66,70 @@ def _columns(x, kernel_size, stride, padding, dilation, owner=None):
         buf = kernels.scratch("conv_col", shape, x.dtype, x)
     col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf, row_width=OWc)
     return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OWc), OWc, lent
+
+
+def _by_rows(x, W, stride, groups):
+    """Whether this convolution takes the row path: on the host, stride 1, one group and a
+    kernel larger than 1x1 (whose columns are x itself)."""
+    return (stride == (1, 1) and groups == 1 and W.shape[2] * W.shape[3] > 1
+            and not backend._is_cupy_array(x))
+
+
+def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
+    """The row path of a stride-1 convolution on the host, over the row columns
+    ``U = kernels.unfold_rows(x)`` (a KW-fold copy of x, where im2col makes a KH*KW-fold one).
+    One GEMM multiplies them by all kernel rows at once; each kernel row's product is then read
+    shifted by its row offset, and the shifted products are summed into the output:
+
+        Z[i, o, p] = sum_(j, c) W[o, c, i, j] U[j, c, p]                   (p = (n, hp, ow))
+        y[n, o, oh, ow] = b[o] + sum_i Z[i, o, (n, oh + i*DH, ow)]
+
+    Returns the NCHW view of the (O, N, OH, OW) output, U, and whether ``kernels.pool`` lent
+    U for ``owner`` (else it lives in the scratch buffer ``name``)."""
+    N = x.shape[0]
+    O, C, KH, KW = W.shape
+    shape = kernels.row_unfold_shape(x.shape, KW, padding, dilation)
+    Hp, OW = shape[3], shape[4]
+    dh = dilation[0]
+    OH = Hp - dh * (KH - 1)
+    U = None if owner is None else kernels.pool.take(shape, x.dtype, owner)
+    lent = U is not None
+    if not lent:
+        U = kernels.scratch(name, shape, x.dtype, x)
+    kernels.unfold_rows(x, KW, padding, dilation, out=U)
+    Z = kernels.scratch("conv_rows_z", (KH, O, N, Hp, OW), x.dtype, x)
+    Wrows = W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C)      # rows (i, o), columns (j, c)
+    np.matmul(Wrows, U.reshape(KW * C, -1), out=Z.reshape(KH * O, -1))
+    Y = np.empty((O, N, OH, OW), x.dtype)
+    first = Z[0, :, :, :OH]
+    if b is None:
+        Y[...] = first
+    else:
+        np.add(first, b[:, None, None, None], out=Y)
+    for i in range(1, KH):
+        Y += Z[i, :, :, i * dh:i * dh + OH]
+    return Y.transpose(1, 0, 2, 3), U, lent
+
+
+def _row_span(U, KH, dh):
+    """(KW*C, N*Hp*OW) view of the row columns, and L: the positions every kernel row's
+    shifted view covers (all valid outputs; the tail past them is the last image's cropped
+    rows)."""
+    U2 = U.reshape(U.shape[0] * U.shape[1], -1)
+    return U2, U2.shape[1] - dh * (KH - 1) * U.shape[4]
+
+
+def _row_weight_grad(U, gYw, W_shape, dh):
+    """gW[o, c, i, j] = sum_p gYw[o, p] * U2[(j, c), p + i*DH*OW], one GEMM per kernel row;
+    gYw (O, L) is gy on U's positions, zero on the cropped ones."""
+    O, C, KH, KW = W_shape
+    U2, L = _row_span(U, KH, dh)
+    OW = U.shape[4]
+    gW = np.empty(W_shape, U.dtype)
+    for i in range(KH):
+        R = U2[:, i * dh * OW:i * dh * OW + L] @ gYw.T                   # (KW*C, O)
+        gW[:, :, i, :] = R.reshape(KW, C, O).transpose(2, 1, 0)
+    return gW
 
 
 def _grouped_matmul(A, B, groups):
@@ -98,6 +177,8 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, W = self.saved
+        if _by_rows(x, W, self.stride, self.groups):
+            return self._backward_rows(x, W, gy)
         s, p, d, G = self.stride, self.padding, self.dilation, self.groups
         N, C, H, Wd = x.shape
         O, Cg, KH, KW = W.shape
@@ -128,6 +209,58 @@ class Conv2d(Function):
                 OH, OW = gy.shape[2:]
                 gx = kernels.col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, s, p, d)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
+
+
+    def _backward_rows(self, x, W, gy):
+        """Backward of the row path (``_rows_forward``): gx is the row-path convolution of gy
+        with the flipped, transposed kernel; gW takes one GEMM per kernel row against the row
+        columns kept from forward (recomputed when the pool had no room). gy on U's positions
+        is the unshifted plane of gy's own row columns when the padding is "same" (then both
+        grids have the same padded height), else a zero-padded copy of gy."""
+        p, d = self.padding, self.dilation
+        O, C, KH, KW = W.shape
+        needs = self.needs_input_grad
+        gx = gW = gb = None
+        if len(needs) > 2 and needs[2]:
+            gb = gy.sum(axis=(0, 2, 3))
+        pt = (d[0] * (KH - 1) - p[0], d[1] * (KW - 1) - p[1])
+        G = None
+        if needs[0]:
+            if min(pt) >= 0:
+                gx, G, _ = _rows_forward(gy, _flipped_transposed(W, 1), None, pt, d,
+                                         name="conv_rows_gy")
+            else:               # padding wider than the kernel's reach: col2im of W^T gY
+                gY = gy.transpose(1, 0, 2, 3).reshape(O, -1)
+                gcol = _grouped_matmul(_group_t(W, 1), gY, 1)
+                OH, OW = gy.shape[2:]
+                gx = kernels.col2im(gcol.reshape(C, KH, KW, *gy.shape[:1], OH, OW), x.shape,
+                                    (1, 1), p, d)
+        if needs[1]:
+            kept, self.cols = self.cols, None
+            U = kept if kept is not None else kernels.unfold_rows(
+                x, KW, p, d, out=kernels.scratch("conv_rows_x", kernels.row_unfold_shape(
+                    x.shape, KW, p, d), x.dtype, x))
+            _, L = _row_span(U, KH, d[0])
+            same = pt == p and p[1] % d[1] == 0
+            if G is not None and same:
+                OW = G.shape[4]
+                plane = G[p[1] // d[1]].reshape(O, -1)
+                gYw = plane[:, p[0] * OW:p[0] * OW + L]
+            else:
+                gYw = _widen_rows(gy, U.shape[3]).reshape(O, -1)[:, :L]
+            gW = _row_weight_grad(U, gYw, W.shape, d[0])
+            if kept is not None:
+                kernels.pool.give(kept)
+        return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
+
+
+def _widen_rows(gy, height):
+    """gy (N, O, OH, OW) -> (O, N, height, OW) with zeros in the rows past OH."""
+    N, O, OH, OW = gy.shape
+    g = kernels.scratch("conv_gy", (O, N, height, OW), gy.dtype, gy)
+    g[:, :, OH:] = 0
+    g[:, :, :OH] = gy.transpose(1, 0, 2, 3)
+    return g
 
 
 def _widen(gy, width):

@@ -10,7 +10,7 @@ here; CuPy is touched only when a CuPy array arrives.
 from .. import backend
 from . import im2col as reference
 from . import pool
-from .im2col import out_size, release_scratch, scratch
+from .im2col import out_size, release_scratch, row_unfold_shape, scratch, unfold_rows
 
 
 def _on_host(x):
@@ -55,4 +55,4 @@ def col2im(col, x_shape, stride, padding, dilation):
 
 
 __all__ = ["col2im", "im2col", "matmul", "out_size", "pool", "reference", "release_scratch",
-           "row_width", "scratch"]
+           "row_unfold_shape", "row_width", "scratch", "unfold_rows"]
