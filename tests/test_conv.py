@@ -28,6 +28,7 @@ CASES = [
     ((1, 1, 3, 3), (1, 3, 3), 1, 0, 1, 1, False),             # 1x1 output
     ((2, 2, 6, 7), (3, 2, 3), 1, (1, 0), (1, 2), 1, True),    # row path, not "same" padded
     ((2, 3, 7, 6), (2, 5, 3), 1, (2, 2), (1, 2), 1, False),   # row path, "same", 2-col shifts
+    ((2, 1, 5, 5), (6, 3, 3), 1, 1, 1, 1, True),              # few inputs: im2col, stride 1
 ]
 
 

@@ -69,9 +69,14 @@ def _columns(x, kernel_size, stride, padding, dilation, owner=None):
 
 
 def _by_rows(x, W, stride, groups):
-    """Whether this convolution takes the row path: on the host, stride 1, one group and a
-    kernel larger than 1x1 (whose columns are x itself)."""
-    return (stride == (1, 1) and groups == 1 and W.shape[2] * W.shape[3] > 1
+    """Whether this convolution takes the row path: on the host, stride 1, one group, a kernel
+    larger than 1x1 (whose columns are x itself), and less memory traffic than im2col's (per
+    output position: row columns KW*C written, products KH*O written and read back, against
+    im2col's KH*KW*C columns written and read and O outputs; a 3-channel stem is cheaper by
+    im2col)."""
+    O, C, KH, KW = W.shape
+    return (stride == (1, 1) and groups == 1 and KH * KW > 1
+            and KW * C + 2 * KH * O < 2 * KH * KW * C + O
             and not backend._is_cupy_array(x))
 
 
@@ -100,14 +105,14 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
     Z = kernels.scratch("conv_rows_z", (KH, O, N, Hp, OW), x.dtype, x)
     Wrows = W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C)      # rows (i, o), columns (j, c)
     np.matmul(Wrows, U.reshape(KW * C, -1), out=Z.reshape(KH * O, -1))
+    shifted = [Z[i, :, :, i * dh:i * dh + OH] for i in range(KH)]
     Y = np.empty((O, N, OH, OW), x.dtype)
-    first = Z[0, :, :, :OH]
-    if b is None:
-        Y[...] = first
+    if KH == 1:
+        Y[...] = shifted[0]
     else:
-        np.add(first, b[:, None, None, None], out=Y)
-    for i in range(1, KH):
-        Y += Z[i, :, :, i * dh:i * dh + OH]
+        np.add(shifted[0], shifted[1], out=Y)
+    for part in shifted[2:] + ([] if b is None else [b[:, None, None, None]]):
+        Y += part
     return Y.transpose(1, 0, 2, 3), U, lent
 
 
