@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .. import backend
 from ..tensor import Tensor
 
 
@@ -116,3 +117,15 @@ def check_pair(op, name, value, minimum):
         kind = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{op}: '{name}' must be {kind}, got {value!r}")
     return vals
+
+
+def relu_mask(g, y):
+    """A new array: ``g`` where ``y > 0``, else 0 (the gradient through y = max(x, 0)).
+
+    On the host as a float mask multiplied in place: ``g * (y > 0)`` multiplies float by bool
+    through NumPy's casting loop, 1.2-1.4x slower for the arrays of a CIFAR batch."""
+    xp = backend.xp_of(g)
+    if xp is not np:
+        return g * (y > 0)
+    mask = np.greater(y, 0, out=np.empty_like(y, dtype=g.dtype))
+    return np.multiply(mask, g, out=mask)

@@ -5,7 +5,7 @@ import math
 
 from .. import backend
 from ..autograd import Function
-from ._utils import check_float, normalize_dim
+from ._utils import check_float, normalize_dim, relu_mask
 
 
 class ReLU(Function):
@@ -17,7 +17,7 @@ class ReLU(Function):
         return y
 
     def backward(self, gy):
-        return gy * (self.saved[0] > 0)
+        return relu_mask(gy, self.saved[0])
 
 
 class LeakyReLU(Function):

@@ -17,7 +17,7 @@ from .. import backend
 from ..autograd import Function
 from ..kernels import cuda_batchnorm
 from ..tensor import Tensor
-from ._utils import check_float
+from ._utils import check_float, relu_mask
 
 
 def _axes(x):
@@ -130,13 +130,11 @@ class BatchNormTrain(Function):
                                                  self.needs_input_grad[0])
             return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
         xc, invstd, w, y = self.saved
-        xp = backend.xp_of(xc)
         g2 = _rows(gy)
         own = y is not None
         if own:                                             # through the fused ReLU
-            mask = xp.greater(y, 0, out=xp.empty(y.shape, y.dtype))   # a float mask and
-            g2 = xp.multiply(mask, g2, out=mask)            # an in-place product: the cheapest
-        n = g2.shape[1]                                     # masking NumPy has
+            g2 = relu_mask(g2, y)
+        n = g2.shape[1]
         gb = _sum_rows(g2)
         gw = _dot_rows(g2, xc) * invstd                     # sum(gy * xhat)
         gx = None
