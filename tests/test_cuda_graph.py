@@ -105,9 +105,10 @@ class _Net(nn.Module):
         return self.fc(F.flatten(x, 1))
 
 
-def _setup(dtype="float64", **sgd):
+def _setup(dtype="float64", build=_Net, **sgd):
+    """A model (``build()``) on the GPU, its SGD and a training step over both."""
     minidl.manual_seed(3)
-    model = _Net().to("cuda")
+    model = build().to("cuda")
     if dtype == "float64":
         model = model.double()
     options = dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -222,22 +223,8 @@ def test_graphed_training_of_registered_nets_equals_eager(name, options):
     restores the random state: with a GPU generator in use, that must not touch it)."""
     import nets
     minidl.default_generator("cuda").uniform((1,))
-
-    def setup():
-        minidl.manual_seed(0)
-        model = nets.get_model(name, **options).to("cuda").double()
-        opt = minidl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True,
-                               weight_decay=5e-4)
-
-        def step(x, y):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            return loss
-        return model, step
-    eager_model, eager_step = setup()
-    graph_model, graph_fn = setup()
+    eager_model, _, eager_step = _setup(build=lambda: nets.get_model(name, **options), lr=0.05)
+    graph_model, _, graph_fn = _setup(build=lambda: nets.get_model(name, **options), lr=0.05)
     graphed = GraphedStep(graph_fn, warmup=1)
     rng = np.random.default_rng(0)
     for _ in range(3):
