@@ -10,7 +10,10 @@ CuPy's API is counted (ufuncs, array functions and methods, allocations, copies,
 assignments, hand-written kernel launches). An allocation from CuPy's pool launches nothing
 but still costs host time, so it counts too. The count is for the second step (the first one
 creates optimizer state), with the levers switched off one by one: the batch-norm kernels
-(kernels/cuda_batchnorm.py) and the fused optimizer (optim/flat.py).
+(kernels/cuda_batchnorm.py) and the fused optimizer (optim/flat.py); the last column is a
+step replayed as a CUDA graph (minidl.cuda_graph): what the host issues around the graph's
+launch (the batch copied into the captured inputs, the optimizer's device scalars), plus the
+launch itself.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ _where = ["engine, optimizer"]
 
 
 def _count():
-    _counts[_where[-1]] += 1
+    if _where[-1] is not None:          # None: inside a graph's replay, which the GPU runs
+        _counts[_where[-1]] += 1
 
 
 def _counting(fn):
@@ -55,10 +59,20 @@ def _instrument():
     for name in ("astype", "copy"):
         method = getattr(np.ndarray, name)
         setattr(nd, name, _counting(lambda self, *a, _m=method, **k: _m(self, *a, **k).view(nd)))
-    nd.__setitem__ = _counting(np.ndarray.__setitem__)
+    nd.__setitem__ = _counting(nd.__setitem__)
+    nd.fill = _counting(nd.fill)
     wrap = cupy._function
     cupy._function = lambda f: _counting(wrap(f))
     cuda_emulator._HostKernel.__call__ = _counting(cuda_emulator._HostKernel.__call__)
+    launch = cupy.cuda.Graph.launch
+
+    def replay(self, *args, **kwargs):
+        _where.append(None)
+        try:
+            return launch(self, *args, **kwargs)
+        finally:
+            _where.pop()
+    cupy.cuda.Graph.launch = replay
 
     from minidl import autograd
     call = autograd.Function.__call__
@@ -86,12 +100,15 @@ def _instrument():
             cls.backward = backward
 
 
-def count_step(name, batch, fused, bn_kernels):
-    """(total, Counter by where) for the second training step of ``name``."""
+def count_step(name, batch, fused, bn_kernels, graph=False):
+    """(total, Counter by where) for the second training step of ``name`` (with ``graph``, a
+    replay of the captured step)."""
     import minidl
     import minidl.functional as F
     import nets
-    from minidl.kernels import cuda_batchnorm
+    from minidl.kernels import cublas, cuda_batchnorm
+    from tests.fake_cublas import FakeCublas
+    cublas.use_library(FakeCublas())
     minidl.manual_seed(0)
     model = nets.get_model(name).to("cuda")
     opt = minidl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True,
@@ -102,15 +119,22 @@ def count_step(name, batch, fused, bn_kernels):
     supports = cuda_batchnorm.supports
     if not bn_kernels:
         cuda_batchnorm.supports = lambda x, running_mean: False
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    run = minidl.cuda_graph.GraphedStep(step) if graph else step
     try:
-        for _ in range(2):
+        for _ in range(4 if graph else 2):      # a graph: two warm-up calls, the capture
             _counts.clear()
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            run(x, y)
     finally:
         cuda_batchnorm.supports = supports
+    if graph:
+        _counts["graph launch"] += 1
     return sum(_counts.values()), collections.Counter(_counts)
 
 
@@ -121,15 +145,16 @@ def main(argv=None):
     ap.add_argument("--write-results", nargs="?", const=RESULTS, default=None)
     args = ap.parse_args(argv)
     _instrument()
-    lines = ["| model | per-parameter SGD, BN as array ops | + BN kernels | + fused SGD |",
-             "|---|---:|---:|---:|"]
+    lines = ["| model | per-parameter SGD, BN as array ops | + BN kernels | + fused SGD | "
+             "as a CUDA graph |", "|---|---:|---:|---:|---:|"]
     breakdown = []
     for entry in args.models:
         name, _, b = entry.partition(":")
         totals = [count_step(name, int(b or 8), fused, bn)[0]
                   for fused, bn in ((False, False), (False, True))]
         total, where = count_step(name, int(b or 8), True, True)
-        lines.append(f"| {name} | {totals[0]} | {totals[1]} | {total} |")
+        graphed = count_step(name, int(b or 8), True, True, graph=True)[0]
+        lines.append(f"| {name} | {totals[0]} | {totals[1]} | {total} | {graphed} |")
         print(lines[-1], flush=True)
         top = ", ".join(f"{k} {v}" for k, v in where.most_common(6))
         breakdown.append(f"- {name}, all levers on, largest shares: {top}.")
