@@ -10,6 +10,18 @@ import numpy as np
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
 
 
+def sgd_step(model, opt, F):
+    """The training step both minidl benchmarks time or count: cross-entropy of ``model`` on
+    (x, y), backward, one ``opt`` step; returns the loss (a CUDA graph's output)."""
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def timed_block(step, reps, pause, sync=None):
     """Rest ``pause`` s, run one untimed warm-up step, then time ``reps`` steps (seconds)."""
     time.sleep(pause)

@@ -26,7 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks._common import RESULTS, machine, timed_block, write_section  # noqa: E402
+from benchmarks._common import (RESULTS, machine, sgd_step, timed_block,  # noqa: E402
+                                write_section)
 
 
 
@@ -57,16 +58,9 @@ class _MinidlEngine:
         self.x = minidl.tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32),
                                device=device)
         self.y = minidl.tensor(rng.integers(0, 10, batch), device=device)
-        self.F = F
         self.version = f"minidl {minidl.__version__}" + (", CUDA graph" if graph else "")
+        self._step = sgd_step(self.model, self.opt, F)
         self.graphed = minidl.cuda_graph.GraphedStep(self._step) if graph else None
-
-    def _step(self, x, y):
-        loss = self.F.cross_entropy(self.model(x), y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        return loss
 
     def step(self):
         (self.graphed or self._step)(self.x, self.y)

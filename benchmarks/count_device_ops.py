@@ -30,7 +30,7 @@ sys.path.insert(0, ROOT)
 
 import cupy  # noqa: E402  (the fake, from tests/fake_cupy)
 
-from benchmarks._common import RESULTS, write_section  # noqa: E402
+from benchmarks._common import RESULTS, sgd_step, write_section  # noqa: E402
 from tests import cuda_emulator  # noqa: E402
 
 _counts = collections.Counter()
@@ -119,13 +119,7 @@ def count_step(name, batch, fused, bn_kernels, graph=False):
     supports = cuda_batchnorm.supports
     if not bn_kernels:
         cuda_batchnorm.supports = lambda x, running_mean: False
-
-    def step(x, y):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss
+    step = sgd_step(model, opt, F)
     run = minidl.cuda_graph.GraphedStep(step) if graph else step
     try:
         for _ in range(4 if graph else 2):      # a graph: two warm-up calls, the capture
