@@ -210,11 +210,8 @@ class Conv2d(Function):
             if s == (1, 1) and min(pt) >= 0:
                 gx = _conv_forward(gy, _flipped_transposed(W, G), None, s, pt, d, G)[0]
             else:
-                gcol = _grouped_matmul(_group_t(W, G), gY, G)             # (C*KH*KW, ...)
-                OH, OW = gy.shape[2:]
-                gx = kernels.col2im(gcol.reshape(C, KH, KW, N, OH, OW), x.shape, s, p, d)
+                gx = _input_grad_col2im(W, gy, x.shape, s, p, d, G)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
-
 
     def _backward_rows(self, x, W, gy):
         """Backward of the row path (``_rows_forward``): gx is the row-path convolution of gy
@@ -234,12 +231,8 @@ class Conv2d(Function):
             if min(pt) >= 0:
                 gx, G, _ = _rows_forward(gy, _flipped_transposed(W, 1), None, pt, d,
                                          name="conv_rows_gy")
-            else:               # padding wider than the kernel's reach: col2im of W^T gY
-                gY = gy.transpose(1, 0, 2, 3).reshape(O, -1)
-                gcol = _grouped_matmul(_group_t(W, 1), gY, 1)
-                OH, OW = gy.shape[2:]
-                gx = kernels.col2im(gcol.reshape(C, KH, KW, *gy.shape[:1], OH, OW), x.shape,
-                                    (1, 1), p, d)
+            else:               # padding wider than the kernel's reach
+                gx = _input_grad_col2im(W, gy, x.shape, (1, 1), p, d, 1)
         if needs[1]:
             kept, self.cols = self.cols, None
             U = kept if kept is not None else kernels.unfold_rows(
@@ -275,6 +268,17 @@ def _widen(gy, width):
     g[..., OW:] = 0
     g[..., :OW] = gy.transpose(1, 0, 2, 3)
     return g.reshape(O, N * OH * width)
+
+
+def _input_grad_col2im(W, gy, x_shape, stride, padding, dilation, groups):
+    """gx = col2im(W_2d^T @ gY) per group: the input gradient where it is not a convolution
+    of gy (stride > 1, or padding wider than the kernel's reach)."""
+    O, Cg, KH, KW = W.shape
+    N, OH, OW = gy.shape[0], gy.shape[2], gy.shape[3]
+    gY = gy.transpose(1, 0, 2, 3).reshape(O, -1)                        # (O, N*OH*OW)
+    gcol = _grouped_matmul(_group_t(W, groups), gY, groups)             # (C*KH*KW, ...)
+    return kernels.col2im(gcol.reshape(x_shape[1], KH, KW, N, OH, OW), x_shape, stride,
+                          padding, dilation)
 
 
 def _group_t(W, groups):

@@ -5,8 +5,8 @@ CuPy refuses every cuBLAS call while a stream is being captured into a CUDA grap
 so ``a @ b`` cannot be part of a captured training step. cuBLAS itself can be captured: this
 module calls ``cublas{S,D}gemm_v2`` through ctypes with a handle of its own, bound to the
 current stream and given a workspace of its own (so cuBLAS allocates nothing while
-capturing). ``kernels.matmul`` routes here only during a capture (``minidl.cuda_graph``);
-eager code keeps CuPy's matmul.
+capturing). ``kernels.matmul`` routes here only inside a CUDA-graph step (its warm-up calls
+and its capture, ``minidl.cuda_graph``); other code keeps CuPy's matmul.
 
 Layout: NumPy and CuPy arrays are row-major, cuBLAS is column-major. A row-major (M, K) matrix
 with row stride ``ld`` is, read column-major, its transpose (K, M) with leading dimension
@@ -36,7 +36,7 @@ _WORKSPACE_BYTES = 32 << 20            # NVIDIA's recommendation for Hopper; 4 M
 
 _lock = threading.Lock()
 _library = None
-_handles = {}                          # device id -> (handle, workspace array, math mode set)
+_handles = {}                          # device id -> [handle, workspace array, math mode set]
 
 
 def use_library(library):
