@@ -24,6 +24,7 @@ from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, f
                         randperm, tensor, zeros, zeros_like)
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import load, save
+from .kernels.threads import get_num_threads, set_num_threads
 from . import cuda_graph, data, nn, optim  # noqa: E402  (subpackages, importable as minidl.nn etc.)
 
 __version__ = "0.1.0"

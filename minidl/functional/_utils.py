@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from ..kernels import threads
 from ..tensor import Tensor
 
 
@@ -127,5 +128,12 @@ def relu_mask(g, y):
     xp = backend.xp_of(g)
     if xp is not np:
         return g * (y > 0)
-    mask = np.greater(y, 0, out=np.empty_like(y, dtype=g.dtype))
-    return np.multiply(mask, g, out=mask)
+    out = np.empty_like(y, dtype=g.dtype)
+    y1, g1, o1 = (a.reshape(1) if a.ndim == 0 else a for a in (y, g, out))
+
+    def part(lo, hi):                      # on the host threads (kernels.threads)
+        mask = np.greater(y1[lo:hi], 0, out=o1[lo:hi])
+        np.multiply(mask, g1[lo:hi], out=mask)
+
+    threads.parallel(part, y1.shape[0], items_per_index=y1[0].size)
+    return out

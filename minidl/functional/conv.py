@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
+from ..kernels import threads
 from ..autograd import Function
 from ._utils import check_float, check_pair
 
@@ -101,18 +102,24 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
     lent = U is not None
     if not lent:
         U = kernels.scratch(name, shape, x.dtype, x)
-    kernels.unfold_rows(x, KW, padding, dilation, out=U)
     Z = kernels.scratch("conv_rows_z", (KH, O, N, Hp, OW), x.dtype, x)
-    Wrows = W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C)      # rows (i, o), columns (j, c)
-    np.matmul(Wrows, U.reshape(KW * C, -1), out=Z.reshape(KH * O, -1))
-    shifted = [Z[i, :, :, i * dh:i * dh + OH] for i in range(KH)]
+    Wrows = np.ascontiguousarray(W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C))  # (i,o),(j,c)
     Y = np.empty((O, N, OH, OW), x.dtype)
-    if KH == 1:
-        Y[...] = shifted[0]
-    else:
-        np.add(shifted[0], shifted[1], out=Y)
-    for part in shifted[2:] + ([] if b is None else [b[:, None, None, None]]):
-        Y += part
+    extra = [] if b is None else [b[:, None, None, None]]
+
+    def part(lo, hi):                      # images lo..hi-1, on one thread (kernels.threads)
+        Up, Zp, Yp = U[:, :, lo:hi], Z[:, :, lo:hi], Y[:, lo:hi]
+        kernels.unfold_rows(x[lo:hi], KW, padding, dilation, out=Up)
+        np.matmul(Wrows, threads.view(Up, (KW * C, -1)), out=threads.view(Zp, (KH * O, -1)))
+        shifted = [Zp[i, :, :, i * dh:i * dh + OH] for i in range(KH)]
+        if KH == 1:
+            Yp[...] = shifted[0]
+        else:
+            np.add(shifted[0], shifted[1], out=Yp)
+        for more in shifted[2:] + extra:
+            Yp += more
+
+    threads.parallel(part, N, items_per_index=Z[:, :, 0].size)
     return Y.transpose(1, 0, 2, 3), U, lent
 
 
@@ -126,15 +133,27 @@ def _row_span(U, KH, dh):
 
 def _row_weight_grad(U, gYw, W_shape, dh):
     """gW[o, c, i, j] = sum_p gYw[o, p] * U2[(j, c), p + i*DH*OW], one GEMM per kernel row;
-    gYw (O, L) is gy on U's positions, zero on the cropped ones."""
+    gYw (O, L) is gy on U's positions, zero on the cropped ones. With threads
+    (``kernels.threads``) each takes a range of positions, and their partial sums are added
+    in a fixed order."""
     O, C, KH, KW = W_shape
     U2, L = _row_span(U, KH, dh)
     OW = U.shape[4]
-    gW = np.empty(W_shape, U.dtype)
-    for i in range(KH):
-        R = U2[:, i * dh * OW:i * dh * OW + L] @ gYw.T                   # (KW*C, O)
-        gW[:, :, i, :] = R.reshape(KW, C, O).transpose(2, 1, 0)
-    return gW
+    partial = {}
+
+    def part(lo, hi):
+        R = np.empty((KH, KW * C, O), U.dtype)
+        for i in range(KH):
+            s = i * dh * OW
+            np.matmul(U2[:, s + lo:s + hi], gYw[:, lo:hi].T, out=R[i])
+        partial[lo] = R
+
+    threads.parallel(part, L, items_per_index=KW * C + O)
+    keys = sorted(partial)
+    R = partial[keys[0]]
+    for k in keys[1:]:
+        R += partial[k]
+    return np.ascontiguousarray(R.reshape(KH, KW, C, O).transpose(3, 2, 0, 1))
 
 
 def _grouped_matmul(A, B, groups):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..kernels import cuda_batchnorm
+from ..kernels import cuda_batchnorm, threads
 from ..tensor import Tensor
 from ._utils import check_float, relu_mask
 
@@ -105,21 +105,28 @@ class BatchNormTrain(Function):
             return y
         xp = backend.xp_of(x)
         x2 = _rows(x)                                                    # (C, n)
-        n = x2.shape[1]
-        mean = x2.mean(axis=1)
-        xc = x2 - mean[:, None]                        # centred x: xhat = xc * invstd
-        var = _dot_rows(xc, xc) * (1.0 / n)                              # biased
-        invstd = 1.0 / xp.sqrt(var + self.eps)
+        C, n = x2.shape
+        mean, var, invstd = (xp.empty(C, x.dtype) for _ in range(3))
+        xc, y = xp.empty_like(x2), xp.empty_like(x2)     # xc: centred x, xhat = xc * invstd
+
+        def part(lo, hi):                                # channels lo..hi-1
+            xs, xcs, ys = x2[lo:hi], xc[lo:hi], y[lo:hi]
+            mean[lo:hi] = xs.mean(axis=1)
+            xp.subtract(xs, mean[lo:hi, None], out=xcs)
+            var[lo:hi] = _dot_rows(xcs, xcs) * (1.0 / n)                # biased
+            invstd[lo:hi] = 1.0 / xp.sqrt(var[lo:hi] + self.eps)
+            scale = invstd[lo:hi] if w is None else invstd[lo:hi] * w[lo:hi]
+            xp.multiply(xcs, scale[:, None], out=ys)    # one pass for normalize and scale
+            if b is not None:
+                ys += b[lo:hi, None]
+            if self.relu:
+                xp.maximum(ys, 0, out=ys)
+
+        threads.parallel_if_host(xp, part, C, n)   # channel blocks, one per host thread
         if self.running_mean is not None:
             m = self.momentum
             self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
             self.running_var[...] = self.running_var * (1.0 - m) + var * (m * n / (n - 1))
-        scale = invstd if w is None else invstd * w
-        y = xc * scale[:, None]                        # one pass for normalize and scale
-        if b is not None:
-            y += b[:, None]
-        if self.relu:
-            xp.maximum(y, 0, out=y)
         self.save_for_backward(xc, invstd, w, y if self.relu else None)
         return _unrows(y, x.shape)
 
@@ -130,26 +137,36 @@ class BatchNormTrain(Function):
                                                  self.needs_input_grad[0])
             return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
         xc, invstd, w, y = self.saved
+        xp = backend.xp_of(xc)
         g2 = _rows(gy)
-        own = y is not None
-        if own:                                             # through the fused ReLU
-            g2 = relu_mask(g2, y)
-        n = g2.shape[1]
-        gb = _sum_rows(g2)
-        gw = _dot_rows(g2, xc) * invstd                     # sum(gy * xhat)
-        gx = None
-        if self.needs_input_grad[0]:
-            # gx = scale * (g2 - gb/n - xhat * gw/n) = scale*g2 - k*xc - scale*gb/n
-            scale = invstd if w is None else invstd * w
-            k = scale * invstd * gw * (1.0 / n)
-            if own:                                         # g2 is ours: scale it in place
-                g2 *= scale[:, None]
-                gx = xc * (-k)[:, None]
-                gx += g2
+        C, n = g2.shape
+        gb, gw = xp.empty(C, xc.dtype), xp.empty(C, xc.dtype)
+        gx = xp.empty_like(g2) if self.needs_input_grad[0] else None
+
+        def part(lo, hi):                                # channels lo..hi-1
+            g, xcs = g2[lo:hi], xc[lo:hi]
+            own = y is not None
+            if own:                                     # through the fused ReLU
+                g = relu_mask(g, y[lo:hi])
+            gb[lo:hi] = _sum_rows(g)
+            gw[lo:hi] = _dot_rows(g, xcs) * invstd[lo:hi]           # sum(gy * xhat)
+            if gx is None:
+                return
+            # gx = scale * (g - gb/n - xhat * gw/n) = scale*g - k*xc - scale*gb/n
+            scale = invstd[lo:hi] if w is None else invstd[lo:hi] * w[lo:hi]
+            k = scale * invstd[lo:hi] * gw[lo:hi] * (1.0 / n)
+            gxs = gx[lo:hi]
+            if own:                                     # g is ours: scale it in place
+                g *= scale[:, None]
+                xp.multiply(xcs, (-k)[:, None], out=gxs)
+                gxs += g
             else:
-                gx = g2 * scale[:, None]
-                gx -= xc * k[:, None]
-            gx -= (scale * gb * (1.0 / n))[:, None]
+                xp.multiply(g, scale[:, None], out=gxs)
+                gxs -= xcs * k[:, None]
+            gxs -= (scale * gb[lo:hi] * (1.0 / n))[:, None]
+
+        threads.parallel_if_host(xp, part, C, n)   # channel blocks, one per host thread
+        if gx is not None:
             gx = _unrows(gx, gy.shape)
         return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
 

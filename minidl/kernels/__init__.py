@@ -9,7 +9,7 @@ here; CuPy is touched only when a CuPy array arrives.
 """
 from .. import backend
 from . import im2col as reference
-from . import pool
+from . import pool, threads
 from .im2col import out_size, release_scratch, row_unfold_shape, scratch, unfold_rows
 
 
@@ -34,7 +34,31 @@ def matmul(a, b):
     if backend.active_graph() is not None and backend._is_cupy_array(a):
         from . import cublas  # noqa: PLC0415
         return cublas.matmul(a, b)
+    if _on_host(a) and threads.get_num_threads() > 1:
+        return _host_matmul(a, b)
     return a @ b
+
+
+def _host_matmul(a, b):
+    """``a @ b`` on minidl's host threads (``kernels.threads``): a 2-D product split into
+    blocks of the output's columns (or rows, when there are more of those), one per thread,
+    each a one-thread BLAS call; other shapes as one one-thread call."""
+    if a.ndim != 2 or b.ndim != 2:
+        out = []
+        threads.parallel(lambda lo, hi: out.append(a @ b), 1)   # one part: one BLAS thread
+        return out[0]
+    import numpy as np  # noqa: PLC0415
+    (M, K), N = a.shape, b.shape[1]
+    out = np.empty((M, N), np.result_type(a, b))
+    if N >= M:
+        def part(lo, hi):
+            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+        threads.parallel(part, N, items_per_index=M * K // 32)
+    else:
+        def part(lo, hi):
+            np.matmul(a[lo:hi], b, out=out[lo:hi])
+        threads.parallel(part, M, items_per_index=N * K // 32)
+    return out
 
 
 def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):

@@ -24,6 +24,7 @@ import threading
 import numpy as np
 
 from .. import backend
+from . import threads
 
 
 def out_size(size, kernel, stride, padding, dilation):
@@ -102,7 +103,8 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
     Args:
         x: (N, C, H, W) array, any strides.
         kernel_size, stride, padding, dilation: (h, w) int pairs.
-        out: optional C-contiguous (C, KH, KW, N, OH, OWc) buffer to fill.
+        out: optional C-contiguous (C, KH, KW, N, OH, OWc) buffer to fill, or a slice of one
+            along N.
         row_width: OWc, the length of each output row in the columns: OW (default), or, for
             stride (1, 1) only, the padded width W + 2*PW. The wide form computes the output
             on the padded grid's full rows, which makes each kernel offset's copy one long
@@ -120,25 +122,32 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
     OW = out_size(W, KW, sw, padding[1], dw)
     OWc = OW if row_width is None else row_width
     col = xp.empty((C, KH, KW, N, OH, OWc), x.dtype) if out is None else out
-    if OWc != OW:
-        Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-        if (sh, sw) != (1, 1) or OWc != Wp:
-            raise ValueError(f"im2col: row_width must be OW={OW} or, with stride (1, 1), the "
-                             f"padded width {Wp}; got {row_width} with stride {stride}")
-        _, flat = _pad_channel_major(x, padding, "im2col_pad", margin=(KW - 1) * dw)
-        e = flat.itemsize
+    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
+    if OWc != OW and ((sh, sw) != (1, 1) or OWc != Wp):
+        raise ValueError(f"im2col: row_width must be OW={OW} or, with stride (1, 1), the "
+                         f"padded width {Wp}; got {row_width} with stride {stride}")
+
+    def part(lo, hi):                      # images lo..hi-1 (on one host thread)
+        n = hi - lo
+        if OWc != OW:
+            _, flat = _pad_channel_major(x[lo:hi], padding, "im2col_pad", margin=(KW - 1) * dw)
+            e = flat.itemsize
+            for i in range(KH):
+                for j in range(KW):
+                    start = i * dh * Wp + j * dw
+                    src = xp.lib.stride_tricks.as_strided(
+                        flat[start:], shape=(C, n, OH * Wp),
+                        strides=(n * Hp * Wp * e, Hp * Wp * e, e))
+                    threads.view(col[:, i, j, lo:hi], (C, n, OH * Wp))[...] = src
+            return
+        xpad, _ = _pad_channel_major(x[lo:hi], padding, "im2col_pad")   # (C, n, Hp, Wp)
         for i in range(KH):
             for j in range(KW):
-                start = i * dh * Wp + j * dw
-                src = xp.lib.stride_tricks.as_strided(
-                    flat[start:], shape=(C, N, OH * Wp), strides=(N * Hp * Wp * e, Hp * Wp * e, e))
-                col[:, i, j].reshape(C, N, OH * Wp)[...] = src
-        return col
-    xpad, _ = _pad_channel_major(x, padding, "im2col_pad")           # (C, N, Hp, Wp)
-    for i in range(KH):
-        for j in range(KW):
-            h0, w0 = i * dh, j * dw
-            col[:, i, j] = xpad[:, :, h0:h0 + sh * (OH - 1) + 1:sh, w0:w0 + sw * (OW - 1) + 1:sw]
+                h0, w0 = i * dh, j * dw
+                col[:, i, j, lo:hi] = xpad[:, :, h0:h0 + sh * (OH - 1) + 1:sh,
+                                           w0:w0 + sw * (OW - 1) + 1:sw]
+
+    threads.parallel_if_host(xp, part, N, items_per_index=col[0, 0, 0, 0].size * C * KH * KW)
     return col
 
 
@@ -156,7 +165,8 @@ def unfold_rows(x, kernel_width, padding, dilation, out=None):
         x: (N, C, H, W) array, any strides.
         kernel_width: KW.
         padding, dilation: (h, w) int pairs (only the width's dilation is used here).
-        out: optional C-contiguous buffer of ``row_unfold_shape``.
+        out: optional buffer of ``row_unfold_shape``: C-contiguous, or a slice of one along N
+            (a thread's part of the batch).
 
     Returns:
         U (KW, C, N, Hp, OW), C-contiguous, ``U[j, c, n, hp, ow] = xpad[n, c, hp, ow + j*DW]``
@@ -193,17 +203,17 @@ def unfold_rows(x, kernel_width, padding, dilation, out=None):
             rows[j, :, :, :, lo:hi] = xt[:, :, :, lo + s:hi + s]
     if same:
         # every other plane is the unshifted one moved by k = (j - jc)*DW positions of the
-        # flat (c, n, hp, ow) sequence: one long copy each, then the k columns that came from
-        # the neighbouring row are zeroed (they are padding columns)
+        # flat (n, hp, ow) sequence of each channel: one long copy each, then the k columns
+        # that came from the neighbouring row are zeroed (they are padding columns)
         jc = pw // dw
-        flat = U.reshape(kernel_width, -1)
+        flat = threads.view(U, (kernel_width, C, -1))
         for j in range(kernel_width):
             k = (j - jc) * dw
             if k > 0:
-                flat[j, :-k] = flat[jc, k:]
+                flat[j, :, :-k] = flat[jc, :, k:]
                 U[j, :, :, :, OW - k:] = 0
             elif k < 0:
-                flat[j, -k:] = flat[jc, :k]
+                flat[j, :, -k:] = flat[jc, :, :k]
                 U[j, :, :, :, :-k] = 0
     return U
 
@@ -227,8 +237,13 @@ def col2im(col, x_shape, stride, padding, dilation):
     OH, OW = col.shape[4:6]
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), col.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            h0, w0 = i * dh, j * dw
-            gx[:, :, h0:h0 + sh * (OH - 1) + 1:sh, w0:w0 + sw * (OW - 1) + 1:sw] += col[:, i, j]
+
+    def part(lo, hi):                      # images lo..hi-1 (on one host thread)
+        for i in range(KH):
+            for j in range(KW):
+                h0, w0 = i * dh, j * dw
+                gx[:, lo:hi, h0:h0 + sh * (OH - 1) + 1:sh,
+                   w0:w0 + sw * (OW - 1) + 1:sw] += col[:, i, j, lo:hi]
+
+    threads.parallel_if_host(xp, part, N, items_per_index=col[0, 0, 0, 0].size * C * KH * KW)
     return gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)

@@ -1,0 +1,262 @@
+"""Host threads for the CPU kernels: a large kernel splits its work into contiguous parts and
+runs them at once, one per core (``parallel(fn, n)``).
+
+Why: NumPy runs every elementwise pass, copy and reduction on one core, and only its BLAS uses
+more. On the 2-core machine of the benchmarks, ResNet-20's CPU step spent about 60% of its
+time in single-core passes over memory (the convolutions' row unfolding and shifted sums,
+batch norm, ReLU), with the second core idle. NumPy lets go of the GIL inside its ufunc loops,
+copies, reductions and BLAS calls, so plain Python threads run those in parallel.
+
+The BLAS: while a region runs, NumPy's BLAS is set to one thread, so that each part's GEMM
+runs on its own core and the BLAS's own workers neither oversubscribe the cores nor spin after
+their calls (OpenBLAS's idle workers busy-wait for a while after each call, which costs the
+threads here their core). It is set back to its previous count when the region ends. The
+BLAS is found among the shared libraries of the process (OpenBLAS as NumPy's wheels bundle it,
+or MKL); where it cannot be set, minidl runs its kernels in one thread unless
+``set_num_threads`` asks for more.
+
+How many threads: ``get_num_threads()``; by default as many as NumPy's BLAS uses (so
+``OPENBLAS_NUM_THREADS=1`` makes minidl single-threaded too), at most the cores this process
+may run on. A region started while another is running (from a second user thread, or from
+inside a part) runs its parts one after the other in the calling thread, so nothing ever waits
+for a worker that is busy with its caller's own work.
+
+Results do not depend on timing: the parts are fixed by n and the thread count, and every part
+writes its own slice of the outputs. (With a different thread count a kernel that sums partial
+results, like a weight gradient, rounds differently.)
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import queue
+import threading
+
+import numpy as np
+
+_MIN_ITEMS = 1 << 16           # below this many values a part costs more than it saves
+
+_state = {"threads": None, "workers": [], "blas": "unknown", "pid": None}
+_region = threading.Lock()
+_local = threading.local()
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy's BLAS
+
+
+_BLAS_SYMBOLS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+                 ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+                 ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+                 ("openblas_set_num_threads", "openblas_get_num_threads"),
+                 ("MKL_Set_Num_Threads", "MKL_Get_Max_Threads"))
+
+
+def _library_paths():
+    """Shared libraries this process has loaded (Linux; NumPy, imported above, has loaded
+    its BLAS), then the ones NumPy's wheel ships."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1]
+                if path.startswith("/") and ".so" in path and path not in paths:
+                    paths.append(path)
+    except OSError:
+        pass
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    for pattern in ("numpy.libs/*", "numpy/.dylibs/*", "scipy_openblas*/lib/*"):
+        paths += sorted(glob.glob(os.path.join(root, pattern)))
+    return [p for p in paths if "blas" in os.path.basename(p).lower()
+            or "mkl" in os.path.basename(p).lower()]
+
+
+def _find_blas():
+    """(set, get) thread-count functions of NumPy's BLAS, or None."""
+    for path in _library_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for set_name, get_name in _BLAS_SYMBOLS:
+            if hasattr(lib, set_name) and hasattr(lib, get_name):
+                setter, getter = getattr(lib, set_name), getattr(lib, get_name)
+                setter.restype, getter.restype = None, ctypes.c_int
+                setter.argtypes, getter.argtypes = [ctypes.c_int], []
+                return setter, getter
+    return None
+
+
+def _blas():
+    if _state["blas"] == "unknown":
+        _state["blas"] = _find_blas()
+    return _state["blas"]
+
+
+class _OneBlasThread:
+    """Context: NumPy's BLAS on one thread, its previous count restored on exit."""
+
+    def __enter__(self):
+        blas = _blas()
+        self.saved = None
+        if blas is not None:
+            self.saved = blas[1]()
+            if self.saved != 1:
+                blas[0](1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved not in (None, 1):
+            _blas()[0](self.saved)
+
+
+# ---------------------------------------------------------------------------------------------
+# thread count
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """The number of threads minidl's CPU kernels run on (see the module docstring)."""
+    if _state["threads"] is None:
+        blas = _blas()
+        _state["threads"] = max(1, min(blas[1](), _cores())) if blas is not None else 1
+    return _state["threads"]
+
+
+def set_num_threads(n):
+    """Run minidl's CPU kernels on ``n`` threads (1: no threads of its own). NumPy's BLAS
+    thread count is left as it is outside minidl's kernels."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: 'n' must be a positive int, got {n!r}")
+    _state["threads"] = n
+
+
+# ---------------------------------------------------------------------------------------------
+# the workers
+
+
+def _work(tasks):
+    while True:
+        job = tasks.get()
+        if job is None:
+            return
+        fn, lo, hi, done = job
+        try:
+            fn(lo, hi)
+            done.put(None)
+        except BaseException as e:  # noqa: BLE001  (handed to the caller, which raises it)
+            done.put(e)
+
+
+def _workers(count):
+    """``count`` worker threads (daemons, each with its own task queue), started on first use
+    and again in a child process after fork (threads do not survive a fork)."""
+    if _state["pid"] != os.getpid():
+        _state["workers"], _state["pid"] = [], os.getpid()
+    workers = _state["workers"]
+    while len(workers) < count:
+        tasks = queue.SimpleQueue()
+        t = threading.Thread(target=_work, args=(tasks,), daemon=True,
+                             name=f"minidl-kernel-{len(workers) + 1}")
+        t.start()
+        workers.append((t, tasks))
+    return workers[:count]
+
+
+def split(n, parts):
+    """Boundaries of ``parts`` contiguous, nearly equal parts of range(n): a list of
+    (lo, hi) pairs, the larger parts first, empty parts left out."""
+    q, r = divmod(n, parts)
+    out, lo = [], 0
+    for k in range(parts):
+        hi = lo + q + (k < r)
+        if hi > lo:
+            out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def parallel(fn, n, items_per_index=1):
+    """Call ``fn(lo, hi)`` for contiguous parts [lo, hi) covering range(n), one part per
+    thread, and return when all are done; the calling thread runs the first part. The first
+    exception a part raised is raised here, after every part has finished.
+
+    ``items_per_index`` (how many array values one index stands for) decides whether threads
+    pay: with fewer than about 65k values in all, or one thread, or inside another region,
+    ``fn(0, n)`` runs alone. While the parts run, NumPy's BLAS is on one thread.
+    """
+    threads = min(get_num_threads(), n, max(1, n * items_per_index // _MIN_ITEMS))
+    if threads <= 1 or getattr(_local, "inside", False) or not _region.acquire(blocking=False):
+        if get_num_threads() > 1:
+            with _OneBlasThread():      # no BLAS workers left spinning against the threads
+                fn(0, n)
+        else:
+            fn(0, n)
+        return
+    try:
+        _local.inside = True
+        parts = split(n, threads)
+        done = queue.SimpleQueue()
+        with _OneBlasThread():
+            for (lo, hi), (_, tasks) in zip(parts[1:], _workers(len(parts) - 1)):
+                tasks.put((fn, lo, hi, done))
+            errors = []
+            try:
+                fn(*parts[0])
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+            errors += [e for e in (done.get() for _ in parts[1:]) if e is not None]
+        if errors:
+            raise errors[0]
+    finally:
+        _local.inside = False
+        _region.release()
+
+
+def parallel_if_host(xp, fn, n, items_per_index=1):
+    """``parallel(fn, n, items_per_index)`` when ``xp`` is NumPy, one call ``fn(0, n)`` for
+    CuPy (the GPU runs each call's work in parallel already)."""
+    if xp is np:
+        parallel(fn, n, items_per_index)
+    else:
+        fn(0, n)
+
+
+def in_parallel_region():
+    """Whether the calling thread is inside a ``parallel`` region (tests and asserts)."""
+    return getattr(_local, "inside", False)
+
+
+def view(a, shape):
+    """``a.reshape(shape)`` that must be a view of a's memory (a part's slice of a shared
+    buffer, written through): raises instead of quietly writing into a copy."""
+    r = a.reshape(shape)
+    if r.size and r.__array_interface__["data"][0] != a.__array_interface__["data"][0]:
+        raise RuntimeError(f"threads.view: shape {shape} of a {a.shape} array with strides "
+                           f"{a.strides} is not a view")
+    return r
+
+
+def ufunc(f, *args, out=None):
+    """``f(*args)`` for a NumPy ufunc over host arrays of one shape (Python numbers may stand
+    for operands), in parts along the first axis on the threads; the result is ``out`` or a
+    new array laid out like the first array operand (channel-major memory stays so)."""
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    first = arrays[0]
+    if first.ndim == 0 or any(a.shape != first.shape for a in arrays):
+        return f(*args, out=out)
+    if out is None:
+        out = np.empty_like(first, dtype=np.result_type(*args))
+
+    def part(lo, hi):
+        f(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args), out=out[lo:hi])
+
+    parallel(part, first.shape[0], items_per_index=first[0].size)
+    return out

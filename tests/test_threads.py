@@ -1,0 +1,189 @@
+"""minidl's host threads (``minidl.kernels.threads``): the contract of a parallel region, and
+the ops that split their work over threads, checked again with threads forced on for tiny
+arrays (elsewhere in the suite the arrays are too small for threads to start): forward
+against the oracles, float64 gradchecks, and the same numbers as with one thread."""
+import threading
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+import nets
+from minidl import kernels
+from minidl.kernels import threads
+from tests import test_activation, test_batchnorm, test_conv, test_elementwise
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Threads for every array, 3 of them (more than the 2 cores CI has: the parts are then
+    uneven, and still all run)."""
+    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
+    old = threads.get_num_threads()
+    threads.set_num_threads(3)
+    yield 3
+    threads.set_num_threads(old)
+
+
+def test_split_covers_the_range_in_near_equal_parts():
+    for n in range(0, 12):
+        for parts in range(1, 5):
+            got = threads.split(n, parts)
+            assert [i for lo, hi in got for i in range(lo, hi)] == list(range(n))
+            sizes = [hi - lo for lo, hi in got]
+            assert len(got) == min(n, parts) and (not sizes or max(sizes) - min(sizes) <= 1)
+
+
+def test_parts_run_on_several_threads_and_cover_the_range(threaded):
+    seen, barrier = [], threading.Barrier(threaded, timeout=10)
+
+    def part(lo, hi):
+        barrier.wait()              # only returns when all parts run at the same time
+        seen.append((lo, hi, threading.get_ident()))
+        assert threads.in_parallel_region() or threading.get_ident() != main
+
+    main = threading.get_ident()
+    threads.parallel(part, 10)
+    assert sorted((lo, hi) for lo, hi, _ in seen) == [(0, 4), (4, 7), (7, 10)]
+    assert len({t for _, _, t in seen}) == threaded
+    assert main in {t for _, _, t in seen}             # the caller takes a part itself
+    assert not threads.in_parallel_region()
+
+
+def test_one_thread_or_little_work_runs_one_call_in_the_caller(threaded, monkeypatch):
+    calls = []
+
+    def part(lo, hi):
+        calls.append((lo, hi, threading.get_ident()))
+    threads.set_num_threads(1)
+    threads.parallel(part, 10)
+    threads.set_num_threads(3)
+    monkeypatch.setattr(threads, "_MIN_ITEMS", 100)
+    threads.parallel(part, 10, items_per_index=9)       # 90 values: not worth a thread
+    assert calls == [(0, 10, threading.get_ident())] * 2
+
+
+def test_a_region_inside_a_part_runs_in_that_part(threaded):
+    inner = []
+
+    def part(lo, hi):
+        threads.parallel(lambda a, b: inner.append((lo, a, b, threading.get_ident())), 4)
+    threads.parallel(part, 6)
+    assert sorted(i[:3] for i in inner) == [(0, 0, 4), (2, 0, 4), (4, 0, 4)]
+
+
+def test_an_error_in_a_part_is_raised_after_every_part_finished(threaded):
+    finished = []
+
+    def part(lo, hi):
+        if lo == 3:
+            raise ValueError("part 3 failed")
+        threading.Event().wait(0.05)
+        finished.append(lo)
+    with pytest.raises(ValueError, match="part 3 failed"):
+        threads.parallel(part, 9)
+    assert sorted(finished) == [0, 6]
+    threads.parallel(lambda lo, hi: finished.append(-1), 9)    # the workers still serve
+    assert finished.count(-1) == 3
+
+
+@pytest.mark.skipif(threads._blas() is None, reason="NumPy's BLAS thread count is not settable")
+def test_blas_runs_one_thread_inside_a_region_and_is_restored(threaded):
+    setter, getter = threads._blas()
+    before = getter()
+    setter(2)
+    try:
+        inside = []
+        threads.parallel(lambda lo, hi: inside.append(getter()), 6)
+        assert inside == [1, 1, 1] and getter() == 2
+    finally:
+        setter(before)
+
+
+def test_set_num_threads_checks_its_argument():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="set_num_threads: 'n' must be a positive int"):
+            threads.set_num_threads(bad)
+    assert minidl.get_num_threads() == threads.get_num_threads() >= 1
+
+
+def test_view_refuses_a_reshape_that_copies():
+    a = np.zeros((3, 4, 5))
+    threads.view(a[:, 1:3], (3, -1))[...] = 1
+    assert a.sum() == 30
+    with pytest.raises(RuntimeError, match="threads.view: .* is not a view"):
+        threads.view(a.transpose(1, 0, 2), (12, 5))
+
+
+# ---------------------------------------------------------------------------------------------
+# the threaded ops, checked as their own suites check them
+
+@pytest.mark.parametrize("case", test_conv.CASES)
+def test_conv2d_threaded(threaded, rng, case):
+    test_conv.test_conv2d_matches_loops_and_gradchecks("cpu", rng, case)
+
+
+@pytest.mark.parametrize("shape", test_batchnorm.SHAPES)
+def test_batch_norm_threaded(threaded, rng, shape):
+    test_batchnorm.test_training_forward_and_gradcheck("cpu", rng, shape, True)
+    for training in (True, False):
+        test_batchnorm.test_batch_norm_relu_gradcheck_and_reference("cpu", rng, training, True)
+
+
+def test_relu_and_add_threaded(threaded, rng):
+    test_activation.test_pointwise_activations("cpu", rng, (3, 4))
+    for sa, sb in test_elementwise.BROADCAST_PAIRS:
+        test_elementwise.test_binary_ops_broadcast("cpu", rng, F.add, np.add, sa, sb)
+
+
+def test_matmul_threaded_matches_numpy(threaded, rng):
+    for shape_a, shape_b in [((3, 5), (5, 7)), ((7, 5), (5, 3)), ((2, 3, 4), (2, 4, 5)),
+                             ((4,), (4, 3)), ((1, 1), (1, 1))]:
+        a = rng.standard_normal(shape_a)
+        b = rng.standard_normal(shape_b).astype(np.float32)
+        got = kernels.matmul(a, b)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_and_col2im_threaded_are_exact(threaded, rng):
+    x = rng.standard_normal((5, 3, 7, 6))
+    for stride, padding, row_width in [((2, 2), (1, 1), None), ((1, 1), (1, 2), 10)]:
+        def both():
+            col = kernels.im2col(x, (3, 3), stride, padding, (1, 1), row_width=row_width)
+            back = (kernels.col2im(col, x.shape, stride, padding, (1, 1))
+                    if row_width is None else col)
+            return col.copy(), np.ascontiguousarray(back)
+        threads.set_num_threads(1)
+        one = both()
+        threads.set_num_threads(threaded)
+        for a, b in zip(both(), one):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_training_step_equals_the_one_thread_step(rng):
+    """A float64 training step of a small ResNet: the same loss, gradients and updated
+    weights with 3 threads as with 1 (to rounding: partial sums are added in another order)."""
+    x = rng.standard_normal((4, 3, 8, 8))
+    y = rng.integers(0, 10, 4)
+    results, before = [], threads.get_num_threads()
+    for n in (1, 3):
+        old, threads._MIN_ITEMS = threads._MIN_ITEMS, 1
+        threads.set_num_threads(n)
+        try:
+            minidl.manual_seed(0)
+            model = nets.get_model("resnet20", depth=8, width=4).to(minidl.float64)
+            opt = minidl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            loss = F.cross_entropy(model(minidl.tensor(x)), minidl.tensor(y))
+            loss.backward()
+            grads = [p.grad.numpy().copy() for p in model.parameters()]
+            opt.step()
+            results.append((loss.item(), grads, [p.numpy().copy() for p in model.parameters()]))
+        finally:
+            threads._MIN_ITEMS = old
+            threads.set_num_threads(before)
+    (l1, g1, w1), (l3, g3, w3) = results
+    assert abs(l1 - l3) < 1e-12
+    for a, b in zip(g1 + w1, g3 + w3):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
