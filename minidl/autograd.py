@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from .kernels import threads
 from .tensor import Tensor
 
 # ---------------------------------------------------------------------------------------------
@@ -183,19 +184,49 @@ def _accumulate_grad(t, g):
         t.grad = Tensor(t.grad.data + g)
 
 
-def run_backward(root, grad, retain_graph=False):
-    """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``."""
+def _sum(summed, a, b):
+    """a + b for two gradients of one tensor. A sum this backward made itself (listed in
+    ``summed``) is added into in place; otherwise a new array holds the sum (a and b may be
+    views of other ops' gradients). On the host the adding runs on the threads
+    (``kernels.threads``): DenseNet's features each sum the gradients of every later layer."""
+    if id(a) in summed:
+        if backend._is_cupy_array(a):
+            a += b
+        else:
+            threads.ufunc(np.add, a, b, out=a)
+        return a
+    c = a + b if backend._is_cupy_array(a) else threads.ufunc(np.add, a, b)
+    summed[id(c)] = c
+    return c
+
+
+def run_backward(root, grad, retain_graph=False, collect=()):
+    """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``.
+
+    ``collect``: leaf tensors whose gradients are returned (a list in their order, None where
+    no gradient arrived) instead of added into their ``.grad``. Those arrays are the engine's
+    own, possibly views of a gradient another op also received, so they are for handing on as
+    gradients (``checkpoint`` does), not for writing into; ``.grad`` gets a copy instead.
+    """
+    wanted = {id(t): i for i, t in enumerate(collect)}
+    collected = [None] * len(wanted)
     fn0 = root.grad_fn
     if fn0 is None:
-        _accumulate_grad(root, grad)
-        return
+        if id(root) in wanted:
+            collected[wanted[id(root)]] = grad
+        else:
+            _accumulate_grad(root, grad)
+        return collected
     pending = {fn0: [None] * len(fn0._out_meta)}
     pending[fn0][root._out_index] = grad
     leaf_grads = {}
+    summed = {}     # id -> array: the sums this call made (its own memory, added into in place)
     for fn in _topological_order(fn0):
         gys = pending.pop(fn, None)
         if gys is None:
             continue
+        for g in gys:           # handed on from here: fn.backward may pass g on as it is
+            summed.pop(id(g), None)
         if fn._retained:
             for i, ref in fn._retained.items():
                 t = ref()
@@ -223,14 +254,18 @@ def run_backward(root, grad, retain_graph=False):
             parent = x.grad_fn
             if parent is None:
                 prev = leaf_grads.get(id(x))
-                leaf_grads[id(x)] = (x, gx if prev is None else prev[1] + gx)
+                leaf_grads[id(x)] = (x, gx if prev is None else _sum(summed, prev[1], gx))
             else:
                 slots = pending.get(parent)
                 if slots is None:
                     slots = pending[parent] = [None] * len(parent._out_meta)
                 k = x._out_index
-                slots[k] = gx if slots[k] is None else slots[k] + gx
+                slots[k] = gx if slots[k] is None else _sum(summed, slots[k], gx)
         if not retain_graph:
             fn._release()
     for x, g in leaf_grads.values():
-        _accumulate_grad(x, g)
+        if id(x) in wanted:
+            collected[wanted[id(x)]] = g
+        else:
+            _accumulate_grad(x, g)
+    return collected

@@ -45,6 +45,25 @@ def test_diamond_graph():
     np.testing.assert_allclose(x.grad.numpy(), 2 * ea + 2 * ea * ea)
 
 
+def test_summed_gradients_added_in_place_are_never_shared(rng):
+    """The engine adds further gradients into a sum it made itself, in place. Add's backward
+    hands one gradient array to both its inputs, so a sum handed on must stop being added
+    into: here p and q both receive u's summed gradient (one array), then p*q's gradients
+    arrive for both."""
+    x = minidl.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    w = [minidl.tensor(rng.standard_normal((3, 4))) for _ in range(3)]
+
+    def f(t):
+        p, q = t * 2.0, t * 3.0
+        u = p + q
+        return (u * w[0]).sum() + (u * w[1]).sum() + (p * q * w[2]).sum()
+    f(x).backward()
+    # u = 5x, p*q = 6x^2
+    expected = 5 * (w[0].numpy() + w[1].numpy()) + 12 * x.numpy() * w[2].numpy()
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+    assert minidl.gradcheck(f, [x])
+
+
 def test_leaf_grad_accumulates_across_backward_calls():
     x = minidl.tensor([1.0, 2.0], requires_grad=True)
     (x * 3.0).sum().backward()

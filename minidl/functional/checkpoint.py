@@ -12,7 +12,7 @@ Training Deep Nets with Sublinear Memory Cost, 2016.
 from __future__ import annotations
 
 from ..random import get_rng_state, set_rng_state
-from ..autograd import Function, enable_grad, is_grad_enabled, no_grad
+from ..autograd import Function, enable_grad, is_grad_enabled, no_grad, run_backward
 from ..tensor import Tensor
 from ._utils import check_tensor
 
@@ -52,13 +52,16 @@ class Checkpoint(Function):
                 inputs = [Tensor(a, requires_grad=need)
                           for a, need in zip(self.saved, needs)]
                 y = self.function(*inputs)
-            if y.requires_grad:
-                y.backward(Tensor(gy))
+            grads = [None] * len(inputs)
+            if y.requires_grad:          # the inputs' gradients handed on, not copied
+                if gy.dtype != y.dtype or gy.shape != y.shape:
+                    raise RuntimeError(f"checkpoint: the recomputed output is {y.dtype} "
+                                       f"{y.shape}, the first run's was {gy.dtype} {gy.shape}")
+                grads = run_backward(y, gy, collect=inputs)
         finally:
             set_rng_state(now)
             for b, k in zip(self.buffers, kept):
                 b.data[...] = k
-        grads = [None if t.grad is None else t.grad.data for t in inputs]
         return tuple(grads) + (None,) * (len(needs) - self.n_inputs)
 
 
