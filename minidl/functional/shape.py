@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..kernels import threads
 from ..autograd import Function
 from ..tensor import Tensor
 from ._utils import check_shape_arg, check_tensor, normalize_dim, sum_to
@@ -93,11 +94,37 @@ class Concat(Function):
 
     def forward(self, *xs):
         self.sizes = [x.shape[self.axis] for x in xs]
+        if self.axis == 1 and all(_channel_major(x) for x in xs):
+            return _concat_channel_major(xs)
         return backend.xp_of(xs[0]).concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
         cuts = np.cumsum(self.sizes)[:-1].tolist()
         return tuple(backend.xp_of(gy).split(gy, cuts, axis=self.axis))
+
+
+def _channel_major(x):
+    """Whether x is an (N, C, H, W) view of C-contiguous (C, N, H, W) memory on the host, the
+    layout conv2d and batch norm produce."""
+    return (x.ndim == 4 and isinstance(x, np.ndarray) and not backend._is_cupy_array(x)
+            and x.transpose(1, 0, 2, 3).flags.c_contiguous)
+
+
+def _concat_channel_major(xs):
+    """Channel concatenation of channel-major inputs into channel-major memory: each input is
+    one contiguous block of the output (``np.concatenate`` would write NCHW memory, which
+    the next batch norm or conv then copies back into channel-major), copied by the host
+    threads, images lo..hi-1 each."""
+    N, H, W = xs[0].shape[0], xs[0].shape[2], xs[0].shape[3]
+    out = np.empty((sum(x.shape[1] for x in xs), N, H, W), np.result_type(*xs))
+    starts = np.cumsum([0] + [x.shape[1] for x in xs]).tolist()
+
+    def part(lo, hi):
+        for x, c0, c1 in zip(xs, starts, starts[1:]):
+            out[c0:c1, lo:hi] = x.transpose(1, 0, 2, 3)[:, lo:hi]
+
+    threads.parallel(part, N, items_per_index=out[:, 0].size)
+    return out.transpose(1, 0, 2, 3)
 
 
 class Split(Function):
