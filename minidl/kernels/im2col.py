@@ -236,14 +236,32 @@ def col2im(col, x_shape, stride, padding, dilation):
     KH, KW = col.shape[1:3]
     OH, OW = col.shape[4:6]
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), col.dtype)
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    gx = xp.zeros((C, N, Hp, Wp), col.dtype) if (sh, sw) == (1, 1) else xp.empty(
+        (C, N, Hp, Wp), col.dtype)
 
     def part(lo, hi):                      # images lo..hi-1 (on one host thread)
-        for i in range(KH):
-            for j in range(KW):
-                h0, w0 = i * dh, j * dw
-                gx[:, lo:hi, h0:h0 + sh * (OH - 1) + 1:sh,
-                   w0:w0 + sw * (OW - 1) + 1:sw] += col[:, i, j, lo:hi]
+        if (sh, sw) == (1, 1):
+            for i in range(KH):
+                for j in range(KW):
+                    h0, w0 = i * dh, j * dw
+                    gx[:, lo:hi, h0:h0 + OH, w0:w0 + OW] += col[:, i, j, lo:hi]
+            return
+        # with a stride, the padded image splits into sh*sw phases, the pixels (a + sh*r,
+        # b + sw*c); kernel offset (i, j) only reaches phase ((i*DH) % sh, (j*DW) % sw), as
+        # an unstrided window shifted by ((i*DH) // sh, (j*DW) // sw). Summing each phase in
+        # a dense buffer of its own and writing it out once replaces KH*KW strided
+        # read-add-writes with unit-stride adds and one strided pass.
+        for a in range(sh):
+            for b in range(sw):
+                target = gx[:, lo:hi, a::sh, b::sw]
+                acc = xp.zeros(target.shape, col.dtype)
+                for i in range(KH):
+                    for j in range(KW):
+                        if (i * dh) % sh == a and (j * dw) % sw == b:
+                            r0, c0 = (i * dh) // sh, (j * dw) // sw
+                            acc[:, :, r0:r0 + OH, c0:c0 + OW] += col[:, i, j, lo:hi]
+                target[...] = acc
 
     threads.parallel_if_host(xp, part, N, items_per_index=col[0, 0, 0, 0].size * C * KH * KW)
     return gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
