@@ -82,6 +82,25 @@ def test_cat_stack(device, rng):
     check_op(lambda x: F.cat([x, x * 2.0], 0), [d], lambda x: np.concatenate([x, 2 * x]), device)
 
 
+def test_cat_of_channel_major_features(device, rng):
+    """Channels of conv outputs (channel-major memory on the host, as in DenseNet's blocks)
+    concatenate into channel-major memory, with the same values and gradients; a mix with an
+    NCHW array takes NumPy's concatenate."""
+    a, b = rng.standard_normal((2, 3, 4, 5)), rng.standard_normal((2, 2, 4, 5))
+
+    def cm(t):                              # t through an identity 1x1 conv: channel-major
+        return F.conv2d(t, minidl.tensor(np.eye(t.shape[1])[:, :, None, None], device=device,
+                                         dtype=t.dtype))
+
+    check_op(lambda x, y: F.cat([cm(x), cm(y), cm(x) * 2.0], 1), [a, b],
+             lambda x, y: np.concatenate([x, y, 2 * x], 1), device)
+    check_op(lambda x, y: F.cat([cm(x), y], 1), [a, b], lambda x, y: np.concatenate([x, y], 1),
+             device)
+    if device == "cpu":
+        out = F.cat([cm(minidl.tensor(a)), cm(minidl.tensor(b))], 1).data
+        assert out.transpose(1, 0, 2, 3).flags.c_contiguous
+
+
 def test_split_chunk(device, rng):
     x = rng.standard_normal((5, 4))
     check_op(lambda t: F.split(t, 2, 0), [x], lambda a: tuple(np.split(a, [2, 4], 0)), device)

@@ -12,7 +12,8 @@ import minidl.functional as F
 import nets
 from minidl import kernels
 from minidl.kernels import threads
-from tests import test_activation, test_batchnorm, test_conv, test_elementwise
+from tests import (test_activation, test_batchnorm, test_conv, test_elementwise,
+                   test_shape_ops)
 
 
 @pytest.fixture
@@ -135,6 +136,10 @@ def test_relu_and_add_threaded(threaded, rng):
     test_activation.test_pointwise_activations("cpu", rng, (3, 4))
     for sa, sb in test_elementwise.BROADCAST_PAIRS:
         test_elementwise.test_binary_ops_broadcast("cpu", rng, F.add, np.add, sa, sb)
+
+
+def test_cat_threaded(threaded, rng):
+    test_shape_ops.test_cat_of_channel_major_features("cpu", rng)
 
 
 def test_matmul_threaded_matches_numpy(threaded, rng):
