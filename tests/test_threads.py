@@ -71,7 +71,11 @@ def test_a_region_inside_a_part_runs_in_that_part(threaded):
     def part(lo, hi):
         threads.parallel(lambda a, b: inner.append((lo, a, b, threading.get_ident())), 4)
     threads.parallel(part, 6)
-    assert sorted(i[:3] for i in inner) == [(0, 0, 4), (2, 0, 4), (4, 0, 4)]
+    # each part runs the inner region's own 3 parts, one after the other in its thread
+    assert sorted(i[:3] for i in inner) == [(lo, a, b) for lo in (0, 2, 4)
+                                            for a, b in ((0, 2), (2, 3), (3, 4))]
+    for lo in (0, 2, 4):
+        assert len({i[3] for i in inner if i[0] == lo}) == 1
 
 
 def test_an_error_in_a_part_is_raised_after_every_part_finished(threaded):
@@ -87,6 +91,30 @@ def test_an_error_in_a_part_is_raised_after_every_part_finished(threaded):
     assert sorted(finished) == [0, 6]
     threads.parallel(lambda lo, hi: finished.append(-1), 9)    # the workers still serve
     assert finished.count(-1) == 3
+
+
+def test_results_do_not_depend_on_which_thread_gets_the_workers(threaded, rng):
+    """Two user threads training at once: whichever runs its regions in one thread gets the
+    same numbers, bit for bit (the parts, and so the partial sums, are the same)."""
+    x = rng.standard_normal((6, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+
+    def grads():
+        xt, wt = minidl.tensor(x, requires_grad=True), minidl.tensor(w, requires_grad=True)
+        (F.conv2d(xt, wt, padding=1) ** 2).sum().backward()
+        return xt.grad.numpy(), wt.grad.numpy()
+
+    expected, got = grads(), []
+    users = [threading.Thread(target=lambda: got.extend(grads() for _ in range(5)))
+             for _ in range(2)]
+    for t in users:
+        t.start()
+    for t in users:
+        t.join()
+    assert len(got) == 10
+    for gx, gw in got:
+        np.testing.assert_array_equal(gx, expected[0])
+        np.testing.assert_array_equal(gw, expected[1])
 
 
 @pytest.mark.skipif(threads._blas() is None, reason="NumPy's BLAS thread count is not settable")

@@ -189,20 +189,27 @@ def parallel(fn, n, items_per_index=1):
     exception a part raised is raised here, after every part has finished.
 
     ``items_per_index`` (how many array values one index stands for) decides whether threads
-    pay: with fewer than about 65k values in all, or one thread, or inside another region,
-    ``fn(0, n)`` runs alone. While the parts run, NumPy's BLAS is on one thread.
+    pay: with fewer than about 65k values in all, or one thread, ``fn(0, n)`` runs alone.
+    Inside another region, or while another thread's region runs, the same parts run one
+    after the other in the calling thread, so results never depend on timing. While the
+    parts run, NumPy's BLAS is on one thread.
     """
     threads = min(get_num_threads(), n, max(1, n * items_per_index // _MIN_ITEMS))
-    if threads <= 1 or getattr(_local, "inside", False) or not _region.acquire(blocking=False):
+    if threads <= 1:
         if get_num_threads() > 1:
             with _OneBlasThread():      # no BLAS workers left spinning against the threads
                 fn(0, n)
         else:
             fn(0, n)
         return
+    parts = split(n, threads)
+    if getattr(_local, "inside", False) or not _region.acquire(blocking=False):
+        with _OneBlasThread():
+            for lo, hi in parts:
+                fn(lo, hi)
+        return
     try:
         _local.inside = True
-        parts = split(n, threads)
         done = queue.SimpleQueue()
         with _OneBlasThread():
             for (lo, hi), (_, tasks) in zip(parts[1:], _workers(len(parts) - 1)):
