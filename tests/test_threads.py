@@ -61,7 +61,7 @@ def test_one_thread_or_little_work_runs_one_call_in_the_caller(threaded, monkeyp
     threads.parallel(part, 10)
     threads.set_num_threads(3)
     monkeypatch.setattr(threads, "_MIN_ITEMS", 100)
-    threads.parallel(part, 10, items_per_index=9)       # 90 values: not worth a thread
+    threads.parallel(part, 10, items=90)         # 90 values: not worth a thread
     assert calls == [(0, 10, threading.get_ident())] * 2
 
 
@@ -193,6 +193,26 @@ def test_im2col_and_col2im_threaded_are_exact(threaded, rng):
         threads.set_num_threads(threaded)
         for a, b in zip(both(), one):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_empty_batches_still_work(rng, monkeypatch, n):
+    """Zero images: every threaded op returns its empty result (and empty gradients)."""
+    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
+    before = threads.get_num_threads()
+    threads.set_num_threads(n)
+    try:
+        x = minidl.tensor(np.zeros((0, 3, 6, 6)), requires_grad=True)
+        w = minidl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+        for stride in (1, 2):
+            y = F.conv2d(x, w, padding=1, stride=stride)
+            z = F.cat([F.relu(y) + y, y], 1)
+            z.sum().backward()
+            assert z.shape == (0, 8, 6 // stride, 6 // stride)
+            assert x.grad.shape == x.shape and np.all(w.grad.numpy() == 0)
+        assert kernels.matmul(np.zeros((2, 0)), np.zeros((0, 3))).shape == (2, 3)
+    finally:
+        threads.set_num_threads(before)
 
 
 def test_training_step_equals_the_one_thread_step(rng):

@@ -135,5 +135,5 @@ def relu_mask(g, y):
         mask = np.greater(y1[lo:hi], 0, out=o1[lo:hi])
         np.multiply(mask, g1[lo:hi], out=mask)
 
-    threads.parallel(part, y1.shape[0], items_per_index=y1[0].size)
+    threads.parallel(part, y1.shape[0], items=y1.size)
     return out

@@ -119,7 +119,7 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
         for more in shifted[2:] + extra:
             Yp += more
 
-    threads.parallel(part, N, items_per_index=Z[:, :, 0].size)
+    threads.parallel(part, N, items=Z.size)
     return Y.transpose(1, 0, 2, 3), U, lent
 
 
@@ -148,7 +148,7 @@ def _row_weight_grad(U, gYw, W_shape, dh):
             np.matmul(U2[:, s + lo:s + hi], gYw[:, lo:hi].T, out=R[i])
         partial[lo] = R
 
-    threads.parallel(part, L, items_per_index=KW * C + O)
+    threads.parallel(part, L, items=L * (KW * C + O))
     keys = sorted(partial)
     R = partial[keys[0]]
     for k in keys[1:]:

@@ -122,7 +122,7 @@ class BatchNormTrain(Function):
             if self.relu:
                 xp.maximum(ys, 0, out=ys)
 
-        threads.parallel_if_host(xp, part, C, n)   # channel blocks, one per host thread
+        threads.parallel_if_host(xp, part, C, C * n)   # channel blocks, one per host thread
         if self.running_mean is not None:
             m = self.momentum
             self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
@@ -165,7 +165,7 @@ class BatchNormTrain(Function):
                 gxs -= xcs * k[:, None]
             gxs -= (scale * gb[lo:hi] * (1.0 / n))[:, None]
 
-        threads.parallel_if_host(xp, part, C, n)   # channel blocks, one per host thread
+        threads.parallel_if_host(xp, part, C, C * n)   # channel blocks, one per host thread
         if gx is not None:
             gx = _unrows(gx, gy.shape)
         return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]

@@ -123,7 +123,7 @@ def _concat_channel_major(xs):
         for x, c0, c1 in zip(xs, starts, starts[1:]):
             out[c0:c1, lo:hi] = x.transpose(1, 0, 2, 3)[:, lo:hi]
 
-    threads.parallel(part, N, items_per_index=out[:, 0].size)
+    threads.parallel(part, N, items=out.size)
     return out.transpose(1, 0, 2, 3)
 
 

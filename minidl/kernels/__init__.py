@@ -53,11 +53,11 @@ def _host_matmul(a, b):
     if N >= M:
         def part(lo, hi):
             np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-        threads.parallel(part, N, items_per_index=M * K // 32)
+        threads.parallel(part, N, items=N * M * K // 32)
     else:
         def part(lo, hi):
             np.matmul(a[lo:hi], b, out=out[lo:hi])
-        threads.parallel(part, M, items_per_index=N * K // 32)
+        threads.parallel(part, M, items=M * N * K // 32)
     return out
 
 

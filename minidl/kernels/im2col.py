@@ -147,7 +147,7 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
                 col[:, i, j, lo:hi] = xpad[:, :, h0:h0 + sh * (OH - 1) + 1:sh,
                                            w0:w0 + sw * (OW - 1) + 1:sw]
 
-    threads.parallel_if_host(xp, part, N, items_per_index=col[0, 0, 0, 0].size * C * KH * KW)
+    threads.parallel_if_host(xp, part, N, items=col.size)
     return col
 
 
@@ -263,5 +263,5 @@ def col2im(col, x_shape, stride, padding, dilation):
                             acc[:, :, r0:r0 + OH, c0:c0 + OW] += col[:, i, j, lo:hi]
                 target[...] = acc
 
-    threads.parallel_if_host(xp, part, N, items_per_index=col[0, 0, 0, 0].size * C * KH * KW)
+    threads.parallel_if_host(xp, part, N, items=col.size)
     return gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)

@@ -183,18 +183,19 @@ def split(n, parts):
     return out
 
 
-def parallel(fn, n, items_per_index=1):
+def parallel(fn, n, items=None):
     """Call ``fn(lo, hi)`` for contiguous parts [lo, hi) covering range(n), one part per
     thread, and return when all are done; the calling thread runs the first part. The first
     exception a part raised is raised here, after every part has finished.
 
-    ``items_per_index`` (how many array values one index stands for) decides whether threads
-    pay: with fewer than about 65k values in all, or one thread, ``fn(0, n)`` runs alone.
+    ``items`` (how many array values the whole range stands for; n when not given) decides
+    whether threads pay: with fewer than about 65k values, or one thread, ``fn(0, n)`` runs
+    alone.
     Inside another region, or while another thread's region runs, the same parts run one
     after the other in the calling thread, so results never depend on timing. While the
     parts run, NumPy's BLAS is on one thread.
     """
-    threads = min(get_num_threads(), n, max(1, n * items_per_index // _MIN_ITEMS))
+    threads = min(get_num_threads(), n, max(1, (n if items is None else items) // _MIN_ITEMS))
     if threads <= 1:
         if get_num_threads() > 1:
             with _OneBlasThread():      # no BLAS workers left spinning against the threads
@@ -227,11 +228,11 @@ def parallel(fn, n, items_per_index=1):
         _region.release()
 
 
-def parallel_if_host(xp, fn, n, items_per_index=1):
-    """``parallel(fn, n, items_per_index)`` when ``xp`` is NumPy, one call ``fn(0, n)`` for
-    CuPy (the GPU runs each call's work in parallel already)."""
+def parallel_if_host(xp, fn, n, items=None):
+    """``parallel(fn, n, items)`` when ``xp`` is NumPy, one call ``fn(0, n)`` for CuPy (the
+    GPU runs each call's work in parallel already)."""
     if xp is np:
-        parallel(fn, n, items_per_index)
+        parallel(fn, n, items)
     else:
         fn(0, n)
 
@@ -265,5 +266,5 @@ def ufunc(f, *args, out=None):
     def part(lo, hi):
         f(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args), out=out[lo:hi])
 
-    parallel(part, first.shape[0], items_per_index=first[0].size)
+    parallel(part, first.shape[0], items=first.size)
     return out
