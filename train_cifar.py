@@ -97,6 +97,8 @@ def build_parser():
     a("--cuda-graph", action="store_true", help="on a GPU, capture the training step once as "
       "a CUDA graph and replay it every step (much less Python and launch overhead per step; "
       "needs --device cuda and --optimizer sgd, and a model without dropout)")
+    a("--threads", type=int, metavar="N", help="CPU threads of minidl's kernels (default: as "
+      f"many as NumPy's BLAS uses, here {minidl.get_num_threads()}; see minidl.set_num_threads)")
     a("--no-progress", action="store_true", help="no progress bars (the summary lines remain)")
     return p
 
@@ -305,6 +307,10 @@ def run(argv=None):
             else args.device)
     except (ValueError, RuntimeError) as exc:
         raise Fail(f"--device: {exc}") from None
+    if args.threads is not None:
+        if args.threads < 1:
+            raise Fail(f"--threads must be a positive integer, got {args.threads}")
+        minidl.set_num_threads(args.threads)
     if args.tf32:
         if device.type != "cuda":
             raise Fail(f"--tf32 is a GPU matrix-multiply mode; it needs --device cuda, got "
@@ -375,7 +381,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
     steps = len(train_loader)
     summary = {"model": cfg["model"], "config": cfg,
                "device": str(next(iter(model.parameters())).device),
-               "tf32": minidl.tf32_enabled(), "cuda_graph": cuda_graph}
+               "tf32": minidl.tf32_enabled(), "cuda_graph": cuda_graph,
+               "cpu_threads": minidl.get_num_threads()}
 
     def train_step(x, y):
         logits = model(x)

@@ -37,7 +37,13 @@ def rows(out):
 
 def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert run(*TINY, "--data-dir", data_dir, "--epochs", "3", "--out", out) == 0
+    threads = minidl.get_num_threads()
+    try:
+        assert run(*TINY, "--data-dir", data_dir, "--epochs", "3", "--out", out,
+                   "--threads", "1") == 0
+        assert minidl.get_num_threads() == 1
+    finally:
+        minidl.set_num_threads(threads)
     r = rows(out)
     assert [e["epoch"] for e in r] == [1, 2, 3]
     assert r[-1]["train_loss"] < r[0]["train_loss"]
@@ -56,6 +62,7 @@ def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys)
     with open(os.path.join(out, "metrics.json")) as f:
         summary = json.load(f)["summary"]
     assert summary["device"] == "cpu" and summary["tf32"] is False
+    assert summary["cpu_threads"] == 1
     text = capsys.readouterr().out
     assert "done: best test accuracy" in text and "images/s" in text
 
@@ -133,6 +140,8 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys):
         err = _one_line_error(capsys, "--device", "cuda", *d)
         assert "cuda" in err and "pip install" in err
     assert "--epochs must be a positive" in _one_line_error(capsys, "--epochs", "0", *d)
+    assert "--threads must be a positive integer, got 0" in _one_line_error(capsys, "--threads",
+                                                                             "0", *d)
     assert "--batch-size must be a positive" in _one_line_error(capsys, "--batch-size", "-1", *d)
     assert "--lr must be positive" in _one_line_error(capsys, "--lr", "0", *d)
     assert "invalid int value" in _one_line_error(capsys, "--epochs", "x", *d)
@@ -172,7 +181,8 @@ def test_help_documents_every_flag():
     for flag in ("--model", "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum",
                  "--nesterov", "--weight-decay", "--schedule", "--warmup", "--label-smoothing",
                  "--device", "--data-dir", "--download", "--seed", "--out", "--resume",
-                 "--eval-only", "--limit-train", "--limit-test", "--tf32", "--cuda-graph"):
+                 "--eval-only", "--limit-train", "--limit-test", "--tf32", "--cuda-graph",
+                 "--threads"):
         assert flag in text
     assert "one-cycle" in text
 
