@@ -41,13 +41,22 @@ def matmul(a, b):
 
 def _host_matmul(a, b):
     """``a @ b`` on minidl's host threads (``kernels.threads``): a 2-D product split into
-    blocks of the output's columns (or rows, when there are more of those), one per thread,
-    each a one-thread BLAS call; other shapes as one one-thread call."""
+    blocks of the output's columns (or rows, when there are more of those), a batch of them
+    (a grouped convolution's) into blocks of the batch, one block per thread, each a one-thread
+    BLAS call; other shapes (1-D, broadcast batches) as one one-thread call."""
+    import numpy as np  # noqa: PLC0415
+    if a.ndim == 3 and b.ndim == 3 and a.shape[0] == b.shape[0] and a.shape[2] == b.shape[1]:
+        G, M, K = a.shape
+        out = np.empty((G, M, b.shape[2]), np.result_type(a, b))
+
+        def batch(lo, hi):
+            np.matmul(a[lo:hi], b[lo:hi], out=out[lo:hi])
+        threads.parallel(batch, G, items=out.size * K // 32)
+        return out
     if a.ndim != 2 or b.ndim != 2:
         out = []
         threads.parallel(lambda lo, hi: out.append(a @ b), 1)   # one part: one BLAS thread
         return out[0]
-    import numpy as np  # noqa: PLC0415
     (M, K), N = a.shape, b.shape[1]
     out = np.empty((M, N), np.result_type(a, b))
     if N >= M:
