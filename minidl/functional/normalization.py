@@ -106,23 +106,25 @@ class BatchNormTrain(Function):
         xp = backend.xp_of(x)
         x2 = _rows(x)                                                    # (C, n)
         C, n = x2.shape
-        mean, var, invstd = (xp.empty(C, x.dtype) for _ in range(3))
         xc, y = xp.empty_like(x2), xp.empty_like(x2)     # xc: centred x, xhat = xc * invstd
+        stats = {}
 
         def part(lo, hi):                                # channels lo..hi-1
             xs, xcs, ys = x2[lo:hi], xc[lo:hi], y[lo:hi]
-            mean[lo:hi] = xs.mean(axis=1)
-            xp.subtract(xs, mean[lo:hi, None], out=xcs)
-            var[lo:hi] = _dot_rows(xcs, xcs) * (1.0 / n)                # biased
-            invstd[lo:hi] = 1.0 / xp.sqrt(var[lo:hi] + self.eps)
-            scale = invstd[lo:hi] if w is None else invstd[lo:hi] * w[lo:hi]
+            mean = xs.mean(axis=1)
+            xp.subtract(xs, mean[:, None], out=xcs)
+            var = _dot_rows(xcs, xcs) * (1.0 / n)                        # biased
+            invstd = 1.0 / xp.sqrt(var + self.eps)
+            scale = invstd if w is None else invstd * w[lo:hi]
             xp.multiply(xcs, scale[:, None], out=ys)    # one pass for normalize and scale
             if b is not None:
                 ys += b[lo:hi, None]
             if self.relu:
                 xp.maximum(ys, 0, out=ys)
+            stats[lo] = mean, var, invstd
 
         threads.parallel_if_host(xp, part, C, C * n)   # channel blocks, one per host thread
+        mean, var, invstd = _joined(xp, stats)
         if self.running_mean is not None:
             m = self.momentum
             self.running_mean[...] = self.running_mean * (1.0 - m) + mean * m
@@ -140,21 +142,22 @@ class BatchNormTrain(Function):
         xp = backend.xp_of(xc)
         g2 = _rows(gy)
         C, n = g2.shape
-        gb, gw = xp.empty(C, xc.dtype), xp.empty(C, xc.dtype)
         gx = xp.empty_like(g2) if self.needs_input_grad[0] else None
+        sums = {}
 
         def part(lo, hi):                                # channels lo..hi-1
-            g, xcs = g2[lo:hi], xc[lo:hi]
+            g, xcs, inv = g2[lo:hi], xc[lo:hi], invstd[lo:hi]
             own = y is not None
             if own:                                     # through the fused ReLU
                 g = relu_mask(g, y[lo:hi])
-            gb[lo:hi] = _sum_rows(g)
-            gw[lo:hi] = _dot_rows(g, xcs) * invstd[lo:hi]           # sum(gy * xhat)
+            gb = _sum_rows(g)
+            gw = _dot_rows(g, xcs) * inv                                # sum(gy * xhat)
+            sums[lo] = gw, gb
             if gx is None:
                 return
             # gx = scale * (g - gb/n - xhat * gw/n) = scale*g - k*xc - scale*gb/n
-            scale = invstd[lo:hi] if w is None else invstd[lo:hi] * w[lo:hi]
-            k = scale * invstd[lo:hi] * gw[lo:hi] * (1.0 / n)
+            scale = inv if w is None else inv * w[lo:hi]
+            k = scale * inv * gw * (1.0 / n)
             gxs = gx[lo:hi]
             if own:                                     # g is ours: scale it in place
                 g *= scale[:, None]
@@ -163,12 +166,22 @@ class BatchNormTrain(Function):
             else:
                 xp.multiply(g, scale[:, None], out=gxs)
                 gxs -= xcs * k[:, None]
-            gxs -= (scale * gb[lo:hi] * (1.0 / n))[:, None]
+            gxs -= (scale * gb * (1.0 / n))[:, None]
 
         threads.parallel_if_host(xp, part, C, C * n)   # channel blocks, one per host thread
+        gw, gb = _joined(xp, sums)
         if gx is not None:
             gx = _unrows(gx, gy.shape)
         return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
+
+
+def _joined(xp, parts):
+    """Per-channel vectors from the channel blocks of ``parts`` ({lo: (v1, v2, ...)}), joined
+    in channel order: the block's own arrays when there was one (the GPU, or no threads)."""
+    blocks = [parts[lo] for lo in sorted(parts)]
+    if len(blocks) == 1:
+        return blocks[0]
+    return tuple(xp.concatenate(vs) for vs in zip(*blocks))
 
 
 class BatchNormEval(Function):
