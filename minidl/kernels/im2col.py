@@ -64,7 +64,8 @@ def scratch(name, shape, dtype, like):
 
 
 def release_scratch():
-    """Drop this thread's host scratch buffers (their memory returns to the system)."""
+    """Drop this thread's host scratch buffers (their memory returns to the system). minidl's
+    kernel threads (``kernels.threads``) keep their own, small ones (padded image slices)."""
     _local.buffers = {}
 
 
