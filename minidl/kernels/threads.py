@@ -27,6 +27,7 @@ results, like a weight gradient, rounds differently.)
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import os
@@ -190,22 +191,15 @@ def parallel(fn, n, items=None):
 
     ``items`` (how many array values the whole range stands for; n when not given) decides
     whether threads pay: with fewer than about 65k values, or one thread, ``fn(0, n)`` runs
-    alone.
-    Inside another region, or while another thread's region runs, the same parts run one
-    after the other in the calling thread, so results never depend on timing. While the
-    parts run, NumPy's BLAS is on one thread.
+    alone. Inside another region, or while another thread's region runs, the same parts run
+    one after the other in the calling thread, so results never depend on timing. While the
+    parts run, NumPy's BLAS is on one thread (unless minidl itself has only one).
     """
     threads = min(get_num_threads(), n, max(1, (n if items is None else items) // _MIN_ITEMS))
-    if threads <= 1:
-        if get_num_threads() > 1:
-            with _OneBlasThread():      # no BLAS workers left spinning against the threads
-                fn(0, n)
-        else:
-            fn(0, n)
-        return
-    parts = split(n, threads)
-    if getattr(_local, "inside", False) or not _region.acquire(blocking=False):
-        with _OneBlasThread():
+    parts = split(n, threads) if threads > 1 else [(0, n)]
+    if len(parts) == 1 or in_parallel_region() or not _region.acquire(blocking=False):
+        # no BLAS workers left spinning against the threads
+        with _OneBlasThread() if get_num_threads() > 1 else contextlib.nullcontext():
             for lo, hi in parts:
                 fn(lo, hi)
         return
