@@ -17,6 +17,8 @@ refer to each other; import either through ``minidl``.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import backend
@@ -176,12 +178,51 @@ def _parents(fn):
             if need and x.grad_fn is not None]
 
 
-def _accumulate_grad(t, g):
-    """Add ``g`` into ``t.grad`` (a fresh array, so no two tensors ever share a grad buffer)."""
+def _accumulate_grad(t, g, own=False):
+    """Add ``g`` into ``t.grad``: a fresh array, so no two tensors ever share a grad buffer,
+    unless ``own`` says that nothing else can reach g's memory (``_unshared``); then g itself
+    becomes the first ``.grad``."""
     if t.grad is None:
-        t.grad = Tensor(g.copy())
+        t.grad = Tensor(g if own else g.copy())
     else:
         t.grad = Tensor(t.grad.data + g)
+
+
+def _ref_counts(a):
+    """sys.getrefcount of array ``a`` and of its base (None without one). Called as
+    ``_ref_counts(name)``, the counts include that name and this call's own references."""
+    b = a.base
+    return sys.getrefcount(a), (None if b is None else sys.getrefcount(b))
+
+
+def _calibrated_counts():
+    """``_ref_counts`` of an array that one local name holds, and of the base of a view that
+    one local name holds and nothing else refers to, measured on this interpreter (the counts
+    of the call's own references differ between Python versions); None where there are no
+    reference counts (not CPython)."""
+    if not hasattr(sys, "getrefcount"):
+        return None
+    alone = np.empty(2)
+    view = np.empty(2)[:]
+    return _ref_counts(alone)[0], _ref_counts(view)[1]
+
+
+_ALONE = _calibrated_counts()
+
+
+def _unshared(counts, g):
+    """Whether gradient array ``g``, held by a single name in ``run_backward`` (whose
+    ``_ref_counts`` are ``counts``), can become a leaf's ``.grad`` without a copy: C-contiguous,
+    referenced by nothing else, and owning its memory or viewing all of a base that nothing
+    else refers to (a backward's reshaped result). A gradient another op also received, a
+    view of part of a buffer, a cached buffer or the caller's own array fails one of these
+    and is copied, as PyTorch copies a gradient it cannot steal."""
+    if _ALONE is None or counts[0] != _ALONE[0] or not g.flags.c_contiguous:
+        return False
+    if counts[1] is None:
+        return True
+    b = g.base
+    return counts[1] == _ALONE[1] and b.base is None and b.nbytes == g.nbytes
 
 
 def _sum(summed, a, b):
@@ -263,9 +304,15 @@ def run_backward(root, grad, retain_graph=False, collect=()):
                 slots[k] = gx if slots[k] is None else _sum(summed, slots[k], gx)
         if not retain_graph:
             fn._release()
-    for x, g in leaf_grads.values():
+    # drop every other reference to the gradients, so that the leaves can keep the ones
+    # nothing else holds instead of copies (_unshared)
+    gys = gxs = gx = prev = slots = None
+    summed.clear()
+    while leaf_grads:
+        x, g = leaf_grads.popitem()[1]
         if id(x) in wanted:
             collected[wanted[id(x)]] = g
         else:
-            _accumulate_grad(x, g)
+            counts = _ref_counts(g)
+            _accumulate_grad(x, g, own=_unshared(counts, g))
     return collected

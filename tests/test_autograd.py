@@ -79,6 +79,68 @@ def test_leaf_grads_never_share_a_buffer():
     np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
 
 
+class _Hands(Function):
+    """y = x; backward hands back what ``make(gy)`` returns as x's gradient, and records the
+    address of its memory (not the array: a reference would keep it shared)."""
+
+    def __init__(self, make):
+        self.make, self.address = make, None
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        g = self.make(gy)
+        self.address = g.__array_interface__["data"][0]
+        return g
+
+
+def _leaf_grad(make, shape=(3, 4)):
+    x = minidl.tensor(np.zeros(shape), requires_grad=True)
+    fn = _Hands(make)
+    fn(x).backward(minidl.tensor(np.arange(np.prod(shape), dtype=np.float64).reshape(shape)))
+    return x.grad.data, fn.address
+
+
+def test_unshared_gradient_becomes_the_leaf_grad_without_a_copy():
+    """A gradient array nothing else holds (a backward's fresh result, or a reshaped view of
+    one) is stored as it is: no copy per leaf and step (65 on ResNet-20, each a GPU launch)."""
+    g, address = _leaf_grad(lambda gy: gy * 2.0)
+    assert g.__array_interface__["data"][0] == address
+    g, address = _leaf_grad(lambda gy: (gy * 2.0).reshape(-1).reshape(3, 4))
+    assert g.__array_interface__["data"][0] == address
+    np.testing.assert_array_equal(g, 2.0 * np.arange(12.0).reshape(3, 4))
+
+
+_HELD = {}
+
+
+@pytest.mark.parametrize("case", ["upstream", "held", "view_of_held", "part", "transposed"])
+def test_shared_gradients_are_copied_into_the_leaf_grad(case):
+    """Whatever else can reach the gradient's memory makes the engine copy it: the caller's
+    upstream gradient handed through unchanged, an array a backward keeps (a cache), a view of
+    one, a view of part of a larger buffer (the rest would stay alive), a non-contiguous one."""
+    def make(gy):
+        if case == "upstream":
+            return gy
+        if case in ("held", "view_of_held"):
+            _HELD["buffer"] = gy * 2.0
+            return _HELD["buffer"] if case == "held" else _HELD["buffer"].reshape(3, 4)
+        if case == "part":
+            return np.concatenate([gy, gy])[:3]
+        return np.ascontiguousarray(gy.T).T
+
+    g, address = _leaf_grad(make)
+    assert g.__array_interface__["data"][0] != address
+    assert g.base is None and g.flags.c_contiguous
+    before = g.copy()
+    if case == "upstream":
+        return      # the caller's array is its own: checked by the address above
+    if case in ("held", "view_of_held"):
+        _HELD["buffer"][...] = -1.0
+    np.testing.assert_array_equal(g, before)
+
+
 def test_backward_twice_through_freed_graph_says_so():
     x = minidl.tensor([1.0], requires_grad=True)
     y = (x * 2.0).exp().sum()
