@@ -125,23 +125,6 @@ def test_im2col_matches_definition_and_col2im_is_its_adjoint(rng, shape, k, s, p
     np.testing.assert_allclose((col * g).sum(), (x * back).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape,k,p,d", [((2, 3, 5, 6), (3, 2), (1, 0), (1, 1)),
-                                         ((1, 2, 7, 7), (3, 3), (2, 1), (2, 2)),
-                                         ((2, 2, 4, 5), (2, 3), (0, 0), (1, 1))])
-def test_wide_rows_hold_the_same_columns(rng, shape, k, p, d):
-    x = rng.standard_normal(shape)
-    x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    narrow = kernels.im2col(x, k, (1, 1), p, d)
-    Wp = shape[3] + 2 * p[1]
-    assert kernels.row_width(x, k, (1, 1), p, d) == Wp
-    wide = kernels.im2col(x, k, (1, 1), p, d, row_width=Wp)
-    assert wide.shape == narrow.shape[:5] + (Wp,)
-    np.testing.assert_array_equal(wide[..., :narrow.shape[5]], narrow)
-    assert np.isfinite(wide).all()
-    with pytest.raises(ValueError, match="im2col: row_width must be OW"):
-        kernels.im2col(x, k, (2, 1), p, d, row_width=Wp)
-
-
 @pytest.mark.parametrize("shape,kw,p,d", [((2, 3, 5, 6), 3, (1, 1), (1, 1)),
                                           ((2, 2, 6, 7), 3, (1, 2), (1, 2)),
                                           ((2, 2, 5, 5), 2, (0, 1), (1, 1)),
@@ -182,10 +165,6 @@ def test_cuda_kernels_agree_with_reference(rng, shape, k, s, p, d, dtype):
     xg = cp.asarray(np.ascontiguousarray(x.transpose(1, 0, 2, 3))).transpose(1, 0, 2, 3)
     col = kernels.reference.im2col(x, k, s, p, d)
     np.testing.assert_array_equal(cp.asnumpy(cuda.im2col(xg, k, s, p, d)), col)
-    if s == (1, 1):
-        Wp = shape[3] + 2 * p[1]
-        wide = cp.asnumpy(cuda.im2col(xg, k, s, p, d, row_width=Wp))
-        np.testing.assert_array_equal(wide[..., :col.shape[5]], col)
     g = rng.standard_normal(col.shape).astype(dtype)
     np.testing.assert_allclose(cp.asnumpy(cuda.col2im(cp.asarray(g), shape, s, p, d)),
                                kernels.reference.col2im(g, shape, s, p, d), rtol=1e-5, atol=1e-5)

@@ -30,8 +30,8 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
     """Raw-array convolution (N, C, H, W) * (O, C/G, KH, KW) -> (N, O, OH, OW) NCHW view.
 
     Also returns, when ``keep`` is asked and ``kernels.pool`` lent a buffer for them (owned by
-    W), the columns for backward to give back (``(cols, OWc)``, or the row columns ``U`` of
-    the row path); else None."""
+    W), the columns for backward to give back (im2col's, or the row columns ``U`` of the row
+    path); else None."""
     if _by_rows(x, W, stride, groups):
         y, U, lent = _rows_forward(x, W, b, padding, dilation, W if keep else None)
         return y, (U if lent else None)
@@ -39,34 +39,31 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
     O, Cg, KH, KW = W.shape
     OH = kernels.out_size(H, KH, stride[0], padding[0], dilation[0])
     OW = kernels.out_size(Wd, KW, stride[1], padding[1], dilation[1])
-    cols, OWc, lent = _columns(x, (KH, KW), stride, padding, dilation, W if keep else None)
-    Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OWc)
-    Y = Y.reshape(O, N, OH, OWc)
-    if OWc != OW:               # wide rows: drop the columns past OW, compacting the output
-        Y = backend.xp_of(Y).ascontiguousarray(Y[..., :OW])
+    cols, lent = _columns(x, (KH, KW), stride, padding, dilation, W if keep else None)
+    Y = _grouped_matmul(W.reshape(O, Cg * KH * KW), cols, groups)   # (O, N*OH*OW)
+    Y = Y.reshape(O, N, OH, OW)
     if b is not None:
         Y += b[:, None, None, None]
-    return Y.transpose(1, 0, 2, 3), ((cols, OWc) if lent else None)
+    return Y.transpose(1, 0, 2, 3), (cols if lent else None)
 
 
 def _columns(x, kernel_size, stride, padding, dilation, owner=None):
-    """im2col of x as a (C*KH*KW, N*OH*OWc) matrix, its row width OWc (OW, or wider when
-    ``kernels.row_width`` picks the padded width), and whether the matrix lives in a buffer
-    that ``kernels.pool`` lent for ``owner`` (tried when one is given; the caller then holds it
+    """im2col of x as a (C*KH*KW, N*OH*OW) matrix, and whether it lives in a buffer that
+    ``kernels.pool`` lent for ``owner`` (tried when one is given; the caller then holds it
     until it gives it back). Otherwise it lives in a scratch buffer that the next call
     overwrites. A 1x1 stride-1 conv needs no unfolding: its columns are a view of x."""
     N, C, H, W = x.shape
     if kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0):
-        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W), W, False   # free for CNHW memory
+        return x.transpose(1, 0, 2, 3).reshape(C, N * H * W), False   # free for CNHW memory
     OH = kernels.out_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
-    OWc = kernels.row_width(x, kernel_size, stride, padding, dilation)
-    shape = (C,) + kernel_size + (N, OH, OWc)
+    OW = kernels.out_size(W, kernel_size[1], stride[1], padding[1], dilation[1])
+    shape = (C,) + kernel_size + (N, OH, OW)
     buf = None if owner is None else kernels.pool.take(shape, x.dtype, owner)
     lent = buf is not None
     if not lent:
         buf = kernels.scratch("conv_col", shape, x.dtype, x)
-    col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf, row_width=OWc)
-    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OWc), OWc, lent
+    col = kernels.im2col(x, kernel_size, stride, padding, dilation, out=buf)
+    return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OW), lent
 
 
 def _by_rows(x, W, stride, groups):
@@ -213,16 +210,15 @@ class Conv2d(Function):
             gb = gY.sum(axis=1)
         if needs[1]:
             kept, self.cols = self.cols, None          # a second backward recomputes them
-            cols, OWc = kept or _columns(x, (KH, KW), s, p, d)[:2]      # (C*KH*KW, N*OH*OWc)
-            gYc = gY if OWc == gy.shape[3] else _widen(gy, OWc)        # (O, N*OH*OWc)
-            if G == 1:
-                gW = kernels.matmul(cols, gYc.T).T
+            cols = kept if kept is not None else _columns(x, (KH, KW), s, p, d)[0]
+            if G == 1:                                  # (O, C*KH*KW): W's own layout
+                gW = kernels.matmul(gY, cols.T)
             else:
                 L = cols.shape[1]
-                gW = kernels.matmul(gYc.reshape(G, O // G, L),
+                gW = kernels.matmul(gY.reshape(G, O // G, L),
                                     cols.reshape(G, -1, L).transpose(0, 2, 1))
             gW = gW.reshape(W.shape)
-            if kept:
+            if kept is not None:
                 kernels.pool.give(cols)
         if needs[0]:
             pt = (d[0] * (KH - 1) - p[0], d[1] * (KW - 1) - p[1])
@@ -278,15 +274,6 @@ def _widen_rows(gy, height):
     g[:, :, OH:] = 0
     g[:, :, :OH] = gy.transpose(1, 0, 2, 3)
     return g
-
-
-def _widen(gy, width):
-    """gy (N, O, OH, OW) -> (O, N*OH*width) with zeros past OW, matching wide columns."""
-    N, O, OH, OW = gy.shape
-    g = kernels.scratch("conv_gy", (O, N, OH, width), gy.dtype, gy)
-    g[..., OW:] = 0
-    g[..., :OW] = gy.transpose(1, 0, 2, 3)
-    return g.reshape(O, N * OH * width)
 
 
 def _input_grad_col2im(W, gy, x_shape, stride, padding, dilation, groups):

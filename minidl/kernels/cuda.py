@@ -120,14 +120,12 @@ def launch(kernel, total, args):
     kernel((blocks,), (_THREADS,), args)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
-    """GPU ``im2col`` (same contract as ``kernels.im2col.im2col``); x may have any strides.
-    A wider ``row_width`` just computes more columns (zeros or real pixels past OW)."""
+def im2col(x, kernel_size, stride, padding, dilation, out=None):
+    """GPU ``im2col`` (same contract as ``kernels.im2col.im2col``); x may have any strides."""
     cp = backend.cupy_module()
     N, C, H, W = x.shape
     (KH, KW), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     OH, OW = out_size(H, KH, sh, ph, dh), out_size(W, KW, sw, pw, dw)
-    OW = OW if row_width is None else row_width
     col = cp.empty((C, KH, KW, N, OH, OW), x.dtype) if out is None else out
     total = col.size
     if total == 0:

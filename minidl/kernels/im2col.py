@@ -71,23 +71,15 @@ def release_scratch():
 
 # ---------------------------------------------------------------------------------------------
 
-def _pad_channel_major(x, padding, buffer_name, margin=0):
-    """x (N, C, H, W) -> xpad (C, N, H + 2*PH, W + 2*PW) with zero borders.
-
-    Returns the padded array (a scratch buffer; a plain view of x when there is nothing to pad
-    and no ``margin``) and, when copied, the flat buffer behind it, which holds ``margin`` extra
-    zeros at the end so strided windows may run a little past the last pixel.
-    """
+def _pad_channel_major(x, padding, buffer_name):
+    """x (N, C, H, W) -> xpad (C, N, H + 2*PH, W + 2*PW) with zero borders: a scratch buffer,
+    or a plain view of x when there is nothing to pad."""
     N, C, H, W = x.shape
     ph, pw = padding
     xt = x.transpose(1, 0, 2, 3)                                     # (C, N, H, W) view
-    if ph == 0 and pw == 0 and margin == 0:
-        return xt, None
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    n = C * N * Hp * Wp
-    flat = scratch(buffer_name, (n + margin,), x.dtype, x)
-    flat[n:] = 0
-    xpad = flat[:n].reshape(C, N, Hp, Wp)
+    if ph == 0 and pw == 0:
+        return xt
+    xpad = scratch(buffer_name, (C, N, H + 2 * ph, W + 2 * pw), x.dtype, x)
     if ph:
         xpad[:, :, :ph] = 0
         xpad[:, :, ph + H:] = 0
@@ -95,53 +87,31 @@ def _pad_channel_major(x, padding, buffer_name, margin=0):
         xpad[:, :, ph:ph + H, :pw] = 0
         xpad[:, :, ph:ph + H, pw + W:] = 0
     xpad[:, :, ph:ph + H, pw:pw + W] = xt
-    return xpad, flat
+    return xpad
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out=None, row_width=None):
+def im2col(x, kernel_size, stride, padding, dilation, out=None):
     """Unfold every receptive field of ``x`` into a column.
 
     Args:
         x: (N, C, H, W) array, any strides.
         kernel_size, stride, padding, dilation: (h, w) int pairs.
-        out: optional C-contiguous (C, KH, KW, N, OH, OWc) buffer to fill, or a slice of one
+        out: optional C-contiguous (C, KH, KW, N, OH, OW) buffer to fill, or a slice of one
             along N.
-        row_width: OWc, the length of each output row in the columns: OW (default), or, for
-            stride (1, 1) only, the padded width W + 2*PW. The wide form computes the output
-            on the padded grid's full rows, which makes each kernel offset's copy one long
-            contiguous run per image (OH*OWc values) instead of OH runs of OW; entries with
-            ow >= OW are finite but meaningless, and the caller crops them away.
 
     Returns:
-        col: (C, KH, KW, N, OH, OWc), C-contiguous, ``col[c, i, j, n, oh, ow] =
-        xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]`` for ow < OW.
+        col: (C, KH, KW, N, OH, OW), C-contiguous, ``col[c, i, j, n, oh, ow] =
+        xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]``.
     """
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
     (KH, KW), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     OH = out_size(H, KH, sh, padding[0], dh)
     OW = out_size(W, KW, sw, padding[1], dw)
-    OWc = OW if row_width is None else row_width
-    col = xp.empty((C, KH, KW, N, OH, OWc), x.dtype) if out is None else out
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    if OWc != OW and ((sh, sw) != (1, 1) or OWc != Wp):
-        raise ValueError(f"im2col: row_width must be OW={OW} or, with stride (1, 1), the "
-                         f"padded width {Wp}; got {row_width} with stride {stride}")
+    col = xp.empty((C, KH, KW, N, OH, OW), x.dtype) if out is None else out
 
     def part(lo, hi):                      # images lo..hi-1 (on one host thread)
-        n = hi - lo
-        if OWc != OW:
-            _, flat = _pad_channel_major(x[lo:hi], padding, "im2col_pad", margin=(KW - 1) * dw)
-            e = flat.itemsize
-            for i in range(KH):
-                for j in range(KW):
-                    start = i * dh * Wp + j * dw
-                    src = xp.lib.stride_tricks.as_strided(
-                        flat[start:], shape=(C, n, OH * Wp),
-                        strides=(n * Hp * Wp * e, Hp * Wp * e, e))
-                    threads.view(col[:, i, j, lo:hi], (C, n, OH * Wp))[...] = src
-            return
-        xpad, _ = _pad_channel_major(x[lo:hi], padding, "im2col_pad")   # (C, n, Hp, Wp)
+        xpad = _pad_channel_major(x[lo:hi], padding, "im2col_pad")      # (C, n, Hp, Wp)
         for i in range(KH):
             for j in range(KW):
                 h0, w0 = i * dh, j * dw
