@@ -189,10 +189,14 @@ def _accumulate_grad(t, g, own=False):
 
 
 def _ref_counts(a):
-    """sys.getrefcount of array ``a`` and of its base (None without one). Called as
+    """sys.getrefcount of array ``a`` and of each array down its chain of bases. Called as
     ``_ref_counts(name)``, the counts include that name and this call's own references."""
+    counts = [sys.getrefcount(a)]
     b = a.base
-    return sys.getrefcount(a), (None if b is None else sys.getrefcount(b))
+    while b is not None:
+        counts.append(sys.getrefcount(b))
+        b = b.base
+    return counts
 
 
 def _calibrated_counts():
@@ -213,16 +217,18 @@ _ALONE = _calibrated_counts()
 def _unshared(counts, g):
     """Whether gradient array ``g``, held by a single name in ``run_backward`` (whose
     ``_ref_counts`` are ``counts``), can become a leaf's ``.grad`` without a copy: C-contiguous,
-    referenced by nothing else, and owning its memory or viewing all of a base that nothing
-    else refers to (a backward's reshaped result). A gradient another op also received, a
-    view of part of a buffer, a cached buffer or the caller's own array fails one of these
-    and is copied, as PyTorch copies a gradient it cannot steal."""
+    referenced by nothing else, and owning its memory or viewing all of it through bases that
+    nothing else refers to (a backward's reshaped result). A gradient another op also
+    received, a view of part of a buffer, a cached buffer or the caller's own array fails one
+    of these and is copied, as PyTorch copies a gradient it cannot steal."""
     if _ALONE is None or counts[0] != _ALONE[0] or not g.flags.c_contiguous:
         return False
-    if counts[1] is None:
-        return True
-    b = g.base
-    return counts[1] == _ALONE[1] and b.base is None and b.nbytes == g.nbytes
+    if any(c != _ALONE[1] for c in counts[1:]):
+        return False
+    owner = g
+    while owner.base is not None:
+        owner = owner.base
+    return owner.nbytes == g.nbytes
 
 
 def _sum(summed, a, b):

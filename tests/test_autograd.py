@@ -115,6 +115,23 @@ def test_unshared_gradient_becomes_the_leaf_grad_without_a_copy():
 _HELD = {}
 
 
+class _Subclass(np.ndarray):
+    """Views of a NumPy subclass keep a chain of bases (NumPy does not collapse it), as the
+    emulated GPU's arrays do."""
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_gradient_behind_a_chain_of_views_is_kept_only_when_no_link_is_held(held):
+    def make(gy):
+        bottom = gy * 2.0
+        if held:
+            _HELD["bottom"] = bottom
+        return bottom.view(_Subclass).reshape(-1).reshape(3, 4)     # g -> view -> bottom
+
+    g, address = _leaf_grad(make)
+    assert (g.__array_interface__["data"][0] == address) is not held
+
+
 @pytest.mark.parametrize("case", ["upstream", "held", "view_of_held", "part", "transposed"])
 def test_shared_gradients_are_copied_into_the_leaf_grad(case):
     """Whatever else can reach the gradient's memory makes the engine copy it: the caller's

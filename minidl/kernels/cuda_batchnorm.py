@@ -217,7 +217,7 @@ def backward(gy, x, mean, invstd, w, b, relu, need_gx):
     _, gst = _geometry(gy)
     dtype, i32, i64 = x.dtype, np.int32, np.int64
     w, b = _affine(xp, w, b, C, dtype)
-    gw, gb = xp.empty((2, C), dtype)                 # one allocation for both
+    gw, gb = xp.empty(C, dtype), xp.empty(C, dtype)  # each its own: the leaves keep them
     gargs = tuple(i64(s) for s in gst)
     _KERNELS.function("bn_grad_stats_kernel", dtype)(
         (C,), (_BLOCK,),
