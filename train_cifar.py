@@ -382,7 +382,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
     summary = {"model": cfg["model"], "config": cfg,
                "device": str(next(iter(model.parameters())).device),
                "tf32": minidl.tf32_enabled(), "cuda_graph": cuda_graph,
-               "cpu_threads": minidl.get_num_threads()}
+               "cpu_threads": minidl.get_num_threads(),
+               "host_memory_reuse": minidl.host_memory_reuse()}
 
     def train_step(x, y):
         logits = model(x)

@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: timing blocks, machine description, RESULTS.md sections."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import time
@@ -8,6 +9,28 @@ import time
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md")
+
+
+def spawn(target, args, torch_child):
+    """Start ``target(*args)`` in a spawned process. The child imports the benchmark script,
+    and with it minidl, which tunes glibc's malloc on import (``minidl.kernels.host_memory``);
+    a child that runs torch (``torch_child``) starts with that turned off, so torch runs on
+    the malloc it would have anywhere else."""
+    key = "MINIDL_HOST_MEMORY_REUSE"
+    old = os.environ.get(key)
+    if torch_child:
+        os.environ[key] = "0"
+    try:
+        proc = multiprocessing.get_context("spawn").Process(target=target, args=args,
+                                                            daemon=True)
+        proc.start()
+    finally:
+        if torch_child:
+            if old is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = old
+    return proc
 
 
 def sgd_step(model, opt, F):

@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import minidl  # noqa: E402
 import minidl.functional as F  # noqa: E402
-from benchmarks._common import machine, timed_block, write_section  # noqa: E402
+from benchmarks._common import machine, spawn, timed_block, write_section  # noqa: E402
 
 # name, kind, C_in, C_out, H, kernel, stride, input requires grad
 LAYERS = [
@@ -172,10 +172,8 @@ class TorchClient:
     up to 2x); blocks still alternate in time, so both see the same machine."""
 
     def __init__(self, batch):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_torch_worker, args=(child, batch), daemon=True)
-        self.proc.start()
+        self.conn, child = multiprocessing.get_context("spawn").Pipe()
+        self.proc = spawn(_torch_worker, (child, batch), torch_child=True)
         self.info = self.conn.recv()
 
     def block(self, index, device, reps, pause):

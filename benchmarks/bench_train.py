@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks._common import (RESULTS, machine, sgd_step, timed_block,  # noqa: E402
+from benchmarks._common import (RESULTS, machine, sgd_step, spawn, timed_block,  # noqa: E402
                                 write_section)
 
 
@@ -171,12 +171,9 @@ class Child:
     """One engine, one model, in a spawned process."""
 
     def __init__(self, engine, name, batch, device, tf32=False, graph=False):
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker,
-                                args=(child, engine, name, batch, device, tf32, graph),
-                                daemon=True)
-        self.proc.start()
+        self.conn, child = multiprocessing.get_context("spawn").Pipe()
+        self.proc = spawn(_worker, (child, engine, name, batch, device, tf32, graph),
+                          torch_child=engine == "torch")
         status, self.info = self.conn.recv()
         self.ok = status == "ready"
 

@@ -25,6 +25,7 @@ from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, f
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import load, save
 from .kernels.threads import get_num_threads, set_num_threads
+from .kernels.host_memory import host_memory_reuse, set_host_memory_reuse
 from . import cuda_graph, data, nn, optim  # noqa: E402  (subpackages, importable as minidl.nn etc.)
 
 __version__ = "0.1.0"

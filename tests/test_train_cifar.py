@@ -63,6 +63,7 @@ def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys)
         summary = json.load(f)["summary"]
     assert summary["device"] == "cpu" and summary["tf32"] is False
     assert summary["cpu_threads"] == 1
+    assert summary["host_memory_reuse"] == minidl.host_memory_reuse()
     text = capsys.readouterr().out
     assert "done: best test accuracy" in text and "images/s" in text
 
