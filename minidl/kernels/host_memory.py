@@ -5,8 +5,11 @@ each) every step. glibc's malloc serves such sizes with fresh ``mmap`` pages and
 to the system when freed (its dynamic threshold moves up only for the sizes freed so far, and
 its trim threshold gives the heap's top back), so each step the kernel faults in and zeroes
 those pages again: a memory pass nobody asked for, before NumPy's own. Measured on the 2-core
-CPU machine (ResNet-20, batch 128, one process each): 523 -> 446 ms per training step, batch
-norm's forward alone 70 -> 36 ms (``benchmarks/RESULTS.md``).
+CPU machine (a plain training loop, a fresh process each; ``benchmarks/RESULTS.md``):
+ResNet-20 at batch 128 took 12-26 thousand page faults and 500-549 ms per step, 13-36 and
+485-509 ms with reuse; DenseNet-BC-100 at batch 64 3316-3331 -> 3139-3158 ms. How much a
+program gains depends on its allocation history: ``train_cifar.py`` frees large arrays early
+(its data pipeline), which raises glibc's threshold by itself, and gains about 1%.
 
 What: ``mallopt`` raises the mmap threshold to glibc's ceiling (32 MiB on 64-bit systems) and
 the trim threshold to twice that, so arrays below 32 MiB come from the heap and freed ones are
