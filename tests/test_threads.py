@@ -3,6 +3,7 @@ the ops that split their work over threads, checked again with threads forced on
 arrays (elsewhere in the suite the arrays are too small for threads to start): forward
 against the oracles, float64 gradchecks, and the same numbers as with one thread."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -179,6 +180,22 @@ def test_matmul_threaded_matches_numpy(threaded, rng):
         got = kernels.matmul(a, b)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_summed_adds_the_parts_in_their_order(threaded):
+    """threads.summed: each part's array, added in the order of the parts, not the order the
+    threads finish (the first part finishes last here), so float rounding depends only on the
+    sizes and the thread count: (1e8 - 1e8) + 3 = 3, while (-1e8 + 3) + 1e8 = 0 in float32."""
+    values = np.array([1e8, -1e8, 3.0], np.float32)
+
+    def part(lo, hi):
+        if lo == 0:
+            time.sleep(0.05)
+        return values[lo:hi].copy()
+
+    got = threads.summed(part, 3)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [3.0])
 
 
 def test_long_inner_dimension_matmul_threaded(threaded, rng, monkeypatch):

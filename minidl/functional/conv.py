@@ -136,20 +136,15 @@ def _row_weight_grad(U, gYw, W_shape, dh):
     O, C, KH, KW = W_shape
     U2, L = _row_span(U, KH, dh)
     OW = U.shape[4]
-    partial = {}
 
     def part(lo, hi):
         R = np.empty((KH, KW * C, O), U.dtype)
         for i in range(KH):
             s = i * dh * OW
             np.matmul(U2[:, s + lo:s + hi], gYw[:, lo:hi].T, out=R[i])
-        partial[lo] = R
+        return R
 
-    threads.parallel(part, L, items=L * (KW * C + O))
-    keys = sorted(partial)
-    R = partial[keys[0]]
-    for k in keys[1:]:
-        R += partial[k]
+    R = threads.summed(part, L, items=L * (KW * C + O))
     return np.ascontiguousarray(R.reshape(KH, KW, C, O).transpose(3, 2, 0, 1))
 
 

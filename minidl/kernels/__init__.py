@@ -79,7 +79,6 @@ def _long_k_matmul(a, b):
     if flip:                                  # (a @ b).T = b.T @ a.T
         a, b = b.T, a.T
     K = a.shape[1]
-    partial = {}
 
     def part(lo, hi):
         total = None
@@ -90,13 +89,9 @@ def _long_k_matmul(a, b):
                 total = p
             else:
                 total += p
-        partial[lo] = total
+        return total
 
-    threads.parallel(part, K, items=K * (a.shape[0] + b.shape[1]))
-    keys = sorted(partial)
-    total = partial[keys[0]]
-    for k in keys[1:]:
-        total += partial[k]
+    total = threads.summed(part, K, items=K * (a.shape[0] + b.shape[1]))
     return np.ascontiguousarray(total.T) if flip else total
 
 

@@ -231,6 +231,23 @@ def parallel_if_host(xp, fn, n, items=None):
         fn(0, n)
 
 
+def summed(fn, n, items=None):
+    """The sum of ``fn(lo, hi)`` (arrays of one shape, each new) over the parts of range(n)
+    that ``parallel`` runs, added in the parts' order, so the rounding depends only on the
+    sizes and the thread count. For reductions over a long range (weight gradients)."""
+    partial = {}
+
+    def part(lo, hi):
+        partial[lo] = fn(lo, hi)
+
+    parallel(part, n, items)
+    keys = sorted(partial)
+    total = partial[keys[0]]
+    for k in keys[1:]:
+        total += partial[k]
+    return total
+
+
 def in_parallel_region():
     """Whether the calling thread is inside a ``parallel`` region (tests and asserts)."""
     return getattr(_local, "inside", False)
