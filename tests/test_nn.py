@@ -92,6 +92,75 @@ def test_load_state_dict_reports_all_problems():
     assert result.missing_keys == ["scale"] and result.unexpected_keys == ["extra"]
 
 
+def test_load_state_dict_is_all_or_nothing():
+    m = Block()
+    before = {k: v.numpy().copy() for k, v in m.state_dict().items()}
+    sd = {k: np.ones(v.shape) for k, v in before.items()}
+    sd["fc2.weight"] = np.full(before["fc2.weight"].shape, "a")      # comes after fc1.*
+    with pytest.raises(TypeError, match="'fc2.weight' must hold real numbers, got dtype <U1"):
+        m.load_state_dict(sd)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), before[k])
+    sd["fc2.weight"] = np.array([[None, None, None]] * 2)
+    with pytest.raises(TypeError, match="'fc2.weight'.*got dtype object"):
+        m.load_state_dict(sd)
+
+
+def test_assigning_over_a_registered_entry_keeps_its_kind():
+    m = Block()
+    with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'scale'.*Parameter"):
+        m.scale = minidl.ones(2)
+    with pytest.raises(TypeError, match="cannot assign ndarray as buffer 'count'"):
+        m.count = np.zeros(1)
+    with pytest.raises(TypeError, match="cannot assign int as child module 'fc1'"):
+        m.fc1 = 3
+    assert "scale" in dict(m.named_parameters()) and "count" in m.state_dict()
+    m.count = minidl.ones(1)                                 # a Tensor replaces a buffer
+    m.fc2.bias = None                                        # None empties a slot
+    m.act = None
+    assert m.state_dict()["count"].numpy() == 1 and "act" not in dict(m.named_children())
+    m.scale = nn.Parameter(minidl.zeros(2))                  # a Parameter replaces one
+    assert list(m.state_dict())[0] == "scale"
+
+
+def test_register_names_and_persistence():
+    m = Block()
+    m.register_buffer("scratch", minidl.zeros(1))            # now persistent
+    assert "scratch" in m.state_dict()
+    m.register_buffer("scratch", minidl.zeros(1), persistent=False)
+    assert "scratch" not in m.state_dict()
+    with pytest.raises(KeyError, match="'scale' is already a parameter of Block"):
+        m.register_buffer("scale", minidl.zeros(2))
+    with pytest.raises(KeyError, match="'count' is already a buffer"):
+        m.register_parameter("count", nn.Parameter(minidl.zeros(1)))
+    with pytest.raises(KeyError, match="attribute 'forward' already exists"):
+        m.register_buffer("forward", minidl.zeros(1))
+    for bad in ("a.b", ""):
+        with pytest.raises(KeyError, match="non-empty and contain no '.'"):
+            m.add_module(bad, nn.ReLU())
+    with pytest.raises(TypeError, match="name must be a str, got int"):
+        m.register_parameter(1, None)
+
+
+def test_train_mode_and_to_dtype_are_checked():
+    m = Block()
+    with pytest.raises(TypeError, match="Block.train: mode must be a bool, got str 'False'"):
+        m.train("False")
+    m.train(np.bool_(False))
+    assert not m.training
+    with pytest.raises(TypeError, match="Block.to: dtype must be a floating-point type.*int32"):
+        m.to(dtype=np.int32)
+    assert m.fc1.weight.dtype == np.float32
+
+
+def test_sequential_slice_keeps_names():
+    from collections import OrderedDict
+    seq = nn.Sequential(OrderedDict(conv=nn.Linear(2, 3), act=nn.ReLU(), fc=nn.Linear(3, 1)))
+    assert list(seq[1:].state_dict()) == ["fc.weight", "fc.bias"]
+    ml = nn.ModuleList([nn.ReLU(), nn.Linear(2, 2)])
+    assert list(ml[1:].state_dict()) == ["0.weight", "0.bias"]    # a ModuleList renumbers
+
+
 def test_repr_is_readable():
     text = repr(Block())
     assert text.startswith("Block(\n  (fc1): Linear(in_features=4, out_features=3, bias=True)")

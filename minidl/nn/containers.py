@@ -34,13 +34,14 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
     def __getitem__(self, i):
-        mods = list(self._modules.values())
-        return self._like(mods[i]) if isinstance(i, slice) else mods[i]
+        items = list(self._modules.items())
+        return self._like(items[i]) if isinstance(i, slice) else items[i][1]
 
     @staticmethod
-    def _like(modules):
-        """A container of this kind holding ``modules`` (what slicing returns)."""
-        return ModuleList(modules)
+    def _like(items):
+        """A container of this kind holding the (name, module) ``items`` (what slicing
+        returns): a ModuleList numbers them afresh."""
+        return ModuleList(m for _, m in items)
 
 
 class Sequential(ModuleList):
@@ -62,8 +63,9 @@ class Sequential(ModuleList):
             self.add_module(name, m)
 
     @staticmethod
-    def _like(modules):
-        return Sequential(*modules)
+    def _like(items):
+        """A slice keeps its modules' names (and so their state_dict keys), as in PyTorch."""
+        return Sequential(OrderedDict(items))
 
     def forward(self, x):
         for m in self._modules.values():

@@ -52,27 +52,58 @@ class Module:
         if isinstance(value, Parameter):
             bufs.pop(name, None)
             mods.pop(name, None)
+            self._non_persistent.discard(name)
             params[name] = value
         elif isinstance(value, Module):
             params.pop(name, None)
             bufs.pop(name, None)
+            self._non_persistent.discard(name)
             mods[name] = value
-        elif value is None and name in params:
+        elif name in params:         # a registered slot keeps its kind, as in PyTorch
+            if value is not None:
+                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                                f"as parameter '{name}' (a Parameter or None expected; wrap "
+                                "a Tensor as nn.Parameter(t))")
             params[name] = None
-        elif name in bufs and (value is None or isinstance(value, Tensor)):
+        elif name in bufs:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                                f"as buffer '{name}' (a Tensor or None expected)")
             bufs[name] = value
-        else:
-            for reg in (params, bufs, mods):
-                reg.pop(name, None)
+        elif name in mods:
+            if value is not None:
+                raise TypeError(f"{type(self).__name__}: cannot assign {type(value).__name__} "
+                                f"as child module '{name}' (a Module or None expected)")
+            mods[name] = None
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
         for reg in (self._parameters, self._buffers, self._modules):
             reg.pop(name, None)
+        self._non_persistent.discard(name)
         object.__delattr__(self, name)
+
+    def _check_name(self, op, name, own):
+        """A registry name: a non-empty str without dots (state_dict keys join names with
+        dots), not taken by another kind of entry or by a plain attribute."""
+        if not isinstance(name, str):
+            raise TypeError(f"{op}: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{op}: name must be non-empty and contain no '.', got {name!r}")
+        if name in own:
+            return
+        for kind, reg in (("parameter", self._parameters), ("buffer", self._buffers),
+                          ("child module", self._modules)):
+            if reg is not own and name in reg:
+                raise KeyError(f"{op}: '{name}' is already a {kind} of "
+                               f"{type(self).__name__}; delete it first")
+        if hasattr(self, name):
+            raise KeyError(f"{op}: attribute '{name}' already exists on "
+                           f"{type(self).__name__}")
 
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter or None) under ``name``."""
+        self._check_name("register_parameter", name, self._parameters)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: '{name}' must be a Parameter or None, got "
                             f"{type(param).__name__}")
@@ -81,15 +112,19 @@ class Module:
 
     def register_buffer(self, name, tensor, persistent=True):
         """Register non-trainable state (saved in state_dict unless ``persistent=False``)."""
+        self._check_name("register_buffer", name, self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer: '{name}' must be a Tensor or None, got "
                             f"{type(tensor).__name__}")
         self._buffers[name] = tensor
-        if not persistent:
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
             self._non_persistent.add(name)
         object.__setattr__(self, name, tensor)
 
     def add_module(self, name, module):
+        self._check_name("add_module", name, self._modules)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: '{name}' must be a Module, got {type(module).__name__}")
         self._modules[name] = module
@@ -170,6 +205,9 @@ class Module:
     # -- modes and devices ---------------------------------------------------------------------
     def train(self, mode=True):
         """Switch this module and its descendants to training (or eval) mode."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}.train: mode must be a bool, got "
+                            f"{type(mode).__name__} {mode!r}")
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
@@ -194,6 +232,11 @@ class Module:
         """Move (and/or cast floating-point) parameters and buffers in place; returns self."""
         if dtype is None and device is not None and not isinstance(device, (str, backend.Device)):
             device, dtype = None, device
+        if dtype is not None:
+            dtype = np.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: dtype must be a floating-point "
+                                f"type (float32, float64), got {dtype}")
         dev = backend.get_device(device) if device is not None else None
         for t in list(self.parameters()) + list(self.buffers()):
             data = t.data
@@ -236,9 +279,10 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy values from ``state_dict`` into this module's parameters and buffers.
 
-        Every shape must match. With ``strict`` (default) missing or unexpected keys raise a
-        RuntimeError listing all of them; otherwise they are returned as
-        ``(missing_keys, unexpected_keys)``.
+        Every shape must match and every value must hold real numbers; all of it is checked
+        before anything is copied, so a failed load leaves the module as it was. With
+        ``strict`` (default) missing or unexpected keys raise a RuntimeError listing all of
+        them; otherwise they are returned as ``(missing_keys, unexpected_keys)``.
         """
         if not hasattr(state_dict, "items"):
             raise TypeError(f"load_state_dict: expected a mapping of names to tensors/arrays, "
@@ -269,14 +313,20 @@ class Module:
         if problems:
             raise RuntimeError(f"load_state_dict: cannot load into {type(self).__name__}: "
                                + " | ".join(problems))
+        sources = {}                      # every value is checked before anything is copied
+        for k, value in state_dict.items():
+            if k in targets:
+                src = value.data if isinstance(value, Tensor) else value
+                if not hasattr(src, "dtype"):
+                    src = np.asarray(src)
+                if src.dtype.kind not in "biuf":
+                    raise TypeError(f"load_state_dict: '{k}' must hold real numbers, got "
+                                    f"dtype {src.dtype}; nothing was loaded")
+                sources[k] = src
         with no_grad():
-            for k, value in state_dict.items():
-                if k in targets:
-                    t = targets[k]
-                    src = value.data if isinstance(value, Tensor) else value
-                    src = backend.to_device(backend.as_numpy(src) if not hasattr(
-                        src, "dtype") else src, t.device)
-                    t.data[...] = src.astype(t.dtype, copy=False)
+            for k, src in sources.items():
+                t = targets[k]
+                t.data[...] = backend.to_device(src, t.device).astype(t.dtype, copy=False)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ------------------------------------------------------------------------------
