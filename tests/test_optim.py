@@ -376,6 +376,41 @@ def test_load_state_dict_rejects_foreign_buffers_and_non_dicts():
         optim.Adam([_param(np.ones(2), "cpu")]).load_state_dict({"state": {}})
 
 
+def _malformed(edit):
+    sd = _stepped_adam().state_dict()
+    edit(sd)
+    return sd
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda sd: sd["state"][0].pop("step"), r"state of parameter 0 lacks \['step'\]"),
+    (lambda sd: sd["state"][1].pop("exp_avg_sq"), r"parameter 1 lacks \['exp_avg_sq'\]"),
+    (lambda sd: sd.update(state=[1, 2]), "'state' must be a dict.*got list"),
+    (lambda sd: sd.update(param_groups=3), "'param_groups' must be a list of dicts, got int"),
+    (lambda sd: sd["param_groups"][0].update(params=[0, 0]), "index 0 is listed twice"),
+    (lambda sd: sd["param_groups"][0].update(params=["a", 1]),
+     "a parameter index in param group 0 must be a non-negative integer, got 'a'"),
+    (lambda sd: sd["state"][0].update(step=2.7),
+     "state 'step' of parameter 0 must be a non-negative integer, got 2.7"),
+    (lambda sd: sd["state"][0].update(exp_avg=np.array(["a", "b"])),
+     "'exp_avg' of parameter 0 must be a real numeric array, got dtype <U1"),
+    (lambda sd: sd["state"].update({0: [1.0]}), "state of parameter 0 must be a dict.*list"),
+])
+def test_load_state_dict_rejects_malformed_state(edit, match):
+    opt = optim.Adam([_param(np.ones(2), "cpu"), _param(np.ones(3), "cpu")])
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(_malformed(edit))
+    assert not opt.state                                   # nothing changed
+
+
+def test_load_state_dict_takes_integral_numpy_indices_and_steps():
+    sd = _malformed(lambda sd: sd["state"][0].update(step=np.float64(1.0)))
+    sd["param_groups"][0]["params"] = np.array([0, 1])
+    opt = optim.Adam([_param(np.ones(2), "cpu"), _param(np.ones(3), "cpu")])
+    opt.load_state_dict(sd)
+    assert [opt.state[p]["step"] for p in opt.param_groups[0]["params"]] == [1, 1]
+
+
 # -- bad input ----------------------------------------------------------------------------
 
 def _p():

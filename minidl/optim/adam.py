@@ -39,6 +39,7 @@ class Adam(Optimizer):
     """
 
     _state_names = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    _required_state = ("step", "exp_avg", "exp_avg_sq")
     _decoupled = False   # AdamW: decay the weights directly instead of through the gradient
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,

@@ -268,7 +268,9 @@ class OneCycleLR(LRScheduler):
         linear:  lr = start + (end - start) * x
 
     So the lr starts at ``initial``, peaks at step ``p - 1`` and reaches ``min_lr`` at step
-    ``T - 1``. Stepping past ``total_steps`` raises ValueError. Not chainable.
+    ``T - 1``. As in PyTorch, the step count may reach ``T`` itself (the scheduler step that
+    follows the last of T optimizer steps; the lr it sets lies past the schedule and is never
+    used); stepping beyond that raises ValueError. Not chainable.
 
     Args:
         optimizer: the optimizer whose groups' lrs (and momenta) are set.

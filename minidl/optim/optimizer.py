@@ -101,6 +101,17 @@ def ema_(avg, decay, value):
     return avg
 
 
+def _index(name, what, value):
+    """A non-negative Python int from an int, a NumPy integer or an integral 0-d array, or a
+    ValueError naming ``what``."""
+    v = _host_scalar(value)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ValueError(f"{name}: {what} must be a non-negative integer, got {value!r}")
+    return v
+
+
 def _host_scalar(value):
     """A Python number from a NumPy scalar or 0-d host array (load time only); anything else
     is returned unchanged."""
@@ -135,6 +146,8 @@ class Optimizer:
     _capturable = False
     #: names this optimizer may keep in ``state[p]`` (checked by ``load_state_dict``)
     _state_names = ()
+    #: names every non-empty ``state[p]`` must hold (the rest are created when first needed)
+    _required_state = ()
 
     def __init__(self, params, defaults, fused=None):
         name = type(self).__name__
@@ -375,6 +388,12 @@ class Optimizer:
             raise ValueError(f"{name}: expected a dict with keys 'state' and 'param_groups' "
                              f"(from state_dict()), got {_describe(state_dict)}")
         saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, (list, tuple)):
+            raise ValueError(f"{name}: 'param_groups' must be a list of dicts, got "
+                             f"{type(saved_groups).__name__}")
+        if not isinstance(state_dict["state"], dict):
+            raise ValueError(f"{name}: 'state' must be a dict {{parameter index: buffers}}, "
+                             f"got {type(state_dict['state']).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}: the state dict has {len(saved_groups)} parameter "
                              f"group(s), this optimizer has {len(self.param_groups)}")
@@ -384,6 +403,10 @@ class Optimizer:
             if not isinstance(saved, dict) or "params" not in saved:
                 raise ValueError(f"{name}: param group {i} of the state dict is not a dict "
                                  "with a 'params' key")
+            if not isinstance(saved["params"], (list, tuple, np.ndarray)):
+                raise ValueError(f"{name}: 'params' of param group {i} of the state dict must "
+                                 f"be a list of parameter indices, got "
+                                 f"{type(saved['params']).__name__}")
             if len(saved["params"]) != len(group["params"]):
                 raise ValueError(f"{name}: param group {i} of the state dict has "
                                  f"{len(saved['params'])} parameter(s), the optimizer's has "
@@ -393,14 +416,18 @@ class Optimizer:
                 raise ValueError(f"{name}: param group {i} of the state dict lacks "
                                  f"{missing}; was it saved from another kind of optimizer?")
             for idx, p in zip(saved["params"], group["params"]):
-                by_index[int(_host_scalar(idx))] = p
+                idx = _index(name, f"a parameter index in param group {i}", idx)
+                if idx in by_index:
+                    raise ValueError(f"{name}: parameter index {idx} is listed twice in the "
+                                     "state dict's param groups")
+                by_index[idx] = p
             new = {k: _host_scalar(v) if k != "betas" else v for k, v in saved.items()}
             new["params"] = group["params"]
             self._check_group(new, f" in param group {i} of the state dict")
             new_groups.append(new)
         new_state = {}
         for idx, buffers in state_dict["state"].items():
-            idx = int(_host_scalar(idx))
+            idx = _index(name, "a key of 'state'", idx)
             if idx not in by_index:
                 raise ValueError(f"{name}: the state dict has state for parameter {idx}, "
                                  f"which no param group lists")
@@ -411,13 +438,16 @@ class Optimizer:
         self.state = new_state
 
     def _load_buffers(self, name, idx, p, buffers):
+        if not isinstance(buffers, dict):
+            raise ValueError(f"{name}: the state of parameter {idx} must be a dict of buffers, "
+                             f"got {type(buffers).__name__}")
         out = {}
         for key, value in buffers.items():
             if key not in self._state_names:
                 raise ValueError(f"{name}: state of parameter {idx} has an entry {key!r}; "
                                  f"{type(self).__name__} keeps only {list(self._state_names)}")
             if key in self._scalar_state:
-                out[key] = int(_host_scalar(value))
+                out[key] = _index(name, f"state {key!r} of parameter {idx}", value)
                 continue
             arr = value.data if isinstance(value, Tensor) else value
             if not hasattr(arr, "shape"):
@@ -425,7 +455,15 @@ class Optimizer:
             if tuple(arr.shape) != p.data.shape:
                 raise ValueError(f"{name}: state {key!r} of parameter {idx} has shape "
                                  f"{tuple(arr.shape)}, the parameter has shape {p.data.shape}")
+            if getattr(arr, "dtype", None) is None or arr.dtype.kind not in "biuf":
+                raise ValueError(f"{name}: state {key!r} of parameter {idx} must be a real "
+                                 f"numeric array, got dtype {getattr(arr, 'dtype', None)}")
             out[key] = backend.to_device(arr, p.device).astype(p.data.dtype, copy=True)
+        lacking = [k for k in self._required_state if k not in out]
+        if out and lacking:
+            raise ValueError(f"{name}: state of parameter {idx} lacks {lacking} "
+                             f"({type(self).__name__} keeps {list(self._required_state)} "
+                             "for every parameter it has stepped)")
         return out
 
     def __repr__(self):

@@ -37,6 +37,7 @@ class RMSprop(Optimizer):
     """
 
     _state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
+    _required_state = ("step", "square_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, fused=None):
