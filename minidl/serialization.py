@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -25,10 +26,13 @@ _META_KEY = "__minidl_meta__"
 _FORMAT = "minidl-npz-1"
 
 
-def _encode(obj, arrays, where):
+def _encode(obj, arrays, where, path=()):
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, np.generic):
+        if obj.dtype.kind not in "biuf":
+            raise TypeError(f"save: scalar at {where} has dtype {obj.dtype}; only numeric and "
+                            "boolean scalars can be saved")
         return obj.item()
     if isinstance(obj, Tensor):
         arrays.append(backend.as_numpy(obj.data))
@@ -40,20 +44,29 @@ def _encode(obj, arrays, where):
                             "boolean arrays can be saved")
         arrays.append(host)
         return {"__array__": len(arrays) - 1}
+    if isinstance(obj, (tuple, list, dict)):
+        if id(obj) in path:
+            raise ValueError(f"save: {where} contains itself; a saved tree cannot have cycles")
+        path = path + (id(obj),)
     if isinstance(obj, tuple):
-        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]}
+        return {"__tuple__": [_encode(v, arrays, f"{where}[{i}]", path)
+                              for i, v in enumerate(obj)]}
     if isinstance(obj, list):
-        return [_encode(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return [_encode(v, arrays, f"{where}[{i}]", path) for i, v in enumerate(obj)]
     if isinstance(obj, dict):
         items = []
         for k, v in obj.items():
             if isinstance(k, bool) or not isinstance(k, (str, int)):
                 raise TypeError(f"save: dict keys must be str or int, got {type(k).__name__} "
                                 f"at {where}")
-            items.append([k, _encode(v, arrays, f"{where}[{k!r}]")])
+            items.append([k, _encode(v, arrays, f"{where}[{k!r}]", path)])
         return {"__dict__": items}
     raise TypeError(f"save: cannot save {type(obj).__name__} at {where}; allowed are Tensors, "
                     "arrays, numbers, strings, bools, None and dicts/lists/tuples of them")
+
+
+class _Corrupt(ValueError):
+    """The archive's structure does not describe a saved tree."""
 
 
 def _decode(node, arrays, device):
@@ -61,13 +74,21 @@ def _decode(node, arrays, device):
         return [_decode(v, arrays, device) for v in node]
     if not isinstance(node, dict):
         return node
-    if "__tensor__" in node:
-        return Tensor(backend.to_device(arrays[node["__tensor__"]], device))
-    if "__array__" in node:
-        return arrays[node["__array__"]]
-    if "__tuple__" in node:
-        return tuple(_decode(v, arrays, device) for v in node["__tuple__"])
-    return {k: _decode(v, arrays, device) for k, v in node["__dict__"]}
+    if len(node) != 1:
+        raise _Corrupt(f"a node with keys {sorted(node)}")
+    (kind, value), = node.items()
+    if kind in ("__tensor__", "__array__"):
+        if isinstance(value, bool) or value not in arrays:
+            raise _Corrupt(f"a reference to array {value!r}, which the archive lacks")
+        array = arrays[value]
+        return array if kind == "__array__" else Tensor(backend.to_device(array, device))
+    if kind == "__tuple__" and isinstance(value, list):
+        return tuple(_decode(v, arrays, device) for v in value)
+    if kind == "__dict__" and isinstance(value, list) and all(
+            isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (str, int))
+            for kv in value):
+        return {k: _decode(v, arrays, device) for k, v in value}
+    raise _Corrupt(f"a node of kind {kind!r} holding {type(value).__name__}")
 
 
 def _umask():
@@ -76,14 +97,32 @@ def _umask():
     return mask
 
 
+def _path(op, path):
+    """``path`` (str, bytes or os.PathLike) as a str, or a TypeError naming ``op``."""
+    try:
+        return os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise TypeError(f"{op}: path must be a str or os.PathLike, got "
+                        f"{type(path).__name__}") from None
+
+
 def atomic_write(path, write):
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place."""
-    path = os.fspath(path)
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then rename it into place.
+
+    The new file gets the permissions of the file it replaces (or the usual ones for a new
+    file: 0666 less the umask)."""
+    path = _path("atomic_write", path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
     try:
-        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; give the usual permissions
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    # the temporary name stays short enough for a file name that is itself near the limit
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path)[:100] + ".",
+                               suffix=".tmp")
+    try:
+        os.chmod(tmp, mode)                  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -99,6 +138,7 @@ def atomic_write(path, write):
 
 def save(obj, path):
     """Save ``obj`` (state dicts, checkpoints: see module docstring) to ``path`` atomically."""
+    path = _path("save", path)
     arrays = []
     meta = {"format": _FORMAT, "tree": _encode(obj, arrays, "obj")}
     payload = {f"a{i}": a for i, a in enumerate(arrays)}
@@ -113,7 +153,7 @@ def load(path, map_location="cpu"):
         FileNotFoundError: no such file.
         ValueError: the file is truncated, corrupt, or not a minidl archive.
     """
-    path = os.fspath(path)
+    path = _path("load", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     try:
@@ -122,11 +162,16 @@ def load(path, map_location="cpu"):
             if _META_KEY not in z.files:
                 raise ValueError("it has no minidl metadata")
             meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"unknown format {meta.get('format')!r}")
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+            if fmt != _FORMAT or "tree" not in meta:
+                raise ValueError(f"its metadata is not minidl's (format {fmt!r})")
             arrays = {int(k[1:]): z[k] for k in z.files if k != _META_KEY}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
             json.JSONDecodeError) as exc:
         raise ValueError(f"load: {path} is not a readable minidl checkpoint (truncated or "
                          f"corrupt?): {exc}") from None
-    return _decode(meta["tree"], arrays, map_location)
+    try:
+        return _decode(meta["tree"], arrays, map_location)
+    except _Corrupt as exc:
+        raise ValueError(f"load: {path} is not a readable minidl checkpoint (corrupt "
+                         f"metadata: {exc})") from None

@@ -90,3 +90,51 @@ def test_saved_file_gets_the_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (os.stat(tmp_path / "x.npz").st_mode & 0o777) == 0o666 & ~mask
+
+
+def test_saving_over_a_file_keeps_its_permissions(tmp_path):
+    path = tmp_path / "private.npz"
+    minidl.save({"v": 1}, path)
+    os.chmod(path, 0o600)
+    minidl.save({"v": 2}, path)
+    assert (os.stat(path).st_mode & 0o777) == 0o600 and minidl.load(path) == {"v": 2}
+
+
+def test_paths_of_every_kind_and_long_names(tmp_path):
+    minidl.save({"v": 1}, os.fsencode(str(tmp_path / "b.npz")))      # bytes, as os accepts
+    assert minidl.load(str(tmp_path / "b.npz")) == {"v": 1}
+    long_name = tmp_path / ("c" * 250 + ".npz")                      # 254 characters
+    minidl.save({"v": 3}, long_name)
+    assert minidl.load(long_name) == {"v": 3}
+    with pytest.raises(TypeError, match="save: path must be a str or os.PathLike, got int"):
+        minidl.save({"v": 1}, 3)
+
+
+def test_unsaveable_scalars_and_cycles_refused(tmp_path):
+    with pytest.raises(TypeError, match=r"save: scalar at obj\['z'\] has dtype complex128"):
+        minidl.save({"z": np.complex128(1j)}, tmp_path / "x.npz")
+    loop = [1]
+    loop.append(loop)
+    with pytest.raises(ValueError, match=r"save: obj\['a'\]\[1\] contains itself"):
+        minidl.save({"a": loop}, tmp_path / "x.npz")
+    assert not os.path.exists(tmp_path / "x.npz")
+
+
+def _with_meta(path, meta):
+    """An archive holding one array and ``meta`` as its metadata."""
+    raw = np.frombuffer(__import__("json").dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, a0=np.zeros(2), **{serialization._META_KEY: raw})
+
+
+@pytest.mark.parametrize("meta,match", [
+    ([1, 2], r"metadata is not minidl's \(format None\)"),
+    ({"format": "other"}, "format 'other'"),
+    ({"format": serialization._FORMAT, "tree": {"__tensor__": 3}}, "array 3, which the archive"),
+    ({"format": serialization._FORMAT, "tree": {"__dict__": 5}}, "kind '__dict__' holding int"),
+    ({"format": serialization._FORMAT, "tree": {"x": 1, "y": 2}}, r"keys \['x', 'y'\]"),
+])
+def test_corrupt_metadata_is_a_clear_error(tmp_path, meta, match):
+    path = tmp_path / "bad.npz"
+    _with_meta(path, meta)
+    with pytest.raises(ValueError, match="load: .*not a readable minidl checkpoint.*" + match):
+        minidl.load(path)
