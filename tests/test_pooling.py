@@ -48,6 +48,14 @@ def test_max_pool_ignores_padding_for_negative_inputs(device):
     np.testing.assert_array_equal(host(y)[0, 0], [[-1, -2], [-4, -5]])
 
 
+def test_max_pool_gradient_of_minus_inf_windows_skips_the_padding(device):
+    """All -inf input: each window's maximum ties with its -inf padding, and the gradient
+    must still reach the window's first input (as in PyTorch), not vanish in the padding."""
+    t = to_tensor(np.full((1, 1, 2, 2), -np.inf), device, requires_grad=True)
+    F.max_pool2d(t, 2, 1, 1).backward(to_tensor(np.ones((1, 1, 3, 3)), device))
+    np.testing.assert_array_equal(host(t.grad)[0, 0], [[4, 2], [2, 1]])   # as PyTorch
+
+
 @pytest.mark.parametrize("k,s,p", WINDOWS)
 def test_avg_pool_matches_loops_and_gradchecks(device, rng, k, s, p):
     x = rng.standard_normal((2, 3, 7, 6))

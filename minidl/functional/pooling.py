@@ -52,7 +52,10 @@ class MaxPool2d(Function):
     order (ties are broken the same way every time): gx[argmax] += gy. The argmax is not
     stored: backward finds, offset by offset, the window entries equal to y that no earlier
     offset has claimed (elementwise max and compares are several times faster than masked
-    copies that track an index in forward).
+    copies that track an index in forward). There the padding is NaN, which equals nothing,
+    so a window of -inf inputs passes its gradient to its first input, not to the padding.
+    A window whose maximum is NaN (a NaN input) passes no gradient; PyTorch sends it to the
+    NaN.
     """
 
     def __init__(self, kernel_size, stride, padding):
@@ -76,7 +79,7 @@ class MaxPool2d(Function):
         xp = backend.xp_of(gy)
         (KH, KW), s, (ph, pw) = self.kernel_size, self.stride, self.padding
         N, C, H, W = x.shape
-        xpad = _padded(x, self.padding, -np.inf)
+        xpad = _padded(x, self.padding, np.nan)            # never equal to y (see docstring)
         gt = gy.transpose(1, 0, 2, 3)                                    # (C, N, OH, OW)
         gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), gy.dtype)
         claimed = None
