@@ -18,6 +18,7 @@ refer to each other; import either through ``minidl``.
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -26,27 +27,30 @@ from .kernels import threads
 from .tensor import Tensor
 
 # ---------------------------------------------------------------------------------------------
-# grad mode: the one piece of global state
+# grad mode: per thread, as in PyTorch (a no_grad block in one thread, e.g. a data or
+# evaluation thread, does not switch recording off in the others); every thread starts on
 
-_grad_enabled = True
+class _Mode(threading.local):
+    enabled = True
+
+
+_mode = _Mode()
 
 
 def is_grad_enabled():
-    """True unless inside ``no_grad()``."""
-    return _grad_enabled
+    """True unless inside ``no_grad()`` (in this thread)."""
+    return _mode.enabled
 
 
 class _GradMode:
     _value = True
 
     def __enter__(self):
-        global _grad_enabled
-        self._prev = _grad_enabled
-        _grad_enabled = self._value
+        self._prev = _mode.enabled
+        _mode.enabled = self._value
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._prev
+        _mode.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -100,10 +104,16 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
     def __call__(self, *inputs):
+        if self._inputs is not None or self.saved is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: this Function instance already recorded a call; "
+                f"make a new instance for each call ({type(self).__name__}()(...)), since "
+                "the instance holds what its backward needs")
         arrays = []
         first = None
         needs = []
         record = False
+        enabled = _mode.enabled
         for x in inputs:
             if isinstance(x, Tensor):
                 a = x.data
@@ -115,7 +125,7 @@ class Function:
                         f"({backend.device_of(first)} and {backend.device_of(a)}); "
                         "move them to one device with .to(device)")
                 arrays.append(a)
-                need = _grad_enabled and x.requires_grad
+                need = enabled and x.requires_grad
                 record = record or need
                 needs.append(need)
             else:
@@ -221,7 +231,8 @@ def _unshared(counts, g):
     nothing else refers to (a backward's reshaped result). A gradient another op also
     received, a view of part of a buffer, a cached buffer or the caller's own array fails one
     of these and is copied, as PyTorch copies a gradient it cannot steal."""
-    if _ALONE is None or counts[0] != _ALONE[0] or not g.flags.c_contiguous:
+    if (_ALONE is None or counts[0] != _ALONE[0] or not g.flags.c_contiguous
+            or not g.flags.writeable):        # e.g. a broadcast view: users write into .grad
         return False
     if any(c != _ALONE[1] for c in counts[1:]):
         return False
@@ -292,6 +303,8 @@ def run_backward(root, grad, retain_graph=False, collect=()):
         for x, need, gx in zip(fn._inputs, fn.needs_input_grad, gxs):
             if not need or gx is None:
                 continue
+            if isinstance(gx, np.generic):   # NumPy's ufuncs turn 0-d arrays into scalars
+                gx = np.asarray(gx)
             if gx.shape != x.data.shape:
                 raise RuntimeError(
                     f"{type(fn).__name__}.backward returned a gradient of shape {gx.shape} "

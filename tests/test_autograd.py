@@ -331,3 +331,71 @@ def test_numpy_scalar_on_left_defers_to_tensor():
     x = minidl.tensor([1.0, 2.0], requires_grad=True)
     y = np.float32(2.0) * x
     assert isinstance(y, Tensor) and y.dtype == np.float32
+
+
+def test_zero_dim_gradients_meeting_at_one_node():
+    """NumPy's ufuncs return scalars for 0-d arrays; two such gradients of one tensor must
+    still add up (they crashed the engine's sum)."""
+    x = minidl.tensor(3.0, dtype=minidl.float64, requires_grad=True)
+    alpha = minidl.tensor(0.25, dtype=minidl.float64, requires_grad=True)
+    loss = alpha * x * x + (1.0 - alpha) * x.exp() * x.log()
+    loss.backward()
+    d_alpha = 9.0 - np.exp(3.0) * np.log(3.0)
+    d_x = 0.25 * 6.0 + 0.75 * np.exp(3.0) * (np.log(3.0) + 1.0 / 3.0)
+    np.testing.assert_allclose([alpha.grad.item(), x.grad.item()], [d_alpha, d_x], rtol=1e-12)
+    assert isinstance(x.grad.data, np.ndarray) and x.grad.shape == ()
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+    inside, release = threading.Event(), threading.Event()
+
+    def other():
+        with minidl.no_grad():
+            inside.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(10)
+    try:
+        assert minidl.is_grad_enabled()
+        assert (minidl.ones(2, requires_grad=True) * 3.0).requires_grad
+    finally:
+        release.set()
+        t.join()
+    assert minidl.is_grad_enabled()
+
+
+def test_leaf_gradient_is_writeable():
+    """A gradient that arrives as a read-only view (a reduction over a size-1 axis broadcasts
+    back) is copied into .grad, which users may scale or zero in place."""
+    x = minidl.ones(1, 3, requires_grad=True)
+    (x.mean(0) * 2.0).sum().backward()
+    x.grad.data *= 0.5
+    x.grad.zero_()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((1, 3)))
+
+
+class _Square(Function):
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x * x
+
+    def backward(self, gy):
+        return 2.0 * self.saved[0] * gy
+
+
+def test_a_function_instance_records_one_call():
+    a = minidl.tensor([1.0, 2.0], requires_grad=True)
+    op = _Square()
+    y = op(a)
+    with pytest.raises(RuntimeError, match="_Square: this Function instance already recorded"):
+        op(minidl.tensor([3.0], requires_grad=True))
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [2.0, 4.0])
+    with pytest.raises(RuntimeError, match="already recorded"):      # released, still used
+        op(a)
+    with minidl.no_grad():
+        free = _Square()
+        free(a), free(a)                  # nothing recorded: calling again is harmless

@@ -266,11 +266,13 @@ def view(a, shape):
 def ufunc(f, *args, out=None):
     """``f(*args)`` for a NumPy ufunc over host arrays of one shape (Python numbers may stand
     for operands), in parts along the first axis on the threads; the result is ``out`` or a
-    new array laid out like the first array operand (channel-major memory stays so)."""
+    new array laid out like the first array operand (channel-major memory stays so); an
+    array even for 0-d operands (where NumPy's ufuncs give scalars)."""
     arrays = [a for a in args if isinstance(a, np.ndarray)]
-    first = arrays[0]
-    if first.ndim == 0 or any(a.shape != first.shape for a in arrays):
-        return f(*args, out=out)
+    first = arrays[0] if arrays else None
+    if first is None or first.ndim == 0 or any(a.shape != first.shape for a in arrays):
+        r = f(*args, out=out)
+        return np.asarray(r) if isinstance(r, np.generic) else r    # 0-d stays an array
     if out is None:
         out = np.empty_like(first, dtype=np.result_type(*args))
 
