@@ -159,22 +159,26 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, fast_mode=False, n_dir
         grads = _analytic_vjp(fn, inputs, checked, [u.reshape(s) for u, s in zip(ups, shapes)])
         analytic[r] = np.concatenate([g.ravel() for g in grads])
     err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
-    if (err > 0).any() or not np.isfinite(analytic).all():
-        r, c = np.unravel_index(np.nanargmax(np.where(np.isfinite(err), err, np.inf)), err.shape)
+    bad = ~(err <= 0)            # NaN on either side fails too: nothing was compared there
+    if bad.any():
+        r, c = np.unravel_index(np.argmax(np.where(bad, np.nan_to_num(err, nan=np.inf), -1)),
+                                err.shape)
         i, elem = _locate(inputs, checked, c)
+        hint = ("" if np.isfinite(numeric[r, c]) else "; the numerical derivative is not "
+                "finite: the function is not differentiable at this point, check another one")
         return _fail(
             f"gradcheck: Jacobian mismatch for input {i} (shape {inputs[i].shape}) at element "
             f"{tuple(int(e) for e in elem)}, output element {r}: numerical {numeric[r, c]:.10g}, "
             f"analytic {analytic[r, c]:.10g} (atol={atol}, rtol={rtol}; "
-            f"{int((err > 0).sum())} of {err.size} entries out of tolerance)", raise_exception)
+            f"{int(bad.sum())} of {err.size} entries out of tolerance){hint}", raise_exception)
 
     v = rng.standard_normal(n_out)
     ups = [u.reshape(s) for u, s in zip(np.split(v, np.cumsum(sizes)[:-1]), shapes)]
     grads = np.concatenate([g.ravel() for g in _analytic_vjp(fn, inputs, checked, ups)])
     expected = v @ numeric
     err = np.abs(grads - expected) - (atol + rtol * np.abs(expected))
-    if (err > 0).any():
-        c = int(np.argmax(err))
+    if not (err <= 0).all():
+        c = int(np.argmax(np.nan_to_num(err, nan=np.inf)))
         i, elem = _locate(inputs, checked, c)
         return _fail(
             f"gradcheck: vector-Jacobian product mismatch (random upstream gradient) for input "

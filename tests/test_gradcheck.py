@@ -97,3 +97,25 @@ def test_inputs_restored_after_check():
     minidl.gradcheck(lambda t: GoodSquare()(t), [x], fast_mode=True)
     np.testing.assert_array_equal(x.numpy(), before)
     assert x.grad is None
+
+
+class SqrtWrongBackward(Function):
+    """sqrt with a wrong gradient: gradchecked at 0, where sqrt has no finite derivative."""
+
+    def forward(self, x):
+        return np.sqrt(x)
+
+    def backward(self, gy):
+        return 123.0 * gy
+
+
+def test_fails_where_the_numerical_derivative_is_not_finite():
+    """A NaN in the numerical Jacobian compares false with any tolerance; gradcheck must not
+    read that as a pass (at x = 0, sqrt(-eps) is NaN)."""
+    x = minidl.tensor(np.array([0.0, 1.0]), requires_grad=True)
+    with np.errstate(invalid="ignore"), pytest.raises(
+            minidl.GradcheckError, match="numerical derivative is not finite"):
+        minidl.gradcheck(lambda t: SqrtWrongBackward()(t), [x])
+    with np.errstate(invalid="ignore"):
+        assert not minidl.gradcheck(lambda t: SqrtWrongBackward()(t), [x], fast_mode=True,
+                                    raise_exception=False)
