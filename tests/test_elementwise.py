@@ -111,3 +111,62 @@ def test_clip_bad_bounds():
         F.clip(minidl.ones(2), 2.0, 1.0)
     with pytest.raises(ValueError, match="at least one"):
         F.clip(minidl.ones(2))
+
+
+def _t(values, dtype):
+    return minidl.tensor(np.array(values, dtype=dtype))
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda: minidl.ones(3) + minidl.arange(3), np.float32),             # NumPy: float64
+    (lambda: minidl.arange(3) + 0.5, np.float32),
+    (lambda: _t([True], bool) * 2.5, np.float32),
+    (lambda: _t([True], bool) + 1, np.int64),
+    (lambda: minidl.arange(3) ** 0.5, np.float32),
+    (lambda: minidl.arange(3) ** 2, np.int64),
+    (lambda: F.maximum(minidl.arange(3), 1.5), np.float32),
+    (lambda: minidl.arange(3).clip(0.5, 2.5), np.float32),
+    (lambda: F.where(minidl.ones(2) > 0, 1.0, 2.0), np.float32),
+    (lambda: F.where(minidl.ones(2) > 0, minidl.arange(2), 2.5), np.float32),
+    (lambda: minidl.ones(3) + _t(1.0, np.float64), np.float32),          # 0-d ranks lower
+    (lambda: _t([1], np.int32) + _t(1.5, np.float64), np.float64),       # ... unless higher
+    (lambda: _t([1], np.uint8) + _t([1], np.int8), np.int16),
+    (lambda: minidl.arange(3) / minidl.arange(1, 4), np.float32),        # true division
+    (lambda: _t([1.0], np.float16) + minidl.arange(1), np.float16),
+])
+def test_result_dtypes_follow_pytorch(make, expected):
+    assert make().dtype == expected
+
+
+def test_promotion_keeps_gradients_in_each_inputs_dtype():
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    s = minidl.tensor(np.float64(3.0), requires_grad=True)
+    y = x * s
+    assert y.dtype == np.float32
+    (y @ minidl.ones(2)).backward()                   # float32 @ float32: no dtype clash
+    assert x.grad.dtype == np.float32 and s.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+    assert s.grad.item() == 3.0
+
+
+def test_number_out_of_the_tensors_range():
+    with pytest.raises(ValueError, match="add: the number 300 does not fit .* dtype int8"):
+        _t([1], np.int8) + 300
+
+
+def test_casting_to_integers_or_bool_ends_the_graph():
+    x = minidl.tensor([1.5, 2.5], requires_grad=True)
+    for y in (x.long(), x.to(dtype=minidl.bool_), x.to(dtype=minidl.uint8)):
+        assert not y.requires_grad and y.grad_fn is None
+    assert not x.long().float().requires_grad
+
+
+def test_pow_gradient_at_zero_exponent_and_zero_base(device):
+    """d/da a**0 = 0 everywhere, also at a = 0 where b * a**(b-1) reads 0 * inf."""
+    x = to_tensor(np.array([0.0, 2.0]), device, requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 0.0])
+    x = to_tensor(np.array([0.0, 2.0]), device, requires_grad=True)
+    e = to_tensor(np.array([0.0, 3.0]), device, requires_grad=True)
+    (x ** e).sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 12.0])

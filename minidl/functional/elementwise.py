@@ -2,6 +2,13 @@
 
 Binary ops broadcast like NumPy; their backward sums each gradient back to its input's shape
 (``sum_to``). Python numbers may stand for either operand and get no gradient.
+
+Result dtypes follow PyTorch's promotion, not NumPy's (``_promoted``): the operands' highest
+category (bool < integer < floating) decides, and within it tensors with dimensions outrank
+0-d tensors, which outrank Python numbers. So a float32 tensor stays float32 with an int64
+tensor, a float64 0-d tensor or a Python float, and an integer tensor with a Python float
+becomes float32 (NumPy would give float64 in each case). Operands are cast before the op, by
+the differentiable ``Cast``, so each gradient arrives in its input's own dtype.
 """
 from __future__ import annotations
 
@@ -80,8 +87,9 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b.  Gradient: ga = gy * b * a**(b-1), gb = gy * y * log(a) (taken as 0 where
-    a <= 0, where the real logarithm does not exist)."""
+    """y = a ** b.  Gradient: ga = gy * b * a**(b-1) (0 where b = 0, also at a = 0, where
+    the formula reads 0 * inf), gb = gy * y * log(a) (taken as 0 where a <= 0, where the real
+    logarithm does not exist)."""
 
     def forward(self, a, b):
         y = a ** b
@@ -92,7 +100,13 @@ class Pow(Function):
         a, b, y = self.saved
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = sum_to(gy * b * a ** (b - 1), a.shape)
+            if isinstance(b, (int, float)):
+                d = backend.xp_of(a).zeros_like(a) if b == 0 else b * a ** (b - 1)
+            else:
+                xp = backend.xp_of(b)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    d = xp.where(b == 0, 0, b * a ** (b - 1)).astype(gy.dtype, copy=False)
+            ga = sum_to(gy * d, a.shape)
         if self.needs_input_grad[1]:
             if isinstance(a, (int, float)):
                 log_a = math.log(a) if a > 0 else 0.0
@@ -254,16 +268,91 @@ class ToDevice(Function):
 
 
 # ---------------------------------------------------------------------------------------------
+# type promotion (PyTorch's rules; see the module docstring)
+
+_DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+def _category(dtype):
+    return {"b": 0, "u": 1, "i": 1, "f": 2}.get(dtype.kind, 3)
+
+
+def _number_dtype(x):
+    """The dtype a Python number takes where it decides the result's category."""
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, int):
+        return np.dtype(np.int64)
+    if isinstance(x, float):
+        return _DEFAULT_FLOAT
+    return np.dtype(np.complex64)
+
+
+def _promote(dtypes):
+    """PyTorch's promote_types over ``dtypes``: a higher category wins outright (float32 with
+    int64 is float32), within one category the wider type (NumPy's rule there)."""
+    r = dtypes[0]
+    for d in dtypes[1:]:
+        if _category(d) > _category(r):
+            r = d
+        elif _category(d) == _category(r):
+            r = np.promote_types(r, d)
+    return r
+
+
+def result_dtype(*operands, floating=False):
+    """The dtype PyTorch gives an elementwise op on ``operands`` (Tensors and Python numbers);
+    with ``floating`` (true division) an integer or bool result becomes float32."""
+    tensors = [x for x in operands if isinstance(x, Tensor)]
+    dims = [x.dtype for x in tensors if x.ndim > 0]
+    zeros = [x.dtype for x in tensors if x.ndim == 0]
+    r = _promote(dims) if dims else None
+    if zeros:
+        z = _promote(zeros)
+        if r is None:
+            r = z
+        elif _category(z) > _category(r):
+            r = _promote([r, z])
+    for x in operands:
+        if not isinstance(x, Tensor):
+            n = _number_dtype(x)
+            if r is None:
+                r = n if _category(n) >= 1 else np.dtype(np.bool_)
+            elif _category(n) > _category(r):
+                r = n
+    if floating and _category(r) < 2:
+        r = _DEFAULT_FLOAT
+    return r
+
+
+def _promoted(operands, floating=False):
+    """``operands`` with every Tensor cast (differentiably) to ``result_dtype``."""
+    dts = {x.dtype for x in operands if isinstance(x, Tensor)}
+    if len(dts) == 1 and not floating and all(
+            isinstance(x, Tensor) or _category(_number_dtype(x)) <= _category(next(iter(dts)))
+            for x in operands):
+        return operands                                      # the common case: nothing to do
+    r = result_dtype(*operands, floating=floating)
+    return [Cast(r)(x) if isinstance(x, Tensor) and x.dtype != r else x for x in operands]
+
+
+# ---------------------------------------------------------------------------------------------
 # public wrappers
 
-def _binary(op, cls, a, b):
+def _binary(op, cls, a, b, floating=False):
     a = as_operand(op, "input", a)
     b = as_operand(op, "other", b)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: at least one argument must be a Tensor, got "
                         f"{type(a).__name__} and {type(b).__name__}")
     check_broadcast(op, a, b)
-    return cls()(a, b)
+    a, b = _promoted([a, b], floating)
+    try:
+        return cls()(a, b)
+    except OverflowError:
+        t, n = (a, b) if isinstance(a, Tensor) else (b, a)
+        raise ValueError(f"{op}: the number {n!r} does not fit the tensor's dtype "
+                         f"{t.dtype}") from None
 
 
 def add(input, other):
@@ -282,11 +371,8 @@ def mul(input, other):
 
 
 def div(input, other):
-    """input / other (true division), broadcasting."""
-    for name, x in (("input", input), ("other", other)):
-        if isinstance(x, Tensor) and x.dtype.kind != "f":
-            check_float("div", name, x)
-    return _binary("div", Div, input, other)
+    """input / other (true division), broadcasting; integer operands give float32."""
+    return _binary("div", Div, input, other, floating=True)
 
 
 def pow(input, exponent):
@@ -332,6 +418,7 @@ def clip(input, min=None, max=None):
             raise TypeError(f"clip: '{name}' must be a number or None, got {type(v).__name__}")
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")
+    (input,) = _promoted([input] + [v for v in (min, max) if v is not None])[:1]
     return Clip(min, max)(input)
 
 
@@ -362,6 +449,9 @@ def where(condition, input, other):
     except ValueError:
         raise ValueError(f"where: shapes {shapes} (condition, input, other) cannot be "
                          "broadcast together") from None
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input = Tensor(backend.xp_of(cond).asarray(input, dtype=result_dtype(input, other)))
+    input, other = _promoted([input, other])
     return Where(cond)(input, other)
 
 
