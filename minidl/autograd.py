@@ -138,11 +138,17 @@ class Function:
             outputs = (outputs,)
         if any(isinstance(y, np.generic) for y in outputs):   # NumPy reductions give scalars
             outputs = tuple(np.asarray(y) if isinstance(y, np.generic) else y for y in outputs)
-        if record:
+        # only floating-point results carry gradients (a cast to an integer or bool type,
+        # a comparison: constants from here on, as in PyTorch)
+        floats = [y.dtype.kind == "f" for y in outputs]
+        if record and any(floats):
             self._inputs = inputs
             self._out_meta = tuple((y.shape, y.dtype) for y in outputs)
             results = []
-            for i, y in enumerate(outputs):
+            for i, (y, f) in enumerate(zip(outputs, floats)):
+                if not f:
+                    results.append(Tensor(y))
+                    continue
                 t = Tensor.__new__(Tensor)
                 t.data, t.grad, t.grad_fn, t._out_index, t.requires_grad = y, None, self, i, True
                 results.append(t)
