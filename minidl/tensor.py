@@ -417,11 +417,11 @@ class Tensor:
     def min(self, dim=None, keepdim=False):
         return _F.min(self, dim, keepdim)
 
-    def var(self, dim=None, keepdim=False, unbiased=True):
-        return _F.var(self, dim, keepdim, unbiased)
+    def var(self, dim=None, unbiased=True, keepdim=False):
+        return _F.var(self, dim, unbiased, keepdim)
 
-    def std(self, dim=None, keepdim=False, unbiased=True):
-        return _F.std(self, dim, keepdim, unbiased)
+    def std(self, dim=None, unbiased=True, keepdim=False):
+        return _F.std(self, dim, unbiased, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         return _F.argmax(self, dim, keepdim)

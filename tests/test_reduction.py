@@ -4,7 +4,7 @@ import pytest
 
 import minidl
 import minidl.functional as F
-from tests.helpers import check_op
+from tests.helpers import check_op, host, to_tensor
 
 DIMS = [None, 0, 1, -1, (0, 2), (1, 2)]
 
@@ -34,9 +34,9 @@ def test_max_min(device, rng, dim, keepdim):
 def test_var_std(device, rng, dim, unbiased):
     x = rng.standard_normal((2, 3, 4))
     ddof = 1 if unbiased else 0
-    check_op(lambda t: F.var(t, dim, False, unbiased), [x], lambda a: a.var(dim, ddof=ddof),
+    check_op(lambda t: F.var(t, dim, unbiased, False), [x], lambda a: a.var(dim, ddof=ddof),
              device)
-    check_op(lambda t: t.std(dim, True, unbiased), [x],
+    check_op(lambda t: t.std(dim, unbiased, True), [x],
              lambda a: a.std(dim, ddof=ddof, keepdims=True), device)
 
 
@@ -64,3 +64,37 @@ def test_bad_dims():
         F.mean(minidl.tensor([1, 2]))
     with pytest.raises(ValueError, match="max: cannot reduce over an empty dimension"):
         F.max(minidl.zeros(0, 3), 0)
+
+
+def test_std_of_a_constant_slice_has_zero_gradient(device):
+    """sqrt has no derivative at 0: PyTorch gives 0 there, and so must std (not NaN, which
+    would poison a model that standardizes by it)."""
+    x = to_tensor(np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]]), device, requires_grad=True)
+    x.std(1).sum().backward()
+    g = host(x.grad)
+    assert np.all(g[0] == 0)
+    c = np.array([1.0, 2.0, 4.0]) - 7.0 / 3.0
+    np.testing.assert_allclose(g[1], c / (2 * np.sqrt((c * c).sum() / 2)), rtol=1e-12)
+
+
+def test_var_std_take_pytorchs_argument_order():
+    x = minidl.tensor(np.array([[1.0, 2.0, 4.0]]))
+    assert x.var(1, False).item() == pytest.approx(14.0 / 9.0)      # (dim, unbiased, ...)
+    assert x.std(1, True, True).shape == (1, 1)
+    with pytest.raises(TypeError, match="var: 'unbiased' must be a bool, got int 2"):
+        x.var(1, 2)
+
+
+def test_half_precision_variance_does_not_overflow():
+    x = minidl.tensor((3.0 + np.random.default_rng(0).standard_normal(200000)).astype(
+        np.float16))
+    v = x.var().item()
+    assert x.var().dtype == np.float16 and v == pytest.approx(1.0, rel=0.02)
+
+
+def test_empty_dim_means_all_dims_and_0d_dims_are_checked():
+    x = minidl.ones(2, 3)
+    assert x.sum(()).item() == 6.0 and x.mean([]).item() == 1.0 and x.var(()).item() == 0.0
+    assert minidl.tensor(2.0).sum(0).item() == 2.0
+    with pytest.raises(IndexError, match="sum: 'dim'=5 is out of range"):
+        minidl.tensor(2.0).sum(5)

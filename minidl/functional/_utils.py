@@ -85,8 +85,9 @@ def normalize_dim(op, dim, ndim, arg="dim"):
 
 
 def normalize_dims(op, dim, ndim):
-    """None -> all axes; int or sequence -> sorted tuple of non-negative axes."""
-    if dim is None:
+    """None or an empty sequence -> all axes (PyTorch reads ``dim=()`` as "all" too); int or
+    sequence -> sorted tuple of non-negative axes."""
+    if dim is None or (isinstance(dim, (list, tuple)) and not dim):
         return tuple(range(ndim))
     if isinstance(dim, (list, tuple)):
         dims = tuple(normalize_dim(op, d, ndim) for d in dim)

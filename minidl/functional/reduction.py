@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
@@ -98,7 +100,10 @@ class Var(Function):
         self.scale = 1.0 / denom if denom > 0 else float("nan")   # as PyTorch: nan, not inf
         self.save_for_backward(centered)
         self.in_shape = x.shape
-        return (centered * centered).sum(axis=self.axes, keepdims=self.keepdim) * self.scale
+        # half precision sums its squares in float32 (float16 overflows past 65504)
+        acc = np.float32 if x.dtype == np.float16 else None
+        total = (centered * centered).sum(axis=self.axes, keepdims=self.keepdim, dtype=acc)
+        return (total * self.scale).astype(x.dtype, copy=False)
 
     def backward(self, gy):
         (centered,) = self.saved
@@ -106,9 +111,29 @@ class Var(Function):
             centered * (2.0 * self.scale))
 
 
+class Std(Var):
+    """y = sqrt(var) over ``axes``.
+    Gradient: gx = gy * (x - mean) / ((n - ddof) * y), and 0 where y = 0 (a constant slice,
+    where sqrt has no derivative; PyTorch also gives 0 there rather than NaN)."""
+
+    def forward(self, x):
+        y = backend.xp_of(x).sqrt(super().forward(x))
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        (centered,) = self.saved
+        xp = backend.xp_of(gy)
+        y = self.y
+        safe = xp.where(y == 0, 1, y)
+        k = xp.where(y == 0, 0, gy / safe).astype(gy.dtype, copy=False)
+        return _expand_back(k, self.in_shape, self.axes, self.keepdim) * (centered * self.scale)
+
+
 def _reduce_args(op, input, dim):
     check_tensor(op, "input", input)
-    return normalize_dims(op, dim, input.ndim) if input.ndim else ()
+    axes = normalize_dims(op, dim, input.ndim)         # checked for a 0-d input too
+    return axes if input.ndim else ()
 
 
 def sum(input, dim=None, keepdim=False):
@@ -143,16 +168,24 @@ def min(input, dim=None, keepdim=False):
     return Min(axes, keepdim)(input)
 
 
-def var(input, dim=None, keepdim=False, unbiased=True):
-    """Variance over ``dim``; divides by n - 1 when ``unbiased`` (PyTorch's default), else n."""
+def _ddof(op, unbiased):
+    if not isinstance(unbiased, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'unbiased' must be a bool, got {type(unbiased).__name__} "
+                        f"{unbiased!r} (PyTorch's argument order: dim, unbiased, keepdim)")
+    return 1 if unbiased else 0
+
+
+def var(input, dim=None, unbiased=True, keepdim=False):
+    """Variance over ``dim``; divides by n - 1 when ``unbiased`` (PyTorch's default), else n.
+    The arguments come in PyTorch's order (dim, unbiased, keepdim)."""
     check_float("var", "input", input)
-    return Var(_reduce_args("var", input, dim), keepdim, 1 if unbiased else 0)(input)
+    return Var(_reduce_args("var", input, dim), keepdim, _ddof("var", unbiased))(input)
 
 
-def std(input, dim=None, keepdim=False, unbiased=True):
-    """Standard deviation, sqrt(var); gradient gx = gy * (x - mean) / ((n - ddof) * std)."""
-    from .elementwise import sqrt   # noqa: PLC0415  (sibling module; composed op)
-    return sqrt(var(input, dim, keepdim, unbiased))
+def std(input, dim=None, unbiased=True, keepdim=False):
+    """Standard deviation, sqrt(var), with var's arguments (see ``Std`` for the gradient)."""
+    check_float("std", "input", input)
+    return Std(_reduce_args("std", input, dim), keepdim, _ddof("std", unbiased))(input)
 
 
 def _arg(op, input, dim, keepdim):
