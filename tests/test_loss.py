@@ -1,5 +1,7 @@
 """Losses: values vs NumPy references, float64 gradchecks, stability at logits of 1e4,
 bad labels."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,21 @@ def test_bad_labels_on_the_gpu_surface_at_item():
     assert len(backend._deferred) == 1
     with pytest.raises(ValueError, match="holds label 7"):
         loss.item()
+
+
+@pytest.mark.parametrize("loss", [
+    lambda x: F.cross_entropy(x, minidl.zeros(0, dtype=minidl.int64)),
+    lambda x: F.nll_loss(x, minidl.zeros(0, dtype=minidl.int64)),
+    lambda x: F.mse_loss(x, minidl.zeros(0, 3)),
+    lambda x: F.binary_cross_entropy_with_logits(x, minidl.zeros(0, 3)),
+])
+def test_empty_batch_mean_is_nan_and_backward_gives_an_empty_gradient(loss):
+    """As in PyTorch: the mean over no values is NaN, and backward (which divided by the
+    batch size, 0) gives an empty gradient instead of a ZeroDivisionError."""
+    x = minidl.zeros(0, 3, requires_grad=True)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = loss(x)
+        assert np.isnan(y.item())
+        y.backward()
+    assert x.grad.shape == (0, 3)

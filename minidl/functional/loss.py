@@ -29,7 +29,9 @@ def _expand_reduced(gy, shape, reduction):
     n = 1
     for s in shape:
         n *= s
-    return gy * (1.0 / n) if reduction == "mean" else gy
+    if reduction == "sum":
+        return gy
+    return gy * (1.0 / n if n else float("nan"))      # an empty batch's mean is NaN too
 
 
 class CrossEntropy(Function):
