@@ -92,6 +92,7 @@ class Function:
     needs_input_grad = ()
     saved = ()
     _inputs = None
+    _versions = ()
     _retained = None
 
     def save_for_backward(self, *arrays):
@@ -143,6 +144,7 @@ class Function:
         floats = [y.dtype.kind == "f" for y in outputs]
         if record and any(floats):
             self._inputs = inputs
+            self._versions = tuple(x._version if isinstance(x, Tensor) else 0 for x in inputs)
             self._out_meta = tuple((y.shape, y.dtype) for y in outputs)
             results = []
             for i, (y, f) in enumerate(zip(outputs, floats)):
@@ -151,6 +153,7 @@ class Function:
                     continue
                 t = Tensor.__new__(Tensor)
                 t.data, t.grad, t.grad_fn, t._out_index, t.requires_grad = y, None, self, i, True
+                t._version = 0
                 results.append(t)
         else:
             self.saved = ()
@@ -264,6 +267,30 @@ def _sum(summed, a, b):
     return c
 
 
+def _holds(saved, a):
+    """Whether one of ``saved`` (what a forward kept) is array ``a`` or a view of it."""
+    for s in saved:
+        while s is not None:
+            if s is a:
+                return True
+            s = getattr(s, "base", None)
+    return False
+
+
+def _check_versions(fn):
+    """Refuse to run ``fn.backward`` when an input it saved was changed in place since its
+    forward (``Tensor.fill_``, ``copy_``, ``zero_``, an optimizer step): its gradient would be
+    computed from the new values, silently wrong. PyTorch raises here too. Changes written
+    into ``.data`` directly are not seen."""
+    for i, (x, v) in enumerate(zip(fn._inputs, fn._versions)):
+        if isinstance(x, Tensor) and x._version != v and _holds(fn.saved or (), x.data):
+            raise RuntimeError(
+                f"backward: input {i} of {type(fn).__name__} (shape {x.shape}) was modified "
+                f"in place after the forward that saved it (version {v}, now {x._version}); "
+                "its gradient would be wrong. Change it after backward, or give the "
+                "forward a copy")
+
+
 def run_backward(root, grad, retain_graph=False, collect=()):
     """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``.
 
@@ -296,6 +323,7 @@ def run_backward(root, grad, retain_graph=False, collect=()):
                 t = ref()
                 if t is not None and gys[i] is not None:
                     _accumulate_grad(t, gys[i])
+        _check_versions(fn)
         if any(g is None for g in gys):   # multi-output op, only some outputs used
             xp = backend.xp_of(next(g for g in gys if g is not None))
             gys = [xp.zeros(*fn._out_meta[i]) if g is None else g for i, g in enumerate(gys)]

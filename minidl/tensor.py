@@ -86,7 +86,8 @@ class Tensor:
         grad_fn: the Function that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_out_index", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_out_index", "_version",
+                 "__weakref__")
     __array_priority__ = 1000   # make numpy scalars defer to Tensor's reflected operators
     __array_ufunc__ = None
 
@@ -97,6 +98,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._out_index = 0
+        self._version = 0         # bumped by in-place changes; backward checks it (autograd)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -285,11 +287,13 @@ class Tensor:
     def zero_(self):
         self._check_inplace("zero_")
         self.data[...] = 0
+        self._version += 1
         return self
 
     def fill_(self, value):
         self._check_inplace("fill_")
         self.data[...] = value
+        self._version += 1
         return self
 
     def copy_(self, src):
@@ -299,6 +303,7 @@ class Tensor:
             raise ValueError(f"copy_: source shape {tuple(src.shape)} does not match "
                              f"destination shape {self.data.shape}")
         self.data[...] = backend.to_device(src, self.device)
+        self._version += 1
         return self
 
     # -- operators (implemented in minidl.functional) ------------------------------------------

@@ -399,3 +399,33 @@ def test_a_function_instance_records_one_call():
     with minidl.no_grad():
         free = _Square()
         free(a), free(a)                  # nothing recorded: calling again is harmless
+
+
+def test_backward_refuses_inputs_changed_in_place_after_forward():
+    """A saved input changed in place (fill_, copy_, zero_, an optimizer step) would give a
+    silently wrong gradient; PyTorch raises, so does minidl. An op that saved nothing of it
+    (add) is unaffected."""
+    a, b = minidl.tensor([1.0, 2.0], requires_grad=True), minidl.tensor([3.0, 4.0])
+    y = (a * b).sum()
+    b.fill_(0.0)
+    with pytest.raises(RuntimeError, match=r"input 1 of Mul \(shape \(2,\)\) was modified in "
+                                           r"place .*version 0, now 1"):
+        y.backward()
+    a = minidl.tensor([1.0, 2.0], requires_grad=True)
+    y = (a * a).sum()
+    with minidl.no_grad():
+        a.copy_(minidl.tensor([5.0, 5.0]))
+    with pytest.raises(RuntimeError, match="input 0 of Mul"):
+        y.backward()
+    lin = minidl.nn.Linear(2, 1)
+    opt = minidl.optim.SGD(lin.parameters(), lr=0.1)
+    loss = lin(minidl.ones(3, 2)).sum()
+    loss.backward(retain_graph=True)
+    opt.step()
+    with pytest.raises(RuntimeError, match="of Linear .* was modified in place"):
+        loss.backward()
+    a, b = minidl.tensor([1.0, 2.0], requires_grad=True), minidl.tensor([3.0, 4.0])
+    y = (a + b).sum()
+    b.zero_()
+    y.backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0])

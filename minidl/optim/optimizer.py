@@ -268,6 +268,9 @@ class Optimizer:
                 if not (self._wants_flat(group) and self._step_group_flat(i, group)):
                     for p, g in self._grads(group):
                         self._update(group, p.data, g, self.state.setdefault(p, {}))
+                for p in group["params"]:         # changed in place: a graph that saved them
+                    if p.grad is not None:        # can no longer run backward (autograd)
+                        p._version += 1
         return loss
 
     def _hyper(self, group, name, like, value=None):
