@@ -5,6 +5,7 @@ The graph it records, the op contract (``Function``), grad mode and backward its
 """
 from __future__ import annotations
 
+import numbers
 import weakref
 
 import numpy as np
@@ -57,6 +58,9 @@ def _as_array(data, dtype=None, device=None, copy=False):
             raise TypeError(
                 f"tensor: expected numbers, nested lists of numbers or an array, "
                 f"got {type(data).__name__} with dtype {arr.dtype}")
+        if arr.dtype == np.uint64 and dtype is None:      # an int past int64's range
+            raise OverflowError(f"tensor: {data!r} does not fit int64 (PyTorch's integer "
+                                "type); pass dtype=minidl.float64 for large values")
         if dtype is None and arr.dtype.kind == "f":
             arr = arr.astype(_DEFAULT_FLOAT)
         elif dtype is None and arr.dtype.kind in "iu":
@@ -94,6 +98,8 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         if not (isinstance(data, np.ndarray) or backend._is_cupy_array(data)):
             data = _as_array(data)
+        elif data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: expected an array of numbers, got dtype {data.dtype}")
         self.data = data
         self.grad = None
         self.grad_fn = None
@@ -136,6 +142,10 @@ class Tensor:
         """The shape (PyTorch's ``size()``), or the length of dimension ``dim``."""
         if dim is None:
             return self.data.shape
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not (
+                -self.ndim <= dim < self.ndim):
+            raise IndexError(f"size: dim {dim!r} is out of range for a tensor with {self.ndim} "
+                             f"dimension(s)")
         return self.data.shape[dim]
 
     def numel(self):
@@ -149,6 +159,18 @@ class Tensor:
         if self.data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return self.data.shape[0]
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __array__(self, dtype=None, copy=None):
+        """``np.asarray(t)``: the host data (a GPU tensor must be moved with ``.cpu()``)."""
+        if backend._is_cupy_array(self.data):
+            raise TypeError("np.asarray: the tensor is on a GPU; use t.cpu() or t.numpy()")
+        a = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return np.array(a, copy=True) if copy else a
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place (only floating-point tensors can require grad)."""
@@ -292,6 +314,10 @@ class Tensor:
 
     def fill_(self, value):
         self._check_inplace("fill_")
+        if isinstance(value, Tensor) and value.data.size == 1:
+            value = value.item()
+        if not isinstance(value, (numbers.Number, np.generic)):
+            raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
         self.data[...] = value
         self._version += 1
         return self
@@ -299,6 +325,8 @@ class Tensor:
     def copy_(self, src):
         self._check_inplace("copy_")
         src = src.data if isinstance(src, Tensor) else src
+        if not hasattr(src, "shape"):
+            src = _as_array(src, dtype=self.dtype)
         if tuple(src.shape) != self.data.shape:
             raise ValueError(f"copy_: source shape {tuple(src.shape)} does not match "
                              f"destination shape {self.data.shape}")
@@ -354,6 +382,13 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def _compare(self, other, op):
+        theirs = other.shape if isinstance(other, Tensor) else np.shape(other)
+        if theirs != self.shape:
+            try:
+                np.broadcast_shapes(self.shape, theirs)
+            except ValueError:
+                raise ValueError(f"comparison: shapes {self.shape} and {tuple(theirs)} cannot "
+                                 "be broadcast together") from None
         other = other.data if isinstance(other, Tensor) else other
         return Tensor(op(self.data, other))
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import minidl
+import minidl.functional as F
 
 
 def test_tensor_dtype_defaults():
@@ -104,3 +105,35 @@ def test_bad_construction():
         minidl.zeros(-1)
     with pytest.raises(TypeError, match="randn: dtype must be floating point"):
         minidl.randn(2, dtype=minidl.int64)
+
+
+def test_tensor_edges_behave_like_pytorch_or_say_what_is_wrong():
+    x = minidl.ones(2, 3)
+    assert np.asarray(x).shape == (2, 3) and np.asarray(x, dtype=np.float64).dtype == np.float64
+    assert [t.item() for t in minidl.arange(3)] == [0, 1, 2]
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(minidl.tensor(1.0))
+    with pytest.raises(IndexError, match="size: dim 5 is out of range for a tensor with 2"):
+        x.size(5)
+    assert x.size(-1) == 3
+    with pytest.raises(TypeError, match="fill_: value must be a number, got str"):
+        x.fill_("a")
+    with pytest.raises(TypeError, match="Tensor: expected an array of numbers, got dtype obj"):
+        minidl.Tensor(np.array([1, None]))
+    with pytest.raises(OverflowError, match="does not fit int64"):
+        minidl.tensor(2 ** 63)
+    with pytest.raises(ValueError, match=r"comparison: shapes \(2, 3\) and \(4,\) cannot"):
+        x < minidl.ones(4)
+    y = minidl.zeros(2)
+    y.copy_([1, 2])
+    np.testing.assert_array_equal(y.numpy(), [1.0, 2.0])
+
+
+def test_numpy_scalars_are_numbers_for_hyperparameters():
+    x = minidl.randn(4, 3)
+    t = minidl.tensor([0, 1, 2, 0])
+    np.testing.assert_allclose(
+        F.cross_entropy(x, t, label_smoothing=np.float32(0.25)).item(),
+        F.cross_entropy(x, t, label_smoothing=0.25).item(), rtol=1e-6)
+    assert x.clip(np.int64(0)).dtype == np.float32
+    assert F.leaky_relu(x, np.float32(0.2)).dtype == np.float32

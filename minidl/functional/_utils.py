@@ -22,6 +22,11 @@ def sum_to(g, shape):
     return g.reshape(shape)
 
 
+def is_real(x):
+    """Whether ``x`` is a real Python or NumPy number, not a bool (np.float32(0.1) counts)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
 def type_name(x):
     if isinstance(x, Tensor):
         return f"Tensor(shape={x.shape}, dtype={x.dtype})"

@@ -8,7 +8,7 @@ import numpy as np
 from .. import backend
 from ..kernels import threads
 from ..autograd import Function
-from ._utils import check_float, normalize_dim, relu_mask
+from ._utils import check_float, is_real, normalize_dim, relu_mask
 
 
 class ReLU(Function):
@@ -154,7 +154,7 @@ def relu(input):
 def leaky_relu(input, negative_slope=0.01):
     """input if positive, else negative_slope * input."""
     check_float("leaky_relu", "input", input)
-    if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)):
+    if not is_real(negative_slope):
         raise TypeError(f"leaky_relu: 'negative_slope' must be a number, "
                         f"got {type(negative_slope).__name__}")
     return LeakyReLU(float(negative_slope))(input)

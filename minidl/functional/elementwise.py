@@ -20,7 +20,7 @@ from .. import backend
 from ..autograd import Function
 from ..kernels import threads
 from ..tensor import Tensor
-from ._utils import as_operand, check_broadcast, check_float, check_tensor, sum_to
+from ._utils import as_operand, check_broadcast, check_float, check_tensor, is_real, sum_to
 
 
 def _shape(x):
@@ -414,8 +414,9 @@ def clip(input, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clip: at least one of 'min' and 'max' must be given")
     for name, v in (("min", min), ("max", max)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+        if v is not None and not is_real(v):
             raise TypeError(f"clip: '{name}' must be a number or None, got {type(v).__name__}")
+    min, max = (v.item() if isinstance(v, np.generic) else v for v in (min, max))
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")
     (input,) = _promoted([input] + [v for v in (min, max) if v is not None])[:1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._utils import check_float, check_tensor
+from ._utils import check_float, check_tensor, is_real
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -184,8 +184,7 @@ def cross_entropy(input, target, label_smoothing=0.0, reduction="mean"):
     """
     target = _check_class_target("cross_entropy", input, target)
     _check_reduction("cross_entropy", reduction)
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-            or not 0.0 <= label_smoothing <= 1.0:
+    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: 'label_smoothing' must be a number in [0, 1], got "
                          f"{label_smoothing!r}")
     return CrossEntropy(float(label_smoothing), reduction)(input, target)
