@@ -3,6 +3,8 @@ their *_like forms. Floating results default to float32; random ones draw from t
 seeded generator (``minidl.manual_seed``)."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import backend
@@ -10,9 +12,39 @@ from .random import default_generator
 from .tensor import Tensor, _as_array, float32
 
 
+def _dtype(op, dtype, default=None, kinds="biuf"):
+    """``dtype`` as a NumPy dtype of one of ``kinds`` (None: ``default``), or a clear error."""
+    if dtype is None:
+        return None if default is None else np.dtype(default)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: unknown dtype {dtype!r}; use e.g. minidl.float32, "
+                        "minidl.int64") from None
+    if dt.kind not in kinds:
+        want = {"f": "floating point", "iu": "an integer type"}.get(kinds, "a numeric type")
+        raise TypeError(f"{op}: dtype must be {want}, got {dt}")
+    return dt
+
+
+def _count(op, name, value):
+    """A non-negative int argument (a size or a count), or a clear error."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise ValueError(f"{op}: '{name}' must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _number(op, name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be a number, got {type(value).__name__}")
+    return value
+
+
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of ``data`` (numbers, nested lists, arrays or a Tensor)."""
-    return Tensor(_as_array(data, dtype, device, copy=True), requires_grad=requires_grad)
+    return Tensor(_as_array(data, _dtype("tensor", dtype), device, copy=True),
+                  requires_grad=requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -41,7 +73,7 @@ def _shape(op, size):
 def _make(op, fill, size, dtype, device, requires_grad):
     shape = _shape(op, size)
     xp = backend.array_module_for(device)
-    dtype = np.dtype(float32 if dtype is None else dtype)
+    dtype = _dtype(op, dtype, float32)
     if xp is np:
         data = fill(np, shape, dtype)
     else:
@@ -67,6 +99,10 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor filled with ``fill_value``."""
+    if isinstance(fill_value, (bool, np.bool_)):
+        dtype = np.bool_ if dtype is None else dtype
+    else:
+        _number("full", "fill_value", fill_value)
     if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(
             fill_value, bool):
         dtype = np.int64
@@ -101,32 +137,37 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32."""
     if end is None:
         start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        _number("arange", name, v)
     if step == 0:
         raise ValueError("arange: 'step' must be non-zero")
     if dtype is None:
         ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if ints else float32
-    data = backend.to_device(np.arange(start, end, step, dtype=np.dtype(dtype)), device or "cpu")
+    data = backend.to_device(np.arange(start, end, step, dtype=_dtype("arange", dtype)),
+                             device or "cpu")
     return Tensor(data, requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """``steps`` evenly spaced values from start to end inclusive."""
-    data = np.linspace(start, end, steps, dtype=np.dtype(float32 if dtype is None else dtype))
+    _number("linspace", "start", start)
+    _number("linspace", "end", end)
+    data = np.linspace(start, end, _count("linspace", "steps", steps),
+                       dtype=_dtype("linspace", dtype, float32))
     return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """Identity matrix (n x m)."""
-    data = np.eye(n, m, dtype=np.dtype(float32 if dtype is None else dtype))
+    m = None if m is None else _count("eye", "m", m)
+    data = np.eye(_count("eye", "n", n), m, dtype=_dtype("eye", dtype, float32))
     return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
 def _random(op, draw, size, dtype, device, requires_grad):
     shape = _shape(op, size)
-    dtype = np.dtype(float32 if dtype is None else dtype)
-    if dtype.kind != "f":
-        raise TypeError(f"{op}: dtype must be floating point, got {dtype}")
+    dtype = _dtype(op, dtype, float32, kinds="f")
     dev = backend.get_device(device)
     return Tensor(draw(default_generator(dev), shape, dtype), requires_grad=requires_grad)
 
@@ -143,15 +184,20 @@ def rand(*size, dtype=None, device=None, requires_grad=False):
 
 def randint(low, high, size, dtype=None, device=None):
     """Integers in [low, high) from the seeded generator."""
+    for name, v in (("low", low), ("high", high)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"randint: '{name}' must be an int, got {v!r}")
+    dtype = _dtype("randint", dtype, np.int64, kinds="iu")
     if high <= low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
     shape = _shape("randint", (size,))
     gen = default_generator(backend.get_device(device))
-    return Tensor(gen.integers(low, high, shape, np.dtype(dtype or np.int64)))
+    return Tensor(gen.integers(low, high, shape, dtype))
 
 
 def randperm(n, device=None):
     """A random permutation of 0..n-1 (int64)."""
+    n = _count("randperm", "n", n)
     return Tensor(default_generator(backend.get_device(device)).permutation(n).astype(np.int64))
 
 

@@ -137,3 +137,32 @@ def test_numpy_scalars_are_numbers_for_hyperparameters():
         F.cross_entropy(x, t, label_smoothing=0.25).item(), rtol=1e-6)
     assert x.clip(np.int64(0)).dtype == np.float32
     assert F.leaky_relu(x, np.float32(0.2)).dtype == np.float32
+
+
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: minidl.linspace(0, 1, steps=-1), ValueError, "linspace: 'steps' must be a non-neg"),
+    (lambda: minidl.linspace(0, 1, 2.5), ValueError, "'steps' must be a non-negative int"),
+    (lambda: minidl.eye(-1), ValueError, "eye: 'n' must be a non-negative int, got -1"),
+    (lambda: minidl.randint(0, 3, (2,), dtype=minidl.float32), TypeError,
+     "randint: dtype must be an integer type, got float32"),
+    (lambda: minidl.randint(0.5, 3.5, (2,)), TypeError, "randint: 'low' must be an int"),
+    (lambda: minidl.randperm(3.0), ValueError, "randperm: 'n' must be a non-negative int"),
+    (lambda: minidl.randperm(-1), ValueError, "randperm: 'n' must be a non-negative int"),
+    (lambda: minidl.full(2, "a"), TypeError, "full: 'fill_value' must be a number, got str"),
+    (lambda: minidl.arange("a"), TypeError, "arange: 'end' must be a number, got str"),
+    (lambda: minidl.tensor(1, dtype="foo"), TypeError, "tensor: unknown dtype 'foo'"),
+    (lambda: minidl.zeros(2, dtype="foo"), TypeError, "zeros: unknown dtype 'foo'"),
+    (lambda: minidl.randn(2, dtype=minidl.int64), TypeError,
+     "randn: dtype must be floating point, got int64"),
+])
+def test_factories_name_their_bad_arguments(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_factories_still_make_what_they_did():
+    assert minidl.full((2,), True).dtype == np.bool_ and minidl.full((2,), 3).dtype == np.int64
+    assert minidl.randint(0, 3, (4,)).dtype == np.int64
+    assert minidl.randint(0, 3, (4,), dtype=minidl.uint8).dtype == np.uint8
+    assert minidl.eye(2, 3).shape == (2, 3) and minidl.linspace(0, 1, 3).dtype == np.float32
+    assert sorted(minidl.randperm(5).tolist()) == [0, 1, 2, 3, 4]
