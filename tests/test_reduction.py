@@ -98,3 +98,15 @@ def test_empty_dim_means_all_dims_and_0d_dims_are_checked():
     assert minidl.tensor(2.0).sum(0).item() == 2.0
     with pytest.raises(IndexError, match="sum: 'dim'=5 is out of range"):
         minidl.tensor(2.0).sum(5)
+
+
+def test_argmax_of_nothing_and_softmax_over_nothing():
+    with pytest.raises(ValueError, match=r"argmax: the input \(shape \(0,\)\) is empty"):
+        minidl.zeros(0).argmax()
+    with pytest.raises(ValueError, match="argmin: cannot reduce over an empty dimension 1"):
+        minidl.zeros(2, 0).argmin(1)
+    x = minidl.zeros(2, 0, requires_grad=True)                 # as PyTorch: empty results
+    assert F.softmax(x, 1).shape == (2, 0)
+    with np.errstate(divide="ignore"):
+        F.log_softmax(x, 1).sum().backward()
+    assert x.grad.shape == (2, 0)

@@ -107,6 +107,14 @@ class GELU(Function):
         return gy * (self.cdf + x * pdf)
 
 
+def _row_max(x, dim):
+    """Max along ``dim`` (kept), the shift of a stable softmax; an empty ``dim`` (nothing to
+    normalize, PyTorch returns an empty result) shifts by nothing instead of failing."""
+    if x.shape[dim] == 0:
+        return backend.xp_of(x).zeros(x.shape[:dim] + (1,) + x.shape[dim + 1:], x.dtype)
+    return x.max(axis=dim, keepdims=True)
+
+
 class Softmax(Function):
     """y = exp(x - max) / sum(exp(x - max)) along ``dim`` (shifting by the max keeps it finite).
     Gradient: gx = y * (gy - sum(gy * y, dim))."""
@@ -116,7 +124,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))
+        e = xp.exp(x - _row_max(x, self.dim))
         y = e / e.sum(axis=self.dim, keepdims=True)
         self.save_for_backward(y)
         return y
@@ -135,7 +143,7 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
+        shifted = x - _row_max(x, self.dim)
         y = shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
         self.save_for_backward(y)
         return y

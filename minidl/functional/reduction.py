@@ -192,6 +192,11 @@ def _arg(op, input, dim, keepdim):
     check_tensor(op, "input", input)
     xp = backend.xp_of(input.data)
     fn = xp.argmax if op == "argmax" else xp.argmin
+    if dim is None and input.data.size == 0:
+        raise ValueError(f"{op}: the input (shape {input.shape}) is empty: there is no position "
+                         "to return")
+    if dim is not None and input.ndim:
+        _check_nonempty(op, input, (normalize_dim(op, dim, input.ndim),))
     if dim is None:
         out = fn(input.data.reshape(-1))
         if keepdim:
