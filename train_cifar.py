@@ -18,10 +18,13 @@ current step, saves a checkpoint and exits; ``--resume`` continues from it exact
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import io
 import json
+import math
 import os
+import pickle
 import signal
 import sys
 import time
@@ -68,17 +71,21 @@ def build_parser():
     a("--batch-size", type=int, help="images per step (default 128)")
     a("--optimizer", choices=["sgd", "adam", "adamw", "rmsprop"], help="default sgd")
     a("--lr", type=float, help="peak learning rate (default 0.1)")
-    a("--momentum", type=float, help="SGD/RMSprop momentum (default 0.9)")
+    a("--momentum", type=float, help="SGD/RMSprop momentum, in [0, 1) (default 0.9)")
     a("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum for SGD "
       "(default on)")
     a("--weight-decay", type=float, help="L2 weight decay (AdamW: decoupled) (default 5e-4)")
     a("--schedule", choices=["onecycle", "cosine", "multistep", "step", "constant"],
       help="learning-rate schedule, stepped every batch (default onecycle); multistep divides "
-      "by 10 at 50%% and 75%% of training, step every 30%%")
+      "by 10 at 50%% and 75%% of the steps, step at 30%%, 60%% and 90%% (of the whole run, "
+      "warm-up included)")
     a("--warmup", type=float, help="fraction of the steps spent warming up linearly from lr/10 "
-      "(one-cycle's pct_start; a LinearLR warm-up for the others) (default 0.15)")
-    a("--label-smoothing", type=float, help="cross-entropy label smoothing (default 0)")
-    a("--cutout", type=int, help="side of a random square zeroed per training image (default 0)")
+      "(one-cycle's pct_start; a linear warm-up for the others, which always leaves at least "
+      "one step after it) (default 0.15)")
+    a("--label-smoothing", type=float, help="cross-entropy label smoothing, in [0, 1] "
+      "(default 0)")
+    a("--cutout", type=int, help="side of a random square zeroed per training image, 0..32 "
+      "(default 0)")
     a("--augment", action=argparse.BooleanOptionalAction, help="random crop + flip (default on)")
     a("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
     a("--data-dir", default="data", help="folder holding (or to receive) the CIFAR files")
@@ -86,9 +93,11 @@ def build_parser():
     a("--no-verify-md5", action="store_true", help="load a copy whose bytes differ from the "
       "official release (e.g. a converted one) without its md5 check; says so when loading")
     a("--seed", type=int, help="seed of weights, data order and augmentation (default 0)")
-    a("--out", help="run folder (default runs/<model>-<time>; with --resume, its folder)")
+    a("--out", help="run folder (default runs/<model>-<time>; with --resume, its folder); "
+      "one holding another run's checkpoint is refused")
     a("--resume", metavar="CHECKPOINT", help="continue from a checkpoint.npz (or its run folder)")
-    a("--eval-only", action="store_true", help="evaluate the --resume checkpoint and exit")
+    a("--eval-only", action="store_true", help="evaluate the --resume checkpoint and exit "
+      "(--limit-test may differ from the run's)")
     a("--limit-train", type=int, metavar="N", help="train on the first N images (smoke runs)")
     a("--limit-test", type=int, metavar="N", help="evaluate on the first N images")
     a("--tf32", action="store_true", help="on a GPU, let float32 matrix multiplies use TF32 "
@@ -118,60 +127,170 @@ def parse_options(items):
     return out
 
 
-def resolve_config(args, checkpoint):
+def flag_text(key, value):
+    """A setting as the command line spells it: --no-augment, --model-option a=1 ..."""
+    name = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return name if value else "--no-" + name[2:]
+    if value is None or value == []:
+        return f"no {name}"
+    if key == "model_option":
+        return " ".join(f"{name} {item}" for item in value)
+    return f"{name} {value}"
+
+
+def model_settings(model, items):
+    """The options ``items`` give ``model``, over its defaults (for comparing option lists)."""
+    try:
+        defaults = nets.model_options(model)
+    except ValueError as exc:
+        raise Fail(f"--model: {exc}") from None
+    return {**defaults, **parse_options(items)}
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v):
+    return (_is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
+
+
+# (test, what it must be): every run setting, checked before anything is loaded or written
+CHECKS = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "dataset": (lambda v: v in ("cifar10", "cifar100"), "cifar10 or cifar100"),
+    "epochs": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "a positive integer"),
+    "optimizer": (lambda v: v in ("sgd", "adam", "adamw", "rmsprop"),
+                  "one of sgd, adam, adamw, rmsprop"),
+    "lr": (lambda v: _is_real(v) and v > 0, "positive and finite"),
+    "momentum": (lambda v: _is_real(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "nesterov": (lambda v: isinstance(v, bool), "on or off"),
+    "weight_decay": (lambda v: _is_real(v) and v >= 0, ">= 0 and finite"),
+    "schedule": (lambda v: v in ("onecycle", "cosine", "multistep", "step", "constant"),
+                 "one of onecycle, cosine, multistep, step, constant"),
+    "warmup": (lambda v: _is_real(v) and 0 <= v < 1, "a fraction in [0, 1)"),
+    "label_smoothing": (lambda v: _is_real(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "cutout": (lambda v: _is_int(v) and 0 <= v <= 32,
+               "an integer in [0, 32] (the side of a square inside the 32x32 image)"),
+    "augment": (lambda v: isinstance(v, bool), "on or off"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
+    "limit_train": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer"),
+    "limit_test": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer"),
+    "model_option": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+                     "a list of KEY=VALUE"),
+}
+# What an --eval-only run needs of the checkpoint's settings: the net (its other settings
+# only shaped the training, and may differ, e.g. a larger --limit-test)
+NET_KEYS = ("model", "dataset", "model_option")
+
+
+def resolve_config(args, checkpoint, ck_path=None):
     """Run settings: explicit flags, else the checkpoint's (when resuming), else DEFAULTS."""
     saved = checkpoint["config"] if checkpoint else DEFAULTS
-    cfg = {}
+    cfg, origin = {}, {}
     for key in RUN_KEYS:
         given = getattr(args, key)
-        if checkpoint and given is not None and given != saved[key]:
-            raise Fail(f"--{key.replace('_', '-')} {given} differs from the checkpoint's "
-                       f"{saved[key]!r}; drop it to continue the run, or start a new run")
         cfg[key] = saved[key] if given is None else given
-    for key, low in (("epochs", 1), ("batch_size", 1)):
-        if cfg[key] < low:
-            raise Fail(f"--{key.replace('_', '-')} must be a positive integer, got {cfg[key]}")
-    for key in ("lr",):
-        if not cfg[key] > 0:
-            raise Fail(f"--lr must be positive, got {cfg[key]}")
-    for key in ("momentum", "weight_decay", "label_smoothing", "cutout"):
-        if cfg[key] < 0:
-            raise Fail(f"--{key.replace('_', '-')} must be >= 0, got {cfg[key]}")
-    if not 0 <= cfg["warmup"] < 1:
-        raise Fail(f"--warmup must be a fraction in [0, 1), got {cfg['warmup']}")
-    for key in ("limit_train", "limit_test"):
-        if cfg[key] is not None and cfg[key] < 1:
-            raise Fail(f"--{key.replace('_', '-')} must be a positive integer, got {cfg[key]}")
+        origin[key] = ck_path if checkpoint and given is None else None
+    for key in RUN_KEYS:
+        test, what = CHECKS[key]
+        if not test(cfg[key]):
+            where = f" (in the checkpoint {origin[key]})" if origin[key] else ""
+            raise Fail(f"--{key.replace('_', '-')} must be {what}, got {cfg[key]!r}{where}")
+    if not checkpoint:
+        return cfg
+    for key in NET_KEYS if args.eval_only else RUN_KEYS:
+        given = getattr(args, key)
+        if given is None:
+            continue
+        if key == "model_option":
+            same = (model_settings(cfg["model"], given)
+                    == model_settings(cfg["model"], saved[key]))
+        else:
+            same = given == saved[key]
+        if not same:
+            todo = ("to evaluate the checkpoint's net" if args.eval_only
+                    else "to continue the run, or start a new run without --resume")
+            raise Fail(f"{flag_text(key, given)} differs from the checkpoint "
+                       f"({flag_text(key, saved[key])}); drop it {todo}")
+        cfg[key] = saved[key]
     return cfg
+
+
+# What a checkpoint must hold besides "format" and "config", and what each must be
+_STATE = {"model": dict, "optimizer": dict, "scheduler": dict, "rng": dict, "epoch": int,
+          "step": int, "partial": list, "rows": list, "wall": (int, float)}
 
 
 def load_checkpoint(path):
     if os.path.isdir(path):
         path = os.path.join(path, "checkpoint.npz")
+    hint = "pass the checkpoint.npz of an earlier run (or its run folder)"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise Fail(f"--resume: no checkpoint at {path}; {hint}") from None
+    except OSError as exc:
+        raise Fail(f"--resume: cannot read {path} ({exc.strerror or exc}); {hint}") from None
+    if not head.startswith(b"PK"):
+        raise Fail(f"--resume: {path} is not a readable minidl checkpoint (not a zip archive, "
+                   f"as .npz files are); {hint}")
     try:
         ck = minidl.load(path)
     except (FileNotFoundError, ValueError) as exc:
-        raise Fail(f"--resume: {exc}; pass the checkpoint.npz of an earlier run") from None
+        raise Fail(f"--resume: {' '.join(str(exc).split())}; {hint}") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise Fail(f"--resume: {path} is not a train_cifar.py checkpoint")
+        raise Fail(f"--resume: {path} is not a train_cifar.py checkpoint; {hint}")
+    config = ck.get("config")
+    problems = [] if isinstance(config, dict) else ["config"]
+    problems += [f"config[{k!r}]" for k in RUN_KEYS if isinstance(config, dict)
+                 and k not in config]
+    for key, kind in _STATE.items():
+        value = ck.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or (
+                kind is int and value < 0):
+            problems.append(key)
+    if not problems:
+        rows = ck["rows"]
+        if len(ck["partial"]) != 4 or not all(_is_real(v) for v in ck["partial"]):
+            problems.append("partial")
+        if len(rows) != ck["epoch"] or not all(
+                isinstance(r, dict) and all(_is_real(r.get(k)) for k in FIELDS) for r in rows):
+            problems.append("rows")
+    if problems:
+        raise Fail(f"--resume: {path} is an incomplete or damaged train_cifar.py checkpoint "
+                   f"(bad or missing: {', '.join(problems)}); {hint}")
     return ck, path
 
 
-def load_data(cfg, args):
+def _cli_words(text):
+    """A library message with its Python-API advice spelled as this script's flags."""
+    return (" ".join(str(text).split()).replace("download=True", "--download")
+            .replace("verify_md5=False", "--no-verify-md5"))
+
+
+def load_data(cfg, args, train=True):
+    """((train images, labels) or None, (test images, labels)), (mean, std)."""
     cls = D.CIFAR10 if cfg["dataset"] == "cifar10" else D.CIFAR100
+    splits, download = [], args.download       # the first split loaded fetches the archive
     try:
-        train = cls(args.data_dir, train=True, download=args.download,
-                    verify_md5=not args.no_verify_md5)
-        test = cls(args.data_dir, train=False, verify_md5=not args.no_verify_md5)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise Fail(" ".join(str(exc).split())) from None
-    subsets = []
-    for ds, limit in ((train, cfg["limit_train"]), (test, cfg["limit_test"])):
-        n = len(ds.targets) if limit is None else min(limit, len(ds.targets))
-        subsets.append((ds.data[:n], ds.targets[:n]))
+        for split, limit in ((True, cfg["limit_train"]), (False, cfg["limit_test"])):
+            if split and not train:
+                splits.append(None)
+                continue
+            ds = cls(args.data_dir, train=split, download=download,
+                     verify_md5=not args.no_verify_md5)
+            download = False
+            n = len(ds.targets) if limit is None else min(limit, len(ds.targets))
+            splits.append((ds.data[:n], ds.targets[:n]))
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise Fail(_cli_words(exc)) from None
     mean, std = ((D.CIFAR10_MEAN, D.CIFAR10_STD) if cfg["dataset"] == "cifar10"
                  else (D.CIFAR100_MEAN, D.CIFAR100_STD))
-    return subsets, len(train.classes), (mean, std)
+    return splits, (mean, std)
 
 
 def build_optimizer(cfg, params):
@@ -185,19 +304,50 @@ def build_optimizer(cfg, params):
     return cls(params, lr=lr, weight_decay=wd)
 
 
+def decay_steps(schedule, total):
+    """The steps (0-based, of the whole run, warm-up included) from which multistep and step
+    divide the lr by 10 once more: the first steps at or past 50% and 75% of the ``total``
+    steps (multistep), or 30%, 60% and 90% (step); none that the run does not reach."""
+    if schedule == "multistep":
+        points = [-(-total // 2), -(-3 * total // 4)]
+    elif schedule == "step":
+        points = [-(-3 * k * total // 10) for k in (1, 2, 3)]
+    else:
+        points = []
+    return [d for d in points if d < total]
+
+
+class WarmupDecayLR(minidl.optim.lr_scheduler.LRScheduler):
+    """``lr(t) = lr * w(t) * 0.1 ** (number of decays <= t)``, with ``w`` the linear warm-up
+    from 1/10 to 1 over the first ``warm`` steps (then 1) and ``decays`` steps of the whole run,
+    so a decay lands where it is asked to even inside the warm-up."""
+
+    def __init__(self, optimizer, warm, decays):
+        self.warm, self.decays = int(warm), sorted(int(d) for d in decays)
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        t = self.last_epoch
+        factor = 0.1 + 0.9 * t / self.warm if t < self.warm else 1.0
+        factor *= 0.1 ** bisect.bisect_right(self.decays, t)
+        return [base * factor for base in self.base_lrs]
+
+
 def build_scheduler(cfg, opt, total):
+    """The lr schedule over ``total`` (>= 1) steps; every schedule fits any step count: the
+    warm-up is capped to leave at least one step after it."""
     S = minidl.optim.lr_scheduler
-    warm = int(round(cfg["warmup"] * total))
+    warm = min(int(round(cfg["warmup"] * total)), total - 1)
     if cfg["schedule"] == "onecycle":
         return S.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=total,
                             pct_start=max(cfg["warmup"], 1.0 / total),
                             anneal_strategy="linear", div_factor=10.0, final_div_factor=100.0,
                             cycle_momentum=False)
+    if cfg["schedule"] in ("multistep", "step"):
+        return WarmupDecayLR(opt, warm, decay_steps(cfg["schedule"], total))
     rest = total - warm
-    main = {"cosine": lambda: S.CosineAnnealingLR(opt, T_max=rest),
-            "multistep": lambda: S.MultiStepLR(opt, [int(rest * 0.5), int(rest * 0.75)]),
-            "step": lambda: S.StepLR(opt, max(1, int(rest * 0.3))),
-            "constant": lambda: S.StepLR(opt, total + 1, gamma=1.0)}[cfg["schedule"]]()
+    main = (S.CosineAnnealingLR(opt, T_max=rest) if cfg["schedule"] == "cosine"
+            else S.StepLR(opt, total + 1, gamma=1.0))
     if warm == 0:
         return main
     return S.SequentialLR(opt, [S.LinearLR(opt, 0.1, 1.0, warm), main], [warm])
@@ -295,12 +445,46 @@ class StopFlag:
         return False
 
 
+def run_folder(args, cfg, ck_path):
+    """The run folder (created later): refused when it is a file or holds another run."""
+    if args.out:
+        out = args.out
+    elif ck_path:
+        out = os.path.dirname(ck_path) or os.curdir
+    else:
+        out = os.path.join("runs", f"{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise Fail(f"--out {out} is a file, not a folder; choose another --out")
+    existing = os.path.join(out, "checkpoint.npz")
+    if os.path.exists(existing) and not (ck_path and os.path.samefile(existing, ck_path)):
+        raise Fail(f"run folder {out} already holds a run ({existing}); continue it with "
+                   f"--resume {out}, or choose another --out")
+    return out
+
+
+def summarize(rows, wall):
+    best = max(rows, key=lambda r: r["test_acc"])
+    return dict(best_test_acc=best["test_acc"], best_epoch=best["epoch"],
+                final_test_acc=rows[-1]["test_acc"], wall_seconds=wall,
+                train_images_per_s=float(np.mean([r["train_images_per_s"] for r in rows])))
+
+
+def result_text(summary):
+    return (f"best test accuracy {100 * summary['best_test_acc']:.2f}% (epoch "
+            f"{summary['best_epoch']}), final {100 * summary['final_test_acc']:.2f}%, wall time "
+            f"{summary['wall_seconds']:.0f} s, {summary['train_images_per_s']:.0f} images/s")
+
+
 def run(argv=None):
     args = build_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise Fail(f"--threads must be a positive integer, got {args.threads}")
     checkpoint, ck_path = load_checkpoint(args.resume) if args.resume else (None, None)
     if args.eval_only and checkpoint is None:
         raise Fail("--eval-only needs --resume CHECKPOINT (the weights to evaluate)")
-    cfg = resolve_config(args, checkpoint)
+    cfg = resolve_config(args, checkpoint, ck_path)
+    model_settings(cfg["model"], [])                    # a known net, or a one-line error
+    options = parse_options(cfg["model_option"])
     try:
         device = minidl.backend.get_device(
             ("cuda" if minidl.is_cuda_available() else "cpu") if args.device == "auto"
@@ -308,8 +492,6 @@ def run(argv=None):
     except (ValueError, RuntimeError) as exc:
         raise Fail(f"--device: {exc}") from None
     if args.threads is not None:
-        if args.threads < 1:
-            raise Fail(f"--threads must be a positive integer, got {args.threads}")
         minidl.set_num_threads(args.threads)
     if args.tf32:
         if device.type != "cuda":
@@ -321,22 +503,44 @@ def run(argv=None):
     if args.cuda_graph and cfg["optimizer"] != "sgd":
         raise Fail(f"--cuda-graph needs --optimizer sgd (the others count steps on the host, "
                    f"which a replayed graph cannot), got {cfg['optimizer']}")
-    options = parse_options(cfg["model_option"])
-    (train_set, test_set), num_classes, (mean, std) = load_data(cfg, args)
+    out = None if args.eval_only else run_folder(args, cfg, ck_path)
+    if checkpoint is not None and not args.eval_only and checkpoint["epoch"] >= cfg["epochs"]:
+        summary = summarize(checkpoint["rows"], checkpoint["wall"])
+        print(f"{ck_path}: this run is already complete ({cfg['epochs']} epochs): "
+              f"{result_text(summary)}; nothing to train (--eval-only evaluates it; a new run "
+              "needs another --out and no --resume)")
+        return 0
     minidl.manual_seed(cfg["seed"])
     try:
-        model = nets.get_model(cfg["model"], num_classes=num_classes, **options)
+        model = nets.get_model(cfg["model"], num_classes=10 if cfg["dataset"] == "cifar10"
+                               else 100, **options)
     except (ValueError, TypeError) as exc:
         raise Fail(f"--model: {exc}") from None
     model.to(device)
+    (train_set, test_set), (mean, std) = load_data(cfg, args, train=not args.eval_only)
     norm = D.Normalize(mean, std)
+    on_gpu = device.type != "cpu"       # keep the uint8 images there: batches gathered on it
+    test_loader = D.DataLoader(test_set, 256, device=device, transform=norm, preload=on_gpu)
+    progress = not args.no_progress
+    name = f"{cfg['model']} ({model.num_parameters():,} parameters) on {device}"
+
+    def does_not_fit(exc):
+        return Fail(f"--resume: {ck_path} does not fit this run: {' '.join(str(exc).split())}")
+
+    if args.eval_only:
+        try:
+            model.load_state_dict(checkpoint["model"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise does_not_fit(exc) from None
+        loss, acc = evaluate(model, test_loader, progress)
+        print(f"{name}: test loss {loss:.4f}, test accuracy {100 * acc:.2f}% "
+              f"({len(test_set[1])} images, checkpoint {ck_path})")
+        return 0
     aug = ([D.RandomCrop(32, padding=4), D.RandomHorizontalFlip()] if cfg["augment"] else [])
     train_tf = D.Compose(aug + [norm] + ([D.Cutout(cfg["cutout"])] if cfg["cutout"] else []))
-    on_gpu = device.type != "cpu"       # keep the uint8 images there: batches gathered on it
     train_loader = D.DataLoader(train_set, cfg["batch_size"], shuffle=True, drop_last=True,
                                 seed=cfg["seed"], device=device, transform=train_tf,
                                 preload=on_gpu)
-    test_loader = D.DataLoader(test_set, 256, device=device, transform=norm, preload=on_gpu)
     steps = len(train_loader)
     if steps == 0:
         raise Fail(f"--batch-size {cfg['batch_size']} is larger than the {len(train_set[1])} "
@@ -345,25 +549,26 @@ def run(argv=None):
     sched = build_scheduler(cfg, opt, cfg["epochs"] * steps)
     state = {"epoch": 0, "step": 0, "partial": [0.0, 0, 0, 0.0], "rows": [], "wall": 0.0}
     if checkpoint is not None:
+        if checkpoint["step"] >= steps:
+            raise does_not_fit(f"it stopped at step {checkpoint['step']} of an epoch, and the "
+                               f"data here gives {steps} steps per epoch")
         try:
             model.load_state_dict(checkpoint["model"])
             opt.load_state_dict(checkpoint["optimizer"])
             sched.load_state_dict(checkpoint["scheduler"])
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
-            raise Fail(f"--resume: {ck_path} does not fit this run: "
-                       f"{' '.join(str(exc).split())}") from None
-        minidl.set_rng_state(checkpoint["rng"])
+            raise does_not_fit(exc) from None
+        try:
+            minidl.set_rng_state(checkpoint["rng"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+            raise Fail(f"--resume: {ck_path} has an unreadable random-number state "
+                       f"({' '.join(str(exc).split())})") from None
         state.update({k: checkpoint[k] for k in state})
-    progress = not args.no_progress
-    name = f"{cfg['model']} ({model.num_parameters():,} parameters) on {device}"
-    if args.eval_only:
-        loss, acc = evaluate(model, test_loader, progress)
-        print(f"{name}: test loss {loss:.4f}, test accuracy {100 * acc:.2f}% "
-              f"({len(test_set[1])} images, checkpoint {ck_path})")
-        return 0
-    out = args.out or (os.path.dirname(ck_path) if ck_path else os.path.join(
-        "runs", f"{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}"))
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as exc:
+        raise Fail(f"--out: cannot create the run folder {out} ({exc.strerror or exc}); "
+                   "choose another --out") from None
     print(f"training {name}, {cfg['epochs']} epochs x {steps} steps of {cfg['batch_size']}; "
           f"run folder {out}")
     return train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
@@ -440,30 +645,23 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                 "train_images_per_s": seen / seconds})
             state.update(epoch=epoch + 1, step=0, partial=[0.0, 0, 0, 0.0],
                          wall=state["wall"] + time.perf_counter() - t0)
-            rows = state["rows"]
-            best = max(rows, key=lambda r: r["test_acc"])
-            summary.update(best_test_acc=best["test_acc"], best_epoch=best["epoch"],
-                           final_test_acc=rows[-1]["test_acc"], wall_seconds=state["wall"],
-                           train_images_per_s=float(np.mean([r["train_images_per_s"]
-                                                             for r in rows])))
+            summary.update(summarize(state["rows"], state["wall"]))
             save_checkpoint(out, model, opt, sched, cfg, state)
-            write_metrics(out, rows, summary)
+            write_metrics(out, state["rows"], summary)
             print(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {loss_sum / seen:.4f} acc "
                   f"{100 * correct / seen:.2f}% | test loss {test_loss:.4f} acc "
                   f"{100 * test_acc:.2f}% | {seconds:.1f} s, {seen / seconds:.0f} img/s",
                   flush=True)
-            if stop.set:
+            if stop.set and state["epoch"] < cfg["epochs"]:   # (after the last: just done)
                 print(f"stopped after epoch {epoch + 1}; continue with --resume {out}")
                 return 130
-    print(f"done: best test accuracy {100 * summary['best_test_acc']:.2f}% (epoch "
-          f"{summary['best_epoch']}), final {100 * summary['final_test_acc']:.2f}%, wall time "
-          f"{summary['wall_seconds']:.0f} s, {summary['train_images_per_s']:.0f} images/s")
+    print(f"done: {result_text(summarize(state['rows'], state['wall']))}")
     return 0
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Library warnings (e.g. the skipped md5 check) as one plain line, not a source excerpt."""
-    print(f"train_cifar.py: warning: {message}", file=sys.stderr)
+    print(f"train_cifar.py: warning: {_cli_words(message)}", file=sys.stderr)
 
 
 def main(argv=None):
@@ -475,6 +673,9 @@ def main(argv=None):
         except Fail as exc:
             print(f"train_cifar.py: error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("\ntrain_cifar.py: interrupted; nothing more was saved", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

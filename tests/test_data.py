@@ -180,12 +180,14 @@ def test_md5_mismatch(tmp_path, monkeypatch):
 
 def test_verify_md5_false_warns_and_loads(tmp_path):
     expect = make_cifar(str(tmp_path), "cifar10", "binary", tar=True)   # md5 is not official
-    with pytest.warns(UserWarning, match="verify_md5=False: loading .* without checking"):
+    with pytest.warns(UserWarning, match="verify_md5=False: loading .* without checking") as w:
         ds = CIFAR10(tmp_path, train=False, verify_md5=False)
+    assert w[0].filename == __file__      # points at this call, not inside the reader
     check_split(ds, expect, "test", "cifar10")
     make_cifar(str(tmp_path / "f"), "cifar10", "binary")
-    with pytest.warns(UserWarning, match="without checking the official md5"):
+    with pytest.warns(UserWarning, match="without checking the official md5") as w:
         CIFAR10(tmp_path / "f", verify_md5=False)
+    assert w[0].filename == __file__
 
 
 def test_truncated_binary_file(tmp_path):
@@ -262,17 +264,95 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, file):
     assert not marker.exists()
 
 
-def test_py3_pickles_of_arrays_are_plain_data(tmp_path):
-    """A batch re-pickled by Python 3 / NumPy 2 (protocol 4, numpy._core names) still loads."""
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_py3_pickles_of_arrays_are_plain_data(tmp_path, protocol):
+    """A batch re-pickled by Python 3 / NumPy 2 still loads: protocol 2 spells bytes as
+    _codecs.encode(str, 'latin1') (b'' as bytes()), protocol 5 rebuilds arrays with
+    numpy._core.numeric._frombuffer."""
     expect = make_cifar(str(tmp_path), "cifar10", "python")
     x, y, _ = expect["test"]
     path = tmp_path / "cifar-10-batches-py" / "test_batch"
-    path.write_bytes(pickle.dumps({"data": x.reshape(N_TEST, 3072), "labels": y.tolist()},
-                                  protocol=4))
+    path.write_bytes(pickle.dumps({"data": x.reshape(N_TEST, 3072), "labels": y.tolist(),
+                                   b"batch_label": b"testing batch 1 of 1", b"empty": b""},
+                                  protocol=protocol))
     ds = CIFAR10(tmp_path, train=False)
     np.testing.assert_array_equal(ds.data, x)
     images, labels = ds[2:5]
     assert images.shape == (3, 3, 32, 32) and labels.tolist() == y[2:5].tolist()
+
+
+def _numpy1_frombuffer(*args):
+    """Stands in for NumPy 1's numpy.core.numeric._frombuffer when pickling."""
+    raise AssertionError("never called: the reader maps the name to its own function")
+
+
+def _pickle_arrays_as(function, obj, dtype=None):
+    """A protocol-5 pickle of ``obj`` whose arrays are rebuilt by ``function(buffer, dtype,
+    shape, order)``, as NumPy's ``_frombuffer`` is (``dtype`` overrides the arrays' dtype)."""
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, a):
+            if isinstance(a, np.ndarray):
+                return function, (a.tobytes(), dtype or a.dtype, a.shape, "C")
+            return NotImplemented
+    buf = io.BytesIO()
+    Pickler(buf, protocol=5).dump(obj)
+    return buf.getvalue()
+
+
+def test_protocol_5_pickle_from_numpy_1_loads(tmp_path, monkeypatch):
+    import sys
+    import types
+    expect = make_cifar(str(tmp_path), "cifar10", "python")
+    x, y, _ = expect["test"]
+    fake = types.ModuleType("numpy.core.numeric")
+    _numpy1_frombuffer.__module__, _numpy1_frombuffer.__qualname__ = fake.__name__, "_frombuffer"
+    fake._frombuffer = _numpy1_frombuffer
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, fake.__name__, fake)
+        data = _pickle_arrays_as(_numpy1_frombuffer, {"data": x.reshape(N_TEST, 3072),
+                                                      "labels": y.tolist()})
+    assert b"numpy.core.numeric" in data and b"_frombuffer" in data
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(data)
+    np.testing.assert_array_equal(CIFAR10(tmp_path, train=False).data, x)
+
+
+class _System:
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return os.system, (self.cmd,)
+
+
+class _Encode:
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        import codecs
+        return codecs.encode, self.args
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_admitted_reconstructors_allow_nothing_else(tmp_path, protocol):
+    """Admitting _codecs.encode, bytes and _frombuffer lets no code run and no other codec,
+    argument or dtype through."""
+    make_cifar(str(tmp_path), "cifar10", "python")
+    marker = tmp_path / "marker"
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({b"data": _System(f"touch {marker}")}, protocol=protocol))
+    with pytest.raises(pickle.UnpicklingError, match=r"refusing to unpickle '(posix|os|nt)\."
+                                                     r"system'"):
+        CIFAR10(tmp_path, train=False)
+    for bad in (_Encode("x", "rot13"), _Encode(b"x", "latin1")):
+        path.write_bytes(pickle.dumps({b"data": bad}, protocol=protocol))
+        with pytest.raises(ValueError, match="only allowed as encode.str, 'latin1'"):
+            CIFAR10(tmp_path, train=False)
+    path.write_bytes(_pickle_arrays_as(cifar._FROMBUFFER, {b"data": np.zeros(2, np.int64)},
+                                       dtype=np.dtype(object)))
+    with pytest.raises(ValueError, match="only plain arrays are allowed, got dtype"):
+        CIFAR10(tmp_path, train=False)
+    assert not marker.exists()
 
 
 # -- download and extraction -------------------------------------------------------------------

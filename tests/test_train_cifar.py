@@ -121,6 +121,7 @@ def test_no_verify_md5_says_so_in_one_line(data_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     warn = [ln for ln in err.splitlines() if "md5" in ln]
     assert len(warn) == 1 and warn[0].startswith("train_cifar.py: warning: CIFAR10: "), err
+    assert "--no-verify-md5: loading" in warn[0] and "verify_md5=False" not in err
     assert "UserWarning" not in err and "load_data(" not in err
 
 
@@ -134,7 +135,7 @@ def _one_line_error(capsys, *argv):
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys):
     d = ["--data-dir", data_dir]
     err = _one_line_error(capsys, *TINY, "--data-dir", str(tmp_path / "nowhere"))
-    assert "nowhere" in err
+    assert "nowhere" in err and "pass --download to fetch" in err and "=True" not in err
     err = _one_line_error(capsys, "--model", "resnet21", *d)
     assert "resnet21" in err and "resnet20" in err and "densenet_bc_100" in err
     if not minidl.is_cuda_available():
@@ -164,11 +165,16 @@ def test_bad_resume_overwrites_nothing(data_dir, tmp_path, capsys):
     ck = os.path.join(out, "checkpoint.npz")
     before = {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
     err = _one_line_error(capsys, "--resume", ck, "--model", "resnet32", "--data-dir", data_dir)
-    assert "--model resnet32 differs from the checkpoint's 'resnet20'" in err
+    assert "--model resnet32 differs from the checkpoint (--model resnet20)" in err
     truncated = str(tmp_path / "trunc.npz")
     with open(truncated, "wb") as f:
         f.write(before["checkpoint.npz"][:1000])
     assert "not a readable minidl checkpoint" in _one_line_error(capsys, "--resume", truncated)
+    for name, content in (("notes.npz", b"not a zip"), ("array.npy", b"\x93NUMPY\x01\x00")):
+        pathlib.Path(tmp_path, name).write_bytes(content)
+        err = _one_line_error(capsys, "--resume", str(tmp_path / name))
+        assert "is not a readable minidl checkpoint (not a zip archive" in err, err
+        assert "pickle" not in err
     other = str(tmp_path / "other.npz")
     minidl.save({"format": "something else"}, other)
     assert "not a train_cifar.py checkpoint" in _one_line_error(capsys, "--resume", other)
@@ -186,6 +192,162 @@ def test_help_documents_every_flag():
                  "--threads"):
         assert flag in text
     assert "one-cycle" in text
+
+
+def test_finished_run_resumes_as_complete_and_eval_only_may_change_limit_test(
+        data_dir, tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "run")
+    StopAfter.n = 1                 # Ctrl-C during the last step of the last epoch (2 steps)
+    monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
+    assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--limit-train", "64",
+               "--out", out) == 0
+    monkeypatch.undo()
+    records(monkeypatch, 48, 100)
+    text = capsys.readouterr().out
+    assert "done: best test accuracy" in text and "stopped after" not in text
+    acc = rows(out)[-1]["test_acc"]
+    before = {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
+    d = ["--data-dir", data_dir, "--no-progress"]
+    # resuming it (also with the default option spelled out) trains nothing and says so
+    assert run("--resume", out, *d, "--model-option", "depth=8",
+               "--model-option", "shortcut=A") == 0
+    text = capsys.readouterr().out
+    assert "this run is already complete (1 epochs)" in text, text
+    assert f"final {100 * acc:.2f}%" in text
+    monkeypatch.chdir(out)                                # a bare relative file name
+    assert run("--resume", "checkpoint.npz", *d) == 0
+    assert "already complete" in capsys.readouterr().out
+    after = {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
+    assert after == before
+    # --eval-only on more test images than the run used; training settings may differ
+    assert run("--eval-only", "--resume", out, *d, "--limit-test", "100", "--epochs", "9",
+               "--no-augment", "--lr", "0.5") == 0
+    assert "(100 images, checkpoint" in capsys.readouterr().out
+    # what differs is named as a flag
+    err = _one_line_error(capsys, "--resume", out, *d, "--no-augment")
+    assert "--no-augment differs from the checkpoint (--augment); drop it" in err
+    err = _one_line_error(capsys, "--resume", out, *d, "--model-option", "depth=14")
+    assert "--model-option depth=14 differs from the checkpoint (--model-option depth=8)" in err
+    err = _one_line_error(capsys, "--eval-only", "--resume", out, *d, "--model", "resnet32")
+    assert "--model resnet32 differs from the checkpoint (--model resnet20)" in err
+    # a checkpoint with the right format tag but missing parts
+    ck = minidl.load(os.path.join(out, "checkpoint.npz"))
+    for drop in ("cutout", "rows", "rng"):
+        bad = dict(ck, config=dict(ck["config"]))
+        (bad["config"] if drop == "cutout" else bad).pop(drop)
+        path = str(tmp_path / f"no_{drop}.npz")
+        minidl.save(bad, path)
+        err = _one_line_error(capsys, "--resume", path, *d)
+        assert "is an incomplete or damaged train_cifar.py checkpoint" in err and drop in err
+    assert after == {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
+
+
+def test_out_must_be_a_folder_without_another_run(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"an earlier run")
+    err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(out))
+    assert f"already holds a run ({out / 'checkpoint.npz'}); continue it with --resume" in err
+    (tmp_path / "file").write_bytes(b"x")
+    err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(tmp_path / "file"))
+    assert "is a file, not a folder" in err
+    err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--limit-train", "32",
+                          "--out", str(tmp_path / "file" / "sub"))
+    assert "cannot create the run folder" in err
+    assert (out / "checkpoint.npz").read_bytes() == b"an earlier run"
+    assert (tmp_path / "file").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--label-smoothing", "1.5", "--label-smoothing must be a number in [0, 1], got 1.5"),
+    ("--label-smoothing", "nan", "--label-smoothing must be a number in [0, 1], got nan"),
+    ("--momentum", "nan", "--momentum must be a number in [0, 1), got nan"),
+    ("--momentum", "1", "--momentum must be a number in [0, 1), got 1.0"),
+    ("--weight-decay", "nan", "--weight-decay must be >= 0 and finite, got nan"),
+    ("--weight-decay", "-1", "--weight-decay must be >= 0 and finite, got -1.0"),
+    ("--lr", "inf", "--lr must be positive and finite, got inf"),
+    ("--warmup", "nan", "--warmup must be a fraction in [0, 1), got nan"),
+    ("--seed", "-1", "--seed must be a non-negative integer, got -1"),
+    ("--cutout", "33", "--cutout must be an integer in [0, 32]"),
+    ("--limit-test", "0", "--limit-test must be a positive integer, got 0"),
+])
+def test_numeric_flags_are_checked_before_anything_is_written(data_dir, tmp_path, capsys,
+                                                              flag, value, message):
+    out = tmp_path / "run"
+    assert message in _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(out),
+                                      flag, value)
+    assert not out.exists()
+
+
+def test_interrupt_before_training_is_one_line(data_dir, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_cifar, "load_data", interrupted)       # Ctrl-C while loading
+    out = tmp_path / "run"
+    assert run(*TINY, "--data-dir", data_dir, "--out", str(out)) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "train_cifar.py: interrupted; nothing more was saved"
+    assert not out.exists()
+
+
+def test_data_errors_name_the_flags(data_dir, tmp_path, capsys):
+    import tarfile
+    root = tmp_path / "tarred"
+    root.mkdir()
+    with tarfile.open(root / "cifar-10-binary.tar.gz", "w:gz") as t:     # not the official md5
+        t.add(os.path.join(data_dir, "cifar-10-batches-bin"), arcname="cifar-10-batches-bin")
+    err = _one_line_error(capsys, *TINY, "--data-dir", str(root))
+    assert "md5 mismatch" in err and "pass --no-verify-md5 to load" in err
+    assert "verify_md5" not in err
+    evil = tmp_path / "evil" / "cifar-10-batches-py"
+    evil.mkdir(parents=True)
+    marker = tmp_path / "marker"
+    (evil / "data_batch_1").write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode()
+                                        + b"'\ntR.")
+    err = _one_line_error(capsys, *TINY, "--data-dir", str(evil.parent))
+    assert "refusing to unpickle 'os.system'" in err and not marker.exists()
+
+
+def _lrs(schedule, total, warmup):
+    cfg = dict(train_cifar.DEFAULTS, schedule=schedule, warmup=warmup)
+    opt = train_cifar.build_optimizer(cfg, minidl.nn.Linear(2, 2).parameters())
+    sched = train_cifar.build_scheduler(cfg, opt, total)
+    out = []
+    for t in range(total):
+        out.append(opt.param_groups[0]["lr"])
+        if t + 1 < total:
+            sched.step()
+    return out
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "multistep", "step", "constant"])
+def test_every_schedule_fits_any_step_count(schedule):
+    for total in range(1, 13):
+        for warmup in (0.0, 0.15, 0.5, 0.9, 0.99):
+            lrs = _lrs(schedule, total, warmup)
+            assert all(0 < lr <= 0.1 * (1 + 1e-12) for lr in lrs), (total, warmup, lrs)
+
+
+def test_step_decays_fall_where_help_says():
+    def decays(lrs):
+        return [t for t in range(1, len(lrs)) if lrs[t] < lrs[t - 1] * 0.5]
+    assert decays(_lrs("multistep", 100, 0.15)) == [50, 75]        # 50% and 75% of the steps
+    assert decays(_lrs("step", 100, 0.15)) == [30, 60, 90]         # every 30%
+    assert decays(_lrs("multistep", 100, 0.0)) == [50, 75]
+    assert decays(_lrs("multistep", 8, 0.15)) == [4, 6]
+    lrs = _lrs("multistep", 100, 0.6)              # a decay inside the warm-up applies there
+    assert lrs[49] == pytest.approx(0.1 * (0.1 + 0.9 * 49 / 60))
+    assert lrs[50] == pytest.approx(0.01 * (0.1 + 0.9 * 50 / 60))
+    assert lrs[60] == pytest.approx(0.01) and lrs[75] == pytest.approx(0.001)
+    help_text = train_cifar.build_parser().format_help()
+    assert "50% and 75% of the steps" in " ".join(help_text.split())
+
+
+def test_one_step_runs_with_every_warmup(data_dir, tmp_path):
+    for i, (schedule, warmup) in enumerate((("multistep", "0.15"), ("cosine", "0.9"))):
+        assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--limit-train", "32",
+                   "--limit-test", "32", "--schedule", schedule, "--warmup", warmup,
+                   "--out", str(tmp_path / f"run{i}")) == 0
 
 
 _WRITER = """

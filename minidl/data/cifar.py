@@ -6,8 +6,8 @@ Formats (``format=``):
   ``batches.meta``) or ``cifar-100-python`` (``train``, ``test``, ``meta``): pickled dicts with
   ``b'data'`` (n, 3072) uint8 and ``b'labels'`` (CIFAR-100: ``b'fine_labels'``,
   ``b'coarse_labels'``). They are read with a restricted unpickler that builds only plain
-  containers, bytes/str and NumPy arrays; any other global (``os.system``, ...) is refused before
-  anything runs.
+  containers, bytes/str and NumPy arrays (as Python 2 wrote them, or Python 3 re-pickles them at
+  protocol 2 to 5); any other global (``os.system``, ...) is refused before anything runs.
 - ``"binary"``: ``cifar-10-batches-bin`` (``data_batch_1.bin`` .. ``data_batch_5.bin``,
   ``test_batch.bin``, ``batches.meta.txt``): records of 1 label byte + 3072 pixel bytes; or
   ``cifar-100-binary`` (``train.bin``, ``test.bin``, ``coarse_label_names.txt``,
@@ -43,13 +43,44 @@ _PIXELS = 3 * 32 * 32
 _FORMATS = ("python", "binary")
 
 # What the official pickles contain besides plain containers: NumPy array reconstruction. The
-# reconstruct function is taken from the running NumPy (its module moved in NumPy 2).
+# reconstruct functions are taken from the running NumPy (their modules moved in NumPy 2).
 _RECONSTRUCT = np.empty(0, np.uint8).__reduce__()[0]
+_FROMBUFFER = np.empty(0, np.uint8).__reduce_ex__(5)[0]     # protocol 5 arrays
+
+
+def _latin1_bytes(text, encoding):
+    """``_codecs.encode`` as Python 3 pickles bytes at protocol 2: ``encode(str, 'latin1')``;
+    nothing else (no other codec, no other argument types)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode is only allowed as encode(str, 'latin1'), "
+                                     f"got encode({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args):
+    """``bytes()`` as Python 3 pickles ``b''`` at protocol 2; no arguments allowed."""
+    if args:
+        raise pickle.UnpicklingError("bytes(...) is only allowed without arguments (b'')")
+    return b""
+
+
+def _array_from_buffer(buf, dtype, shape, order, *axis_order):
+    """NumPy's protocol-5 ``_frombuffer``, for plain (non-object) dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError(f"only plain arrays are allowed, got dtype {dtype!r}")
+    return _FROMBUFFER(buf, dtype, shape, order, *axis_order)
+
+
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _array_from_buffer,
+    ("numpy._core.numeric", "_frombuffer"): _array_from_buffer,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 }
 
 
@@ -138,12 +169,12 @@ class _CIFAR:
             if verify_md5:
                 _dl.check_md5(self._name, self.source, _MD5[layout.archive])
             else:
-                self._warn_unverified(self.source, stacklevel=3)
+                self._warn_unverified(self.source, stacklevel=2)
             names = self._files(layout) + layout.meta
             src = _dl.TarSource(self._name, self.source, layout.folder, names)
         else:
             if not verify_md5:
-                self._warn_unverified(self.source, stacklevel=3)
+                self._warn_unverified(self.source, stacklevel=2)
             src = _dl.FolderSource(self.source)
         read = self._read_python if self.format == "python" else self._read_binary
         read(src, layout)
@@ -203,7 +234,8 @@ class _CIFAR:
         return fmt, "folder", folder
 
     def _warn_unverified(self, path, stacklevel):
-        """Say that md5 is skipped; ``stacklevel`` points the warning at the user's call."""
+        """Say that md5 is skipped. ``stacklevel`` counts from the caller of this method, as
+        ``warnings.warn`` counts from its own caller: 2 from ``__init__`` is the user's call."""
         warnings.warn(f"{self._name}: verify_md5=False: loading {path} without checking the "
                       "official md5 (file sizes, record counts and labels are still checked)",
                       UserWarning, stacklevel=stacklevel + 1)
