@@ -2,8 +2,21 @@
 
 All randomness in minidl (factories such as ``randn``, ``nn.init``, dropout masks) draws from
 ``default_generator(device)``. ``manual_seed(s)`` resets every generator, so a seeded program
-repeats itself exactly on the CPU. The CPU generator is NumPy's PCG64; the CUDA one is CuPy's
-``RandomState`` seeded from the same seed (its stream differs from the CPU's).
+repeats itself exactly on the CPU. The CPU generator is NumPy's PCG64.
+
+The CUDA generator is counter-based: Philox4x32-10 (the generator of cuRAND's Philox and of
+PyTorch's CUDA generator; its kernels are below) keyed by the seed. Each value is a pure function
+of (seed, draw number), so the stream's position is one host integer, the offset, advanced on
+the host by every draw: ``get_state`` / ``set_state`` save and restore (seed, offset), exactly
+and without touching the GPU (no generator object is made, no device memory freed, nothing
+read back). Gradient checkpointing relies on this to replay the dropout masks of its forward
+pass. Its stream differs from the CPU's. Draws are refused while a CUDA graph is captured
+(``minidl.cuda_graph``): a graph would replay the offset it recorded, so every replay would
+draw the same numbers.
+
+Uniform samples lie in [low, high) in the requested dtype: float16 samples are drawn on a
+grid of 2^-11 (rounding finer samples could give 1.0), and a sample that rounds to ``high``
+(a narrow range in float32, say) is moved to the largest value below it.
 """
 from __future__ import annotations
 
@@ -16,6 +29,138 @@ from . import backend
 _INITIAL_SEED = 0x5EED
 _seed = _INITIAL_SEED
 _generators = {}   # Device -> Generator
+
+
+_SOURCE = r"""
+// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; the
+// generator of cuRAND's Philox and of PyTorch's CUDA generator): 128 random bits from a 64-bit
+// counter (words 0-1, words 2-3 zero) and a 64-bit key. Draw number ``offset + g`` of a
+// stream is a pure function of (key, offset + g), so a stream's position is one host integer.
+__device__ __forceinline__ void rng_philox(unsigned long long ctr, unsigned long long key,
+                                           unsigned int* r) {
+    unsigned int c0 = (unsigned int)ctr, c1 = (unsigned int)(ctr >> 32), c2 = 0u, c3 = 0u;
+    unsigned int k0 = (unsigned int)key, k1 = (unsigned int)(key >> 32);
+    for (int i = 0; i < 10; ++i) {
+        const unsigned long long p0 = 0xD2511F53ull * c0;
+        const unsigned long long p1 = 0xCD9E8D57ull * c2;
+        c0 = (unsigned int)(p1 >> 32) ^ c1 ^ k0;
+        c2 = (unsigned int)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (unsigned int)p1;
+        c3 = (unsigned int)p0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    r[0] = c0;
+    r[1] = c1;
+    r[2] = c2;
+    r[3] = c3;
+}
+
+// uniform in [0, 1): 24 random bits per float (word k), 53 per double (words 2k, 2k+1)
+__device__ __forceinline__ float rng_unit(const unsigned int* r, int k, float) {
+    return (float)(r[k] >> 8) * 5.9604644775390625e-08f;                      // 2^-24
+}
+__device__ __forceinline__ double rng_unit(const unsigned int* r, int k, double) {
+    const unsigned long long m = (unsigned long long)(r[2 * k] >> 5) * 67108864ull
+                                 + (r[2 * k + 1] >> 6);
+    return (double)m * 1.1102230246251565404236316680908203125e-16;           // 2^-53
+}
+
+// the raw words: out[4 g + k] = word k of draw offset + g
+__global__ void random_bits_kernel(unsigned int* __restrict__ out, long long n,
+        unsigned long long key, unsigned long long offset) {
+    const long long groups = (n + 3) / 4;
+    for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
+         g += (long long)blockDim.x * gridDim.x) {
+        unsigned int r[4];
+        rng_philox(offset + (unsigned long long)g, key, r);
+        for (int k = 0; k < 4 && 4 * g + k < n; ++k) out[4 * g + k] = r[k];
+    }
+}
+
+// uniform samples: 4 floats or 2 doubles per draw
+template <typename T>
+__global__ void random_uniform_kernel(T* __restrict__ out, long long n,
+        unsigned long long key, unsigned long long offset) {
+    const int per = sizeof(T) == 4 ? 4 : 2;
+    const long long groups = (n + per - 1) / per;
+    for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
+         g += (long long)blockDim.x * gridDim.x) {
+        unsigned int r[4];
+        rng_philox(offset + (unsigned long long)g, key, r);
+        for (int k = 0; k < per && per * g + k < n; ++k) out[per * g + k] = rng_unit(r, k, (T)0);
+    }
+}
+
+// standard normal samples (Box-Muller in double): 4 floats (32-bit uniforms) or 2 doubles
+// (53-bit uniforms) per draw
+template <typename T>
+__global__ void random_normal_kernel(T* __restrict__ out, long long n,
+        unsigned long long key, unsigned long long offset) {
+    const int per = sizeof(T) == 4 ? 4 : 2;
+    const long long groups = (n + per - 1) / per;
+    for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
+         g += (long long)blockDim.x * gridDim.x) {
+        unsigned int r[4];
+        rng_philox(offset + (unsigned long long)g, key, r);
+        for (int pair = 0; 2 * pair < per; ++pair) {
+            double u1, u2;                                   // u1 in (0, 1], u2 in [0, 1)
+            if (per == 4) {
+                u1 = ((double)r[2 * pair] + 1.0) * 2.3283064365386962890625e-10;   // 2^-32
+                u2 = (double)r[2 * pair + 1] * 2.3283064365386962890625e-10;
+            } else {
+                u1 = 1.0 - rng_unit(r, 0, 0.0);
+                u2 = rng_unit(r, 1, 0.0);
+            }
+            const double rad = sqrt(-2.0 * log(u1));
+            const double theta = 6.283185307179586476925286766559 * u2;
+            const long long i = per * g + 2 * pair;
+            if (i < n) out[i] = (T)(rad * cos(theta));
+            if (i + 1 < n) out[i + 1] = (T)(rad * sin(theta));
+        }
+    }
+}
+"""
+
+_NAMES = ("random_bits_kernel", "random_uniform_kernel<float>", "random_uniform_kernel<double>",
+          "random_normal_kernel<float>", "random_normal_kernel<double>")
+_THREADS = 256
+_MASK64 = (1 << 64) - 1
+_module = None          # the compiled RawModule of _SOURCE (on first use)
+_kernels = {}           # name -> (module, kernel)
+
+
+def _per_draw(kind, dtype):
+    """How many values of ``kind`` ("bits", "uniform", "normal") one Philox draw gives."""
+    if kind == "bits":
+        return 4
+    return 4 if np.dtype(dtype).itemsize == 4 else 2
+
+
+def _philox_fill(kind, shape, dtype, key, offset):
+    """A new CuPy array of ``shape`` filled with Philox4x32-10 values of ``kind`` from draws
+    ``offset, offset + 1, ...`` of stream ``key``: "bits" (uint32 words), "uniform" ([0, 1))
+    or "normal" (standard normal), float32 or float64. One launch on the current stream,
+    asynchronous, nothing read back; the caller advances its offset by
+    ``ceil(size / _per_draw(kind, dtype))``."""
+    global _module
+    cp = backend.cupy_module()
+    dtype = np.dtype(np.uint32 if kind == "bits" else dtype)
+    out = cp.empty(shape, dtype)
+    n = out.size
+    if n:
+        if _module is None:
+            _module = cp.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=_NAMES)
+        name = "random_bits_kernel" if kind == "bits" else \
+            f"random_{kind}_kernel<{'float' if dtype == np.float32 else 'double'}>"
+        found = _kernels.get(name)
+        if found is None or found[0] is not _module:
+            found = _kernels[name] = (_module, _module.get_function(name))
+        groups = -(-n // _per_draw(kind, dtype))
+        blocks = max(1, min((groups + _THREADS - 1) // _THREADS, 1 << 16))
+        found[1]((blocks,), (_THREADS,), (out, np.int64(n), np.uint64(key & _MASK64),
+                                            np.uint64(offset & _MASK64)))
+    return out
 
 
 class Generator:
@@ -33,66 +178,125 @@ class Generator:
         if self.device.type == "cpu":
             self._rng = np.random.Generator(np.random.PCG64(self._seed))
         else:
-            cp = backend.cupy_module()
-            with cp.cuda.Device(self.device.index):
-                self._rng = cp.random.RandomState(self._seed)
+            self._offset = 0        # Philox draws used so far (see the module docstring)
 
     def _cuda(self):
         backend.refuse_in_capture("drawing random numbers on the GPU (dropout, say)")
         return backend.cupy_module().cuda.Device(self.device.index)
 
+    def _philox(self, kind, shape, dtype):
+        """Philox values of ``kind`` ("bits", "uniform", "normal") on this GPU; advances the
+        offset on the host."""
+        with self._cuda():
+            out = _philox_fill(kind, shape, dtype, self._seed, self._offset)
+        self._offset += -(-out.size // _per_draw(kind, dtype))
+        return out
+
     def uniform(self, shape, dtype=np.float32, low=0.0, high=1.0):
         """Uniform samples in [low, high) of the given shape and dtype."""
+        dtype = np.dtype(dtype)
+        native = dtype in (np.float32, np.float64)
         if self.device.type == "cpu":
-            u = self._rng.random(shape, dtype=np.dtype(dtype)) if np.dtype(dtype) in (
-                np.float32, np.float64) else self._rng.random(shape).astype(dtype)
+            u = self._rng.random(shape, dtype=dtype) if native else self._rng.random(shape)
         else:
-            with self._cuda():
-                u = self._rng.random_sample(shape, dtype=dtype)
+            u = self._philox("uniform", shape, dtype if native else np.float32)
+        u = _unit(u, dtype)
         if low != 0.0 or high != 1.0:
             u = u * (high - low) + low
-            u = u.astype(dtype, copy=False)
+            u = _clip_to(u.astype(dtype, copy=False), low, high)
         return u
 
     def normal(self, shape, dtype=np.float32, mean=0.0, std=1.0):
         """Normal samples with the given mean and std."""
+        dtype = np.dtype(dtype)
+        native = dtype in (np.float32, np.float64)
         if self.device.type == "cpu":
-            z = self._rng.standard_normal(shape, dtype=np.dtype(dtype)) if np.dtype(dtype) in (
-                np.float32, np.float64) else self._rng.standard_normal(shape).astype(dtype)
+            z = self._rng.standard_normal(shape, dtype=dtype) if native else \
+                self._rng.standard_normal(shape).astype(dtype)
         else:
-            with self._cuda():
-                z = self._rng.standard_normal(shape, dtype=dtype)
+            z = self._philox("normal", shape, dtype if native else np.float32)
+            z = z.astype(dtype, copy=False)
         if mean != 0.0 or std != 1.0:
             z = (z * std + mean).astype(dtype, copy=False)
         return z
+
+    def _bits64(self, shape):
+        """Uniform uint64 values on this GPU (two Philox words each)."""
+        n = int(np.prod(shape, dtype=np.int64))
+        words = self._philox("bits", (n, 2), None).astype(np.uint64)
+        return ((words[:, 0] << np.uint64(32)) | words[:, 1]).reshape(shape)
 
     def integers(self, low, high, shape, dtype=np.int64):
         """Integers uniformly drawn from [low, high)."""
         if self.device.type == "cpu":
             return self._rng.integers(low, high, size=shape, dtype=dtype)
-        with self._cuda():
-            return self._rng.randint(low, high, size=shape, dtype=dtype)
+        if not high > low:
+            raise ValueError(f"integers: need low < high, got low={low}, high={high}")
+        span = int(high) - int(low)
+        if span > 1 << 64:
+            raise ValueError(f"integers: the range [{low}, {high}) is wider than 2^64")
+        r = self._bits64(shape)
+        if span < 1 << 64:      # modulo bias below span / 2^64: negligible
+            r %= np.uint64(span)
+        return (r.astype(np.int64) + np.int64(low)).astype(dtype, copy=False)
 
     def permutation(self, n):
         """A random permutation of range(n) as an int64 array."""
         if self.device.type == "cpu":
             return self._rng.permutation(n)
-        with self._cuda():
-            return self._rng.permutation(n)
+        xp = backend.cupy_module()
+        return xp.argsort(self._bits64((int(n),))).astype(np.int64, copy=False)
 
     def get_state(self):
-        """The stream's state as a JSON string (CPU only; CUDA streams restart from the seed)."""
+        """The stream's state as a JSON string: the PCG64 state on the CPU, the seed and the
+        offset (Philox draws used) on a GPU. Reads nothing from the device."""
         if self.device.type == "cpu":
             return json.dumps(self._rng.bit_generator.state)
-        return json.dumps({"seed": self._seed})
+        return json.dumps({"seed": self._seed, "offset": self._offset})
 
     def set_state(self, state):
-        """Restore a state from ``get_state``."""
+        """Restore a state from ``get_state`` (on a GPU: host integers only, no device work;
+        a state without an offset, as older versions saved, starts at the seed)."""
         data = json.loads(state)
         if self.device.type == "cpu":
             self._rng.bit_generator.state = data
-        elif not backend.capturing():   # a CUDA-graph capture draws nothing (refused), so
-            self.seed(data["seed"])     # there is nothing to restore, and no new generator
+            return
+        seed, offset = data.get("seed"), data.get("offset", 0)
+        for name, v in (("seed", seed), ("offset", offset)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"set_state: the {self.device} state's {name} must be a "
+                                 f"non-negative int, got {v!r}")
+        self._seed, self._offset = seed, offset
+
+
+def _unit(u, dtype):
+    """Uniform samples ``u`` in [0, 1) (float32/64) as ``dtype``: a float type with fewer
+    mantissa bits gets them floored onto its grid first, so none rounds up to 1.0."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and np.finfo(dtype).nmant < np.finfo(u.dtype).nmant:
+        scale = float(2 ** (np.finfo(dtype).nmant + 1))
+        xp = backend.xp_of(u)
+        u = xp.floor(u * scale) * (1.0 / scale)            # exact: powers of two
+    return u.astype(dtype, copy=False)
+
+
+def _clip_to(u, low, high):
+    """``u`` (in place when an array) with the samples that rounded outside [low, high) moved
+    to its nearest value in u's dtype (they can only have rounded onto ``high``, or below a
+    ``low`` that lies between two representable values)."""
+    if u.dtype.kind != "f" or not low < high:
+        return u
+    top = np.array(high, u.dtype)
+    if float(top) >= high:
+        top = np.nextafter(top, np.array(-np.inf, u.dtype))
+    bottom = np.array(low, u.dtype)
+    if float(bottom) < low:
+        bottom = np.nextafter(bottom, np.array(np.inf, u.dtype))
+    if bottom > top:                  # no value of the dtype lies in [low, high)
+        return u
+    xp = backend.xp_of(u)
+    return xp.clip(u, u.dtype.type(bottom), u.dtype.type(top),
+                   out=u if isinstance(u, xp.ndarray) else None)
 
 
 def manual_seed(seed):

@@ -11,7 +11,8 @@ Training Deep Nets with Sublinear Memory Cost, 2016.
 """
 from __future__ import annotations
 
-from ..random import get_rng_state, set_rng_state
+from .. import backend
+from ..random import default_generator, get_rng_state, set_rng_state
 from ..autograd import Function, enable_grad, is_grad_enabled, no_grad, run_backward
 from ..tensor import Tensor
 from ._utils import check_tensor
@@ -27,12 +28,20 @@ class Checkpoint(Function):
     so dropout inside f draws the same masks, and ``buffers`` (e.g. BatchNorm's running
     statistics) are restored after the recomputation, so they are updated once, as without
     checkpointing.
+
+    Replaying the random state is exact on every device: the CPU generator's state is
+    PCG64's, a GPU generator's is its seed and the offset of its counter-based stream (host
+    integers, ``minidl.random``), so neither saving nor restoring it touches the GPU. The
+    generators of the inputs' devices are created before the state is saved, so a dropout
+    that draws a device's first numbers inside f is replayed too.
     """
 
     def __init__(self, function, n_inputs, buffers):
         self.function, self.n_inputs, self.buffers = function, n_inputs, buffers
 
     def forward(self, *arrays):
+        for a in arrays[:self.n_inputs]:    # exist now, so that their state is saved
+            default_generator(backend.device_of(a))
         self.rng = get_rng_state()
         with no_grad():
             y = self.function(*[Tensor(a) for a in arrays[:self.n_inputs]])
