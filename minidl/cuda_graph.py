@@ -26,12 +26,17 @@ What a captured step may contain, and what the replay keeps right:
   momentum set to 0, a group added, parameters rebound, buffers replaced by
   ``load_state_dict``), the step runs eagerly once and is captured again. Only optimizers with
   no host-side per-step state can be captured (``SGD``; Adam's bias correction counts steps on
-  the host): the others raise a clear error.
+  the host): the others raise a clear error. Every other number the step passes as a Python
+  value is recorded as it was at the capture and not watched: BatchNorm's ``momentum`` and
+  ``eps``, ``cross_entropy``'s ``label_smoothing`` and the like; changing one afterwards has
+  no effect on the replays (make a new ``GraphedStep`` to change them). BatchNorm's
+  ``momentum=None`` (cumulative average) is computed on the device, so it keeps counting.
 - **No host reads or random numbers** inside the step: ``item()``, printing a tensor, Python
-  branches on tensor values, dropout or other GPU random draws raise a clear error while
-  capturing. Deferred checks (``cross_entropy``'s label range) are recorded: every replay ORs
-  its result into a flag that is read at the next synchronization, so a bad label in any
-  replayed step raises there, as in eager mode.
+  branches on tensor values, boolean-mask indexing (its size is read back), dropout or other
+  GPU random draws raise a clear error while capturing; an error inside the captured step is
+  raised as it is, after the capture is ended. Deferred checks (``cross_entropy``'s label
+  range) are recorded: every replay ORs its result into a flag that is read at the next
+  synchronization, so a bad label in any replayed step raises there, as in eager mode.
 - **Matrix products** go through cuBLAS called directly (``kernels/cublas.py``) while
   capturing, because CuPy refuses its own cuBLAS calls then.
 - **Memory**: the capture allocates from a memory pool of its own that nothing else draws
@@ -177,8 +182,13 @@ class GraphedStep:
                 stream.begin_capture()
                 try:
                     outputs = self._run(self._inputs, capture=True)
-                finally:
-                    graph = stream.end_capture()
+                except BaseException:
+                    try:          # ends the capture; fails when the step's error broke it,
+                        stream.end_capture()    # which the step's own error explains
+                    except Exception:
+                        pass
+                    raise
+                graph = stream.end_capture()
             return graph, outputs
 
         self._graph, self._outputs = self._on_stream(record)

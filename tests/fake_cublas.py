@@ -7,13 +7,18 @@ pointer, device pointers as addresses), so minidl's layout logic (which operand 
 the leading dimensions, the argument order of the row-major trick) runs unchanged and is
 checked against NumPy. Calls made while the handle's stream captures are recorded into the
 capture, as a real cuBLAS call on a capturing stream would be, and run only on replay.
+
+Workspaces as cuBLAS documents them: ``cublasSetStream_v2`` resets the handle's workspace to
+the library's default pool. A GEMM without a workspace of the user's counts in
+``pool_gemms``; while capturing it fails (status NOT_SUPPORTED), standing in for the pool
+allocation a real capture must not make (stricter than cuBLAS, which may get away with it).
 """
 import ctypes
 import itertools
 
 import numpy as np
 
-_STATUS_SUCCESS, _STATUS_INVALID_VALUE = 0, 7
+_STATUS_SUCCESS, _STATUS_INVALID_VALUE, _STATUS_NOT_SUPPORTED = 0, 7, 15
 _OP_N, _OP_T = 0, 1
 
 
@@ -39,17 +44,24 @@ class FakeCublas:
         self._ids = itertools.count(1)
         self.streams = {}               # handle -> stream ptr
         self.math_modes = {}            # handle -> cublasMath_t
+        self.workspaces = {}            # handle -> (ptr, bytes) set by the user, or None
         self.calls = 0                  # gemm calls, run or recorded
+        self.pool_gemms = 0             # of them, those on cuBLAS's default workspace pool
 
     def cublasCreate_v2(self, handle_ref):
         handle_ref._obj.value = next(self._ids)
         return _STATUS_SUCCESS
 
     def cublasSetWorkspace_v2(self, handle, ptr, size):
+        ptr, size = _value(ptr), _value(size)
+        if (ptr is None) != (size == 0):
+            return _STATUS_INVALID_VALUE
+        self.workspaces[_value(handle)] = (ptr, size) if size else None
         return _STATUS_SUCCESS
 
     def cublasSetStream_v2(self, handle, stream):
         self.streams[_value(handle)] = _value(stream) or 0
+        self.workspaces[_value(handle)] = None      # back to the default pool (cuBLAS docs)
         return _STATUS_SUCCESS
 
     def cublasSetMathMode(self, handle, mode):
@@ -82,8 +94,13 @@ class FakeCublas:
 
         from cupy import cuda         # the fake's streams: is this handle's stream capturing?
         stream = cuda._streams.get(self.streams.get(_value(handle), 0))
+        capturing = stream is not None and stream.tape is not None
+        if self.workspaces.get(_value(handle)) is None:
+            if capturing:
+                return _STATUS_NOT_SUPPORTED
+            self.pool_gemms += 1
         self.calls += 1
-        if stream is not None and stream.tape is not None:
+        if capturing:
             stream.tape.append(run)
         else:
             run()

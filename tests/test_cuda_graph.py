@@ -86,6 +86,77 @@ def test_cublas_matmul_refuses_other_dtypes():
         cublas.matmul(cp.ones((2, 3)), cp.ones((2, 3)))
 
 
+def _fake_cublas():
+    from minidl.kernels import cublas
+    lib = cublas._library
+    if not hasattr(lib, "workspaces"):
+        pytest.skip("checks tests/fake_cublas only")
+    return cublas, lib
+
+
+@cuda
+def test_cublas_handle_keeps_its_own_workspace_across_calls_and_streams(rng):
+    cublas, lib = _fake_cublas()
+    cp = _cp()
+    a, b = cp.asarray(rng.standard_normal((3, 4))), cp.asarray(rng.standard_normal((4, 2)))
+    before = lib.pool_gemms
+    cublas.prepare()
+    for stream in (cp.cuda.Stream.null, cp.cuda.Stream(non_blocking=True), None):
+        with stream or cp.cuda.Stream.null:
+            for _ in range(2):
+                np.testing.assert_allclose(cublas.matmul(a, b).get(), a.get() @ b.get())
+    assert lib.pool_gemms == before                   # never on cuBLAS's default pool
+    (h, entry), = cublas._handles.items()
+    assert lib.workspaces[entry[0].value] == (entry[1].data.ptr, cublas._WORKSPACE_BYTES)
+
+
+@cuda
+def test_cublas_module_lock_is_held_from_the_stream_binding_through_the_gemm(monkeypatch, rng):
+    cublas, lib = _fake_cublas()
+    cp = _cp()
+    held = []
+    gemm = lib.cublasDgemm_v2
+
+    def checking(*args):
+        held.append(cublas._lock.locked())
+        return gemm(*args)
+    monkeypatch.setattr(lib, "cublasDgemm_v2", checking)
+    a, b = cp.asarray(rng.standard_normal((2, 3, 4))), cp.asarray(rng.standard_normal((4, 2)))
+    np.testing.assert_allclose(cublas.matmul(a, b).get(), a.get() @ b.get())
+    assert held == [True, True]
+
+
+@cuda
+def test_cublas_refuses_sizes_above_int_and_never_passes_a_wrapped_stride(rng):
+    cublas, _ = _fake_cublas()
+    cp = _cp()
+    base = cp.ones(8, np.float32)
+    big = 2**31
+    a = cp.lib.stride_tricks.as_strided(base, (1, big), (4, 4))          # never read
+    b = cp.lib.stride_tricks.as_strided(base, (big, 1), (4, 4))
+    with pytest.raises(ValueError, match=r"above 2\^31 - 1.*split the product"):
+        cublas.matmul(a, b)
+    # a (1, 3) row whose row stride does not fit an int: passed with op T, ld 1
+    row = cp.lib.stride_tricks.as_strided(base, (1, 3), (4 * big, 4))
+    x, op, ld = cublas._operand(row)
+    assert x is row and op == cublas._OP_T and ld == 1
+    got = cublas.matmul(row, cp.asarray(rng.standard_normal((3, 2)).astype(np.float32)))
+    assert got.shape == (1, 2)
+
+
+def test_cublas_library_search_prefers_the_runtimes_major_version(monkeypatch):
+    from minidl.kernels import cublas
+    loaded = ["/opt/torch/lib/libcublas.so.12", "/opt/cupy/lib/libcublas.so.13.0.2",
+              "/opt/x/libcublasLt.so.13", "/usr/lib/libcublas.so"]
+    monkeypatch.setattr(cublas, "_loaded_libraries", lambda: loaded)
+    monkeypatch.setattr(cublas.glob, "glob", lambda pattern: [])
+    assert cublas._candidates(13) == ["/opt/cupy/lib/libcublas.so.13.0.2",
+                                      "/usr/lib/libcublas.so", "/opt/torch/lib/libcublas.so.12"]
+    assert cublas._candidates(None) == [loaded[0], loaded[1], loaded[3]]
+    assert cublas._major("/a/libcublas.so.13.1.0.3") == 13 and cublas._major("libcublas.so") \
+        is None
+
+
 # ---------------------------------------------------------------------------------------------
 # graphed training steps
 
@@ -306,6 +377,37 @@ def test_graphed_step_refuses_what_a_replay_cannot_do():
         graphed(x[:2], y[:2])
 
 
+@cuda
+def test_a_failing_captured_step_raises_its_own_error_not_the_invalidated_capture():
+    model, _, _ = _setup()
+    x, y = _batches(1)[0]
+
+    def reads_behind_minidls_back(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.data.get()                     # a host read CuPy refuses while capturing
+        return loss
+    graphed = GraphedStep(reads_behind_minidls_back, warmup=1)
+    graphed(x, y)
+    with pytest.raises(RuntimeError, match="during stream capture needs the device to sync"):
+        graphed(x, y)
+    assert not backend.capturing() and not _cp().cuda.get_current_stream().is_capturing()
+
+
+@cuda
+def test_boolean_mask_indexing_is_refused_in_a_capture_with_minidls_error():
+    model, _, _ = _setup()
+    x, y = _batches(1)[0]
+
+    def masks(x, y):
+        out = model(x)
+        return out[out > 0].sum()
+    graphed = GraphedStep(masks, warmup=1)
+    graphed(x, y)
+    with pytest.raises(RuntimeError, match="boolean-mask indexing on the GPU.*inside a step "
+                       "being captured as a CUDA graph"):
+        graphed(x, y)
+
+
 def test_graphed_step_checks_its_arguments():
     with pytest.raises(TypeError, match="fn must be callable"):
         GraphedStep(3)
@@ -326,20 +428,27 @@ def test_graphed_step_checks_its_arguments():
 @cuda
 def test_fake_capture_records_instead_of_running():
     """The emulated GPU's capture behaves as CUDA's where minidl can tell: in-place work and
-    GEMMs are deferred to the replays, host reads and CuPy's cuBLAS are refused."""
+    GEMMs are deferred to the replays, host reads and CuPy's cuBLAS are refused, and a host
+    read (boolean-mask indexing included) invalidates the capture, whose end then fails."""
     cp = _cp()
     if cp.__version__ != "0.0-fake":
         pytest.skip("checks tests/fake_cupy only")
     a = cp.ones(3)
     s = cp.cuda.Stream(non_blocking=True)
+    for read in (lambda b: b.item(), lambda b: b[b > 0], lambda b: cp.nonzero(b)):
+        with s:
+            s.begin_capture()
+            b = a * 2
+            with pytest.raises(RuntimeError, match="during stream capture"):
+                read(b)
+            with pytest.raises(RuntimeError, match="cudaErrorStreamCaptureInvalidated"):
+                s.end_capture()
     with s:
         s.begin_capture()
         a += 1
         b = a * 2
         with pytest.raises(NotImplementedError, match="cuBLAS"):
             a @ a
-        with pytest.raises(RuntimeError, match="capture"):
-            b.item()
         g = s.end_capture()
     np.testing.assert_array_equal(a.get(), [1, 1, 1])      # not run by the capture
     g.launch()

@@ -65,21 +65,77 @@ def _is_basic_index(index):
     return True
 
 
+def _is_mask(it):
+    return hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim > 0
+
+
+def _check_mask_shapes(items, shape):
+    """Raise NumPy's IndexError when a boolean mask does not match the axes it covers (its
+    integer positions would index them without complaint)."""
+    def width(it):
+        if it is None or it is Ellipsis or isinstance(it, (bool, np.bool_)) or (
+                hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim == 0):
+            return 0
+        return it.ndim if _is_mask(it) else 1
+    pos, used = 0, sum(width(it) for it in items)
+    for it in items:
+        if it is Ellipsis:
+            pos += max(len(shape) - used, 0)
+        elif _is_mask(it):
+            axes = tuple(shape[pos:pos + it.ndim])
+            if axes != tuple(it.shape):
+                raise IndexError(f"boolean index of shape {tuple(it.shape)} does not match the "
+                                 f"indexed axes {pos}..{pos + it.ndim - 1} of sizes {axes}")
+            pos += it.ndim
+        else:
+            pos += width(it)
+
+
+def _masks_as_indices(index, shape):
+    """``index`` with its boolean arrays (of >= 1 dimension) replaced by the integer arrays of
+    their True positions (``mask.nonzero()``, which NumPy defines ``x[mask]`` by), and whether
+    there were any. Done once on a GPU, where each boolean-mask indexing reads the number of
+    True entries back to the host: forward pays that read, backward reuses the indices."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not any(_is_mask(it) for it in items):
+        return index, False
+    backend.refuse_in_capture("boolean-mask indexing on the GPU (the number of selected "
+                              "entries is read back to the host)")
+    _check_mask_shapes(items, shape)
+    out = []
+    for it in items:
+        if _is_mask(it):
+            out.extend(backend.xp_of(it).nonzero(it))
+        else:
+            out.append(it)
+    return tuple(out), True
+
+
 class GetItem(Function):
     """y = x[index].  Gradient: gx = zeros like x, then gx[index] += gy, adding repeatedly
-    where an integer-array index selects the same element several times (scatter-add)."""
+    where an integer-array index selects the same element several times (scatter-add).
+
+    On a GPU, boolean masks become integer indices in forward (one read of the number of
+    True entries; refused while a CUDA graph is captured) that backward reuses; positions
+    from masks alone are distinct, so backward assigns instead of scatter-adding."""
 
     def __init__(self, index):
         self.index = index
+        self.distinct = False
 
     def forward(self, x):
         self.in_shape, self.dtype = x.shape, x.dtype
+        if backend._is_cupy_array(x):
+            index, masked = _masks_as_indices(self.index, x.shape)
+            if masked:
+                self.distinct = _is_basic_index(self.index)   # no integer arrays besides
+                self.index = index
         return x[self.index]
 
     def backward(self, gy):
         xp = backend.xp_of(gy)
         gx = xp.zeros(self.in_shape, dtype=gy.dtype)
-        if _is_basic_index(self.index):
+        if self.distinct or _is_basic_index(self.index):
             gx[self.index] = gy
         else:
             backend.scatter_add(gx, self.index, gy)

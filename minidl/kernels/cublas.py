@@ -16,14 +16,25 @@ one of its strides is the item size (a transposed view is the other layout: op =
 to C order otherwise.
 
 The library is found among the shared objects already loaded in the process (CuPy loads its
-cuBLAS), then in the usual CUDA locations; ``use_library`` overrides the search (a path, or an
-object with the cuBLAS entry points, as the tests' emulated GPU passes).
+cuBLAS), then in the usual CUDA locations, those whose major version (``libcublas.so.13``) is
+the CUDA runtime's (``cupy.cuda.runtime.runtimeGetVersion``) first: another framework may
+have loaded a cuBLAS of another CUDA release into the process. ``use_library`` overrides the
+search (a path, or an object with the cuBLAS entry points, as the tests' emulated GPU passes).
+
+Workspace: ``cublasSetStream_v2`` resets a handle's workspace to cuBLAS's default pool (which
+allocates, and must not while a graph is captured), so the handle is rebound only when the
+stream changes, and its own workspace is set again right after. The module lock is held from
+the binding through the GEMMs, so two threads cannot rebind the handle under each other.
+
+Sizes are C ints for the ``_v2`` entry points: a dimension above 2^31 - 1 is refused with a
+ValueError (not wrapped around), and an operand whose row stride exceeds it is copied.
 """
 from __future__ import annotations
 
 import ctypes
 import glob
 import os
+import re
 import threading
 
 import numpy as np
@@ -33,10 +44,11 @@ from .. import backend
 _OP_N, _OP_T = 0, 1
 _DEFAULT_MATH, _TF32_MATH = 0, 3       # cublasMath_t
 _WORKSPACE_BYTES = 32 << 20            # NVIDIA's recommendation for Hopper; 4 MiB suffices before
+_INT_MAX = 2**31 - 1                   # the _v2 entry points take int sizes
 
 _lock = threading.Lock()
 _library = None
-_handles = {}                          # device id -> [handle, workspace array, math mode set]
+_handles = {}         # device id -> [handle, workspace array, math mode set, stream bound]
 
 
 def use_library(library):
@@ -50,17 +62,44 @@ def use_library(library):
         _handles.clear()
 
 
-def _candidates():
+def _loaded_libraries():
+    """Paths of the libcublas objects mapped into this process."""
     try:
         with open("/proc/self/maps") as maps:
-            loaded = [line.split()[-1] for line in maps if "libcublas.so" in line]
+            return [line.split()[-1] for line in maps if "libcublas.so" in line]
     except OSError:
-        loaded = []
-    found = [p for p in dict.fromkeys(loaded) if "libcublasLt" not in p]
+        return []
+
+
+def _major(path):
+    """The major version in a ``libcublas.so.N[...]`` file name, or None (unversioned)."""
+    m = re.search(r"libcublas\.so\.(\d+)", os.path.basename(path))
+    return int(m.group(1)) if m else None
+
+
+def _runtime_major():
+    """The CUDA runtime's major version (13 for 13.x), or None when it cannot be asked."""
+    try:
+        return int(backend.cupy_module().cuda.runtime.runtimeGetVersion()) // 1000
+    except Exception:
+        return None
+
+
+def _candidates(major=None):
+    """Paths to try, the loaded ones first, then the usual locations; with ``major``, those
+    of that major version before unversioned names, before other versions."""
+    found = list(dict.fromkeys(_loaded_libraries()))
     for pattern in ("/usr/local/cuda*/lib64/libcublas.so*", "/usr/local/cuda*/lib/libcublas.so*",
                     "/usr/lib/x86_64-linux-gnu/libcublas.so*"):
         found += sorted(glob.glob(pattern), reverse=True)
-    return [p for p in found if "libcublasLt" not in os.path.basename(p)]
+    found = [p for p in dict.fromkeys(found) if "libcublasLt" not in os.path.basename(p)]
+    if major is None:
+        return found
+
+    def rank(path):
+        v = _major(path)
+        return 0 if v == major else 1 if v is None else 2
+    return sorted(found, key=rank)        # stable: the search order within each rank
 
 
 def _load():
@@ -72,7 +111,7 @@ def _load():
         except Exception:
             pass
         errors = []
-        for path in _candidates():
+        for path in _candidates(_runtime_major()):
             try:
                 _library = ctypes.CDLL(path)
                 break
@@ -91,21 +130,25 @@ def _check(status, call):
         raise RuntimeError(f"cuBLAS: {call} failed with status {status}")
 
 
-def _handle(device_id, stream_ptr, tf32):
-    """This device's handle, bound to ``stream_ptr`` with the requested math mode."""
-    with _lock:
-        lib = _load()
-        entry = _handles.get(device_id)
-        if entry is None:
-            h = ctypes.c_void_p()
-            _check(lib.cublasCreate_v2(ctypes.byref(h)), "cublasCreate_v2")
-            work = backend.cupy_module().empty(_WORKSPACE_BYTES, np.uint8)
-            _check(lib.cublasSetWorkspace_v2(h, ctypes.c_void_p(work.data.ptr),
-                                             ctypes.c_size_t(_WORKSPACE_BYTES)),
-                   "cublasSetWorkspace_v2")
-            entry = _handles[device_id] = [h, work, None]
+def _bind(device_id, stream_ptr, tf32):
+    """This device's handle, bound to ``stream_ptr`` with its own workspace and the requested
+    math mode; the caller holds ``_lock`` until its GEMMs are queued."""
+    lib = _load()
+    entry = _handles.get(device_id)
+    if entry is None:
+        h = ctypes.c_void_p()
+        _check(lib.cublasCreate_v2(ctypes.byref(h)), "cublasCreate_v2")
+        work = backend.cupy_module().empty(_WORKSPACE_BYTES, np.uint8)
+        entry = _handles[device_id] = [h, work, None, None]
     h = entry[0]
-    _check(lib.cublasSetStream_v2(h, ctypes.c_void_p(stream_ptr)), "cublasSetStream_v2")
+    if entry[3] != stream_ptr:
+        # SetStream resets the workspace to cuBLAS's own pool: set ours again right after
+        _check(lib.cublasSetStream_v2(h, ctypes.c_void_p(stream_ptr)), "cublasSetStream_v2")
+        entry[3] = None                   # a failure below leaves the binding to be redone
+        _check(lib.cublasSetWorkspace_v2(h, ctypes.c_void_p(entry[1].data.ptr),
+                                         ctypes.c_size_t(_WORKSPACE_BYTES)),
+               "cublasSetWorkspace_v2")
+        entry[3] = stream_ptr
     mode = _TF32_MATH if tf32 else _DEFAULT_MATH
     if entry[2] != mode:
         _check(lib.cublasSetMathMode(h, ctypes.c_int(mode)), "cublasSetMathMode")
@@ -117,7 +160,8 @@ def prepare():
     """Create the current device's handle and workspace now (a capture must not allocate
     them)."""
     cp = backend.cupy_module()
-    _handle(cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, backend.tf32_enabled())
+    with _lock:
+        _bind(cp.cuda.Device().id, cp.cuda.get_current_stream().ptr, backend.tf32_enabled())
 
 
 def _operand(x):
@@ -126,9 +170,11 @@ def _operand(x):
     rows, cols = x.shape
     e = x.itemsize
     s0, s1 = x.strides
-    if (s1 == e or cols == 1) and s0 % e == 0 and s0 // e >= max(cols, 1) and s0 > 0:
+    if ((s1 == e or cols == 1) and s0 % e == 0 and max(cols, 1) <= s0 // e <= _INT_MAX
+            and s0 > 0):
         return x, _OP_N, s0 // e
-    if (s0 == e or rows == 1) and s1 % e == 0 and s1 // e >= max(rows, 1) and s1 > 0:
+    if ((s0 == e or rows == 1) and s1 % e == 0 and max(rows, 1) <= s1 // e <= _INT_MAX
+            and s1 > 0):
         return x, _OP_T, s1 // e
     x = backend.xp_of(x).ascontiguousarray(x)
     return x, _OP_N, max(cols, 1)
@@ -171,18 +217,23 @@ def matmul(a, b):
         raise ValueError(f"cublas.matmul: shapes {a.shape} and {b.shape} are not aligned")
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    if max(M, K, N) > _INT_MAX:
+        raise ValueError(f"cublas.matmul: shapes {a.shape} and {b.shape} have a dimension "
+                         f"above 2^31 - 1, more than cuBLAS's int sizes hold; split the "
+                         "product")
     out = xp.empty(batch + (M, N), a.dtype)
     if M and N:
         if K == 0:
             out.fill(0)
         else:
             stream = xp.cuda.get_current_stream()
-            lib, h = _handle(xp.cuda.Device().id, stream.ptr,
-                             backend.tf32_enabled() and a.dtype == np.float32)
             a = xp.broadcast_to(a, batch + (M, K))
             b = xp.broadcast_to(b, batch + (K, N))
-            for idx in np.ndindex(*batch):
-                _gemm2d(lib, h, a[idx], b[idx], out[idx])
+            with _lock:
+                lib, h = _bind(xp.cuda.Device().id, stream.ptr,
+                               backend.tf32_enabled() and a.dtype == np.float32)
+                for idx in np.ndindex(*batch):
+                    _gemm2d(lib, h, a[idx], b[idx], out[idx])
     if a_row or b_col:
         out = out.reshape(batch + ((N,) if not b_col else (M,) if not a_row else ()))
     return out

@@ -80,6 +80,14 @@ class ndarray(_np.ndarray):
         target, key, value = self.view(_np.ndarray), _unwrap(key), _unwrap(value)
         tape.append(lambda: _np.ndarray.__setitem__(target, key, value))
 
+    def __getitem__(self, key):
+        if cuda._tape() is not None and _masks(key):
+            _refuse_read("boolean-mask indexing (its result's size)")
+        return _call(_np.ndarray.__getitem__, (self, key), {})
+
+    def nonzero(self):
+        return _call(_np.nonzero, (self,), {})
+
     def fill(self, value):
         tape = cuda._tape()
         if tape is None:
@@ -106,7 +114,7 @@ def _method(name):
 
 for _name in ("sum", "mean", "max", "min", "var", "std", "prod", "argmax", "argmin", "any",
               "all", "dot", "cumsum", "clip", "round", "copy", "astype", "reshape", "ravel",
-              "flatten", "repeat", "take", "transpose", "swapaxes", "squeeze", "__getitem__"):
+              "flatten", "repeat", "take", "transpose", "swapaxes", "squeeze"):
     setattr(ndarray, _name, _method(_name))
 
 
@@ -132,10 +140,22 @@ def _refuse_blas():
                               "unsupported (fake cupy, as CuPy)")
 
 
+_SIZE_FROM_DATA = {"nonzero", "argwhere", "flatnonzero", "unique", "compress", "extract"}
+
+
 def _refuse_read(what):
+    """As CUDA: a host wait during capture fails, and invalidates the capture (its
+    ``end_capture`` then raises too)."""
     if cuda._tape() is not None:
+        cuda.get_current_stream().invalidated = True
         raise RuntimeError(f"fake cupy: {what} during stream capture needs the device to sync "
                            "with the host (cudaErrorStreamCaptureUnsupported)")
+
+
+def _masks(key):
+    """Whether an index holds a boolean array of at least one dimension."""
+    items = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, _np.ndarray) and k.dtype == bool and k.ndim > 0 for k in items)
 
 
 def _arrays(x):
@@ -160,6 +180,8 @@ def _call(f, args, kwargs):
     name = getattr(f, "__name__", "")
     if name in _BLAS:
         _refuse_blas()
+    if name in _SIZE_FROM_DATA:       # the result's size is read back from the device
+        _refuse_read(name)
     if name in _IN_PLACE or kwargs.get("out") is not None:
         tape.append(lambda: f(*args, **kwargs))
         return _wrap(kwargs.get("out"))

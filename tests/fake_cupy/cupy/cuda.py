@@ -29,7 +29,10 @@ class Device:
         return self
 
     def synchronize(self):
-        if any(s.tape is not None for s in _streams.values()):
+        capturing = [s for s in _streams.values() if s.tape is not None]
+        for s in capturing:
+            s.invalidated = True
+        if capturing:
             raise RuntimeError("fake cupy: device synchronize during stream capture")
 
 
@@ -42,6 +45,7 @@ class Stream:
     def __init__(self, null=False, non_blocking=False, ptds=False):
         self.ptr = 0 if null else next(_ids)
         self.tape = None   # the recorded work while capturing
+        self.invalidated = False   # a refused operation broke the capture (as in CUDA)
         _streams[self.ptr] = self
 
     def __enter__(self):
@@ -58,6 +62,7 @@ class Stream:
 
     def synchronize(self):
         if self.tape is not None:
+            self.invalidated = True
             raise RuntimeError("fake cupy: synchronize of a capturing stream")
 
     def begin_capture(self, mode=None):
@@ -65,12 +70,16 @@ class Stream:
             raise RuntimeError("cannot capture on the default (legacy) stream")
         if self.tape is not None:
             raise RuntimeError("fake cupy: the stream is already capturing")
-        self.tape = []
+        self.tape, self.invalidated = [], False
 
     def end_capture(self):
         if self.tape is None:
             raise RuntimeError("fake cupy: end_capture on a stream that is not capturing")
         tape, self.tape = self.tape, None
+        if self.invalidated:
+            self.invalidated = False
+            raise RuntimeError("fake cupy: end_capture: cudaErrorStreamCaptureInvalidated "
+                               "(operation failed due to a previous error during capture)")
         return Graph(tape)
 
     def is_capturing(self):
@@ -134,3 +143,7 @@ class runtime:
     @staticmethod
     def getDeviceCount():
         return 1
+
+    @staticmethod
+    def runtimeGetVersion():
+        return 13000                  # CUDA 13.0, the target
