@@ -266,3 +266,87 @@ def test_float32_channel_sums_keep_float32_precision():
         out[dtype] = rv.numpy(), w.grad.numpy(), b.grad.numpy()
     for exact, got, rtol in zip(out[np.float64], out[np.float32], (5e-7, 1e-6, 2e-7)):
         np.testing.assert_allclose(got, exact, rtol=rtol)
+
+
+# -- per-channel vectors the GPU kernels cannot read in place; NaN through BN+ReLU; the
+#    cumulative average without host reads ----------------------------------------------------
+
+def _bn_odd_vectors(device, x, w_full, rv_dtype, relu):
+    """Training BN(+ReLU) with a strided weight view, a strided running_mean view and a
+    running_var of ``rv_dtype``: output, input/weight gradients, running stats, the untouched
+    neighbours of the strided views."""
+    C = x.shape[1]
+    xt = to_tensor(x, device, requires_grad=True)
+    wt = to_tensor(w_full, device, requires_grad=True)
+    rm_full = to_tensor(np.arange(2 * C, dtype=np.float32), device)
+    rv = to_tensor(np.full(C, 2.0), device, dtype=rv_dtype)
+    fn = F.batch_norm_relu if relu else F.batch_norm
+    y = fn(xt, rm_full[::2], rv, wt[::2], None, training=True, momentum=0.25)
+    y.backward(to_tensor(np.linspace(-1, 1, int(np.prod(y.shape))).reshape(y.shape), device,
+                         dtype=np.float32))
+    rm = host(rm_full)
+    return [host(y), host(xt.grad), host(wt.grad), rm[::2], host(rv)], rm[1::2]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("rv_dtype", [np.float32, np.float64])
+def test_strided_and_other_dtype_vectors_match_the_cpu(device, rng, relu, rv_dtype):
+    x = rng.standard_normal((4, 6, 3, 3)).astype(np.float32)
+    w_full = rng.standard_normal(12).astype(np.float32)
+    got, neighbours = _bn_odd_vectors(device, x, w_full, rv_dtype, relu)
+    want, _ = _bn_odd_vectors("cpu", x, w_full, rv_dtype, relu)
+    np.testing.assert_array_equal(neighbours, np.arange(1, 12, 2))   # not written over
+    assert got[4].dtype == rv_dtype
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_keeps_nan_as_the_cpu_does(device, rng, training):
+    x = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan                                   # channel 0 all NaN in training
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    out = []
+    for d in ("cpu", device):
+        xt = to_tensor(x, d, requires_grad=True)
+        y = F.batch_norm_relu(xt, to_tensor(rm, d), to_tensor(rv, d), training=training)
+        y.backward(to_tensor(np.ones(x.shape), d, dtype=np.float32))
+        out.append((host(y), host(xt.grad)))
+    (y_cpu, g_cpu), (y_dev, g_dev) = out
+    assert np.isnan(y_cpu).sum() == (36 if training else 1)
+    np.testing.assert_array_equal(np.isnan(y_dev), np.isnan(y_cpu))
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.isnan(g_dev), np.isnan(g_cpu))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_momentum_none_matches_the_cpu_on_every_device(device, rng, dtype):
+    xs = [rng.standard_normal((6, 3, 2, 2)) * (k + 1) + k for k in range(4)]
+    stats = []
+    for d in ("cpu", device):
+        m = nn.BatchNorm2d(3, momentum=None).to(d)
+        if dtype == np.float64:
+            m = m.double()
+        for x in xs:
+            m(to_tensor(x, d, dtype=dtype))
+        stats.append([host(t) for t in (m.running_mean, m.running_var, m.num_batches_tracked)])
+    np.testing.assert_allclose(stats[0][0], np.mean([x.mean((0, 2, 3)) for x in xs], 0),
+                               rtol=1e-5, atol=1e-6)
+    for a, b in zip(*stats):
+        np.testing.assert_allclose(b, a, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.cuda
+def test_momentum_none_reads_nothing_back_and_works_in_a_cuda_graph(rng):
+    from minidl.cuda_graph import GraphedStep
+    xs = [rng.standard_normal((6, 3, 2, 2)).astype(np.float32) + k for k in range(5)]
+    eager, graphed = nn.BatchNorm2d(3, momentum=None).to("cuda"), \
+        nn.BatchNorm2d(3, momentum=None).to("cuda")
+    step = GraphedStep(lambda x: graphed(x).sum(), warmup=1)
+    for x in xs:
+        eager(to_tensor(x, "cuda"))
+        step(to_tensor(x, "cuda"))
+    assert step.captures == 1
+    for a, b in zip(eager.buffers(), graphed.buffers()):
+        np.testing.assert_allclose(host(b), host(a), rtol=1e-6)
+    assert int(host(graphed.num_batches_tracked)) == 5

@@ -8,16 +8,23 @@ however small the tensor; a ResNet-20 step has 19 of them. Here it is:
 - ``bn_stats``: one block per channel: mean and biased variance in two passes (accumulated in
   double), ``invstd = 1 / sqrt(var + eps)``, and the running statistics updated in place
   (``running_var`` with the unbiased variance), all in one launch;
-- ``bn_apply``: ``y = fma((x - mean) * invstd, w, b)``, then ``max(y, 0)`` with ReLU, written
-  channel-major (``(C, N, H, W)`` memory, returned as an NCHW view like the CPU path);
+- ``bn_apply``: ``y = fma((x - mean) * invstd, w, b)``, then ``max(y, 0)`` with ReLU (NaN
+  stays NaN, as ``np.maximum`` keeps it on the CPU), written channel-major (``(C, N, H, W)``
+  memory, returned as an NCHW view like the CPU path);
 - backward ``bn_grad_stats``: one block per channel: ``gb = sum(g)``, ``gw = sum(g * xhat)``
   where ``g`` is the upstream gradient masked by ``y > 0`` with ReLU (y recomputed from x with
-  the same inline expression as forward, so the mask is exactly forward's);
+  the same inline expression as forward, so the mask is exactly forward's; a NaN y masks it
+  to 0, as the CPU's ``relu_mask``);
 - ``bn_grad_input``: ``gx = w * invstd * (g - gb / n - xhat * gw / n)``.
 
 Nothing is saved but x and the per-channel mean and invstd (x̂ and y are recomputed), and no
 result is read back to the host. Inputs may have any strides (NCHW or channel-major views).
 The per-channel kernels reduce through shared memory with a fixed order: deterministic.
+
+The kernels read every per-channel vector as a contiguous array of x's dtype. ``weight`` and
+``bias`` of another dtype or with a stride are copied to that form first; running statistics
+that are not (a strided view, float64 statistics of a float32 input) are updated after the
+kernel with array operations in their own dtype, as the CPU path does, rather than in place.
 """
 from __future__ import annotations
 
@@ -66,7 +73,8 @@ __device__ __forceinline__ void bn_block_sum2(double* s1, double* s2, double& a,
 template <typename T>
 __global__ void bn_stats_kernel(const T* __restrict__ x, int N, int H, int W, long long sn,
         long long sc, long long sh, long long sw, double eps, T* __restrict__ mean_out,
-        T* __restrict__ invstd_out, int track, T* __restrict__ running_mean,
+        T* __restrict__ invstd_out, T* __restrict__ var_out, int track,
+        T* __restrict__ running_mean,
         T* __restrict__ running_var, double momentum) {
     __shared__ double s1[BN_MAX_THREADS];
     __shared__ double s2[BN_MAX_THREADS];
@@ -87,6 +95,7 @@ __global__ void bn_stats_kernel(const T* __restrict__ x, int N, int H, int W, lo
         const double var = sq / (double)n;
         mean_out[c] = (T)mean;
         invstd_out[c] = (T)(1.0 / sqrt(var + eps));
+        var_out[c] = (T)var;
         if (track) {
             running_mean[c] = (T)((double)running_mean[c] * (1.0 - momentum) + mean * momentum);
             running_var[c] = (T)((double)running_var[c] * (1.0 - momentum)
@@ -108,7 +117,7 @@ __global__ void bn_apply_kernel(const T* __restrict__ x, int N, int C, int H, in
         const long long j = idx - c * n;
         const T xh = bn_xhat(x[bn_offset(j, c, H, W, sn, sc, sh, sw)], mean[c], invstd[c]);
         T v = bn_fma(xh, w[c], b[c]);
-        if (relu && !(v > (T)0)) v = (T)0;
+        if (relu && v <= (T)0) v = (T)0;        // max(v, 0) as np.maximum: NaN stays NaN
         y[idx] = v;
     }
 }
@@ -127,7 +136,7 @@ __global__ void bn_grad_stats_kernel(const T* __restrict__ gy, long long gn, lon
     for (long long j = threadIdx.x; j < n; j += blockDim.x) {
         const T xh = bn_xhat(x[bn_offset(j, c, H, W, sn, sc, sh, sw)], mean[c], invstd[c]);
         T g = gy[bn_offset(j, c, H, W, gn, gc, gh, gw_)];
-        if (relu && !(bn_fma(xh, w[c], b[c]) > (T)0)) g = (T)0;
+        if (relu && !(bn_fma(xh, w[c], b[c]) > (T)0)) g = (T)0;    // as relu_mask: y > 0
         sg += (double)g;
         sgx += (double)g * (double)xh;
     }
@@ -178,14 +187,24 @@ def _geometry(x):
 
 def supports(x, running_mean):
     """Whether these kernels handle x (a CuPy float array of 2 to 4 dimensions whose running
-    statistics, if any, have its dtype)."""
+    statistics, if any, have its dtype; other dtypes or strides of the vectors are dealt with
+    by ``forward`` and ``backward``)."""
     return (backend._is_cupy_array(x) and x.dtype in (np.float32, np.float64)
             and 2 <= x.ndim <= 4 and (running_mean is None or running_mean.dtype == x.dtype))
 
 
+def _fits(v, dtype):
+    """Whether the kernels can use the (C,) vector v in place: x's dtype, contiguous."""
+    return v.dtype == dtype and v.flags.c_contiguous
+
+
 def _affine(xp, w, b, C, dtype):
-    w = xp.ones(C, dtype) if w is None else w
-    return w, (xp.zeros(C, dtype) if b is None else b)
+    """w and b as contiguous vectors of x's dtype (ones and zeros when absent)."""
+    w = xp.ones(C, dtype) if w is None else w if _fits(w, dtype) else \
+        xp.ascontiguousarray(w, dtype=dtype)
+    b = xp.zeros(C, dtype) if b is None else b if _fits(b, dtype) else \
+        xp.ascontiguousarray(b, dtype=dtype)
+    return w, b
 
 
 def forward(x, w, b, running_mean, running_var, momentum, eps, relu):
@@ -194,13 +213,18 @@ def forward(x, w, b, running_mean, running_var, momentum, eps, relu):
     xp = backend.xp_of(x)
     (N, C, H, W), (sn, sc, sh, sw) = _geometry(x)
     dtype, i32, i64 = x.dtype, np.int32, np.int64
-    mean, invstd = xp.empty((2, C), dtype)           # one allocation for both
+    mean, invstd, var = xp.empty((3, C), dtype)      # one allocation for the three
     track = running_mean is not None
-    rm, rv = (running_mean, running_var) if track else (mean, invstd)
+    in_place = track and _fits(running_mean, dtype) and _fits(running_var, dtype)
+    rm, rv = (running_mean, running_var) if in_place else (mean, invstd)
     _KERNELS.function("bn_stats_kernel", dtype)(
         (C,), (_BLOCK,),
         (x, i32(N), i32(H), i32(W), i64(sn), i64(sc), i64(sh), i64(sw), np.float64(eps),
-         mean, invstd, i32(track), rm, rv, np.float64(momentum)))
+         mean, invstd, var, i32(in_place), rm, rv, np.float64(momentum)))
+    if track and not in_place:       # the CPU path's update, in the statistics' own dtype
+        n = N * H * W
+        running_mean[...] = running_mean * (1.0 - momentum) + mean * momentum
+        running_var[...] = running_var * (1.0 - momentum) + var * (momentum * n / (n - 1))
     w, b = _affine(xp, w, b, C, dtype)
     y = xp.empty((C, N) + x.shape[2:], dtype)
     launch(_KERNELS.function("bn_apply_kernel", dtype), y.size,

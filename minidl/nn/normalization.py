@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .. import backend
 from .. import functional as F
 from ..tensor import Tensor
 from .module import Module, Parameter
@@ -15,8 +16,14 @@ class _BatchNorm(Module):
 
     Parameters weight (ones) and bias (zeros) when ``affine``; buffers running_mean (zeros),
     running_var (ones) and num_batches_tracked (int64) when ``track_running_stats``. Training
-    uses batch statistics and updates the buffers (momentum None: cumulative average);
-    eval uses the buffers (or batch statistics when they are not tracked).
+    uses batch statistics and updates the buffers (momentum None: cumulative average, with
+    the count read on the host on the CPU and kept on the device on a GPU); eval uses the
+    buffers (or batch statistics when they are not tracked).
+
+    In a CUDA graph (``minidl.cuda_graph``), ``momentum`` and ``eps`` are recorded as the
+    values they had when the step was captured: changing them afterwards has no effect on
+    the replays (build a new ``GraphedStep``). ``momentum=None`` keeps counting on every
+    replay, since its factor is computed on the device.
     """
 
     _name = "_BatchNorm"
@@ -70,16 +77,33 @@ class _BatchNorm(Module):
             raise ValueError(f"{op}: input has {x.shape[1]} channels, the layer expects "
                              f"{self.num_features} (num_features), input shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
+        fn = F.batch_norm_relu if self._relu else F.batch_norm
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            if self.momentum is None:   # cumulative average: needs the count on the host
+            if self.momentum is None:   # cumulative average: 1 / (batches so far)
+                if backend.xp_of(self.num_batches_tracked.data) is not np:
+                    return self._cumulative_on_device(fn, x)
                 factor = 1.0 / float(self.num_batches_tracked.item())
         use_batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        fn = F.batch_norm_relu if self._relu else F.batch_norm
         return fn(x, self.running_mean if track else None,
                   self.running_var if track else None, self.weight, self.bias, use_batch,
                   factor, self.eps)
+
+    def _cumulative_on_device(self, fn, x):
+        """Training with momentum=None on a GPU, without reading the batch count back to the
+        host (a wait for the device per layer and step; refused in a CUDA graph): the batch
+        statistics land in scratch vectors (momentum 1 on zeros), then the running ones move
+        by the factor 1 / num_batches_tracked computed on the device, as the CPU computes it
+        on the host. A captured graph thus keeps counting on every replay."""
+        rm, rv = self.running_mean.data, self.running_var.data
+        xp = backend.xp_of(rm)
+        batch_mean, batch_var = Tensor(xp.zeros_like(rm)), Tensor(xp.zeros_like(rv))
+        y = fn(x, batch_mean, batch_var, self.weight, self.bias, True, 1.0, self.eps)
+        f = 1.0 / self.num_batches_tracked.data.astype(np.float64)     # 0-d, on the device
+        for run, new in ((rm, batch_mean.data), (rv, batch_var.data)):
+            run[...] = run * (1.0 - f).astype(run.dtype) + new * f.astype(run.dtype)
+        return y
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
