@@ -311,15 +311,37 @@ def queue_checks(checks, once=False):
         check_deferred()
 
 
+def _read_flags(flags):
+    """The values of boolean scalar arrays as a list of Python bools: the device flags
+    gathered into one array per device and copied back at once (one wait for each device,
+    not one per flag)."""
+    values = [None] * len(flags)
+    groups = {}
+    for i, f in enumerate(flags):
+        if _is_cupy_array(f):
+            groups.setdefault(f.device.id, []).append(i)
+        else:
+            values[i] = bool(f)
+    for dev, idx in groups.items():
+        cp = cupy_module()
+        with cp.cuda.Device(dev):
+            joined = cp.concatenate([flags[i].reshape(1).astype(bool, copy=False)
+                                     for i in idx])
+            host = joined.get()
+        for i, v in zip(idx, host):
+            values[i] = bool(v)
+    return values
+
+
 def check_deferred():
-    """Read back the pending ``check_later`` flags and raise the first failure's error; the
-    pending list is emptied either way."""
+    """Read back the pending ``check_later`` flags (together, in one transfer per device) and
+    raise the first failure's error; the pending list is emptied either way."""
     if not _deferred:
         return
     pending = list(_deferred)
     _deferred.clear()
-    for flag, make_error in pending:
-        if bool(flag):
+    for (flag, make_error), failed in zip(pending, _read_flags([f for f, _ in pending])):
+        if failed:
             error = make_error()
             error.args = (f"{error} (found on the GPU after the call had returned: checks of "
                           "GPU data are read back at the next synchronization)",)
@@ -350,4 +372,4 @@ def erf(x):
     if _is_cupy_array(x):
         import cupyx.scipy.special  # noqa: PLC0415
         return cupyx.scipy.special.erf(x)
-    return _erf_host(x).astype(x.dtype)
+    return np.asarray(_erf_host(x)).astype(x.dtype)   # a 0-d x gives a Python float

@@ -82,3 +82,49 @@ def test_tf32_changes_float32_matmul_precision_on_the_gpu():
     finally:
         minidl.set_tf32(False)
     assert rel_error() < 1e-5
+
+
+def test_gelu_and_erf_of_a_0d_tensor():
+    import math
+    import minidl.functional as F
+    x = minidl.tensor(np.float32(0.5), requires_grad=True)
+    y = F.gelu(x)
+    assert y.shape == () and y.dtype == np.float32
+    np.testing.assert_allclose(y.item(), 0.25 * (1 + math.erf(0.5 / math.sqrt(2))), rtol=1e-6)
+    y.backward()
+    assert x.grad.shape == ()
+    out = backend.erf(np.array(0.5))
+    assert out.shape == () and out.dtype == np.float64 and out == math.erf(0.5)
+
+
+@pytest.mark.cuda
+def test_pending_device_checks_are_read_back_together(monkeypatch):
+    import cupy
+    reads = []
+    for name in ("get", "item", "__bool__"):
+        real = getattr(cupy.ndarray, name)
+
+        def counted(self, *args, _real=real, _name=name, **kwargs):
+            reads.append(_name)
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(cupy.ndarray, name, counted)
+    made = []
+
+    def error(i):
+        def make():
+            made.append(i)
+            return ValueError(f"check {i} failed")
+        return make
+    flags = [cupy.zeros((), bool) for _ in range(6)]
+    for i, f in enumerate(flags):
+        assert backend.check_later(f, error(i))
+    backend.check_deferred()
+    assert reads == ["get"] and made == []
+    flags[2].fill(True)
+    flags[4].fill(True)
+    reads.clear()
+    for i, f in enumerate(flags):
+        backend.check_later(f, error(i))
+    with pytest.raises(ValueError, match="check 2 failed .found on the GPU"):
+        backend.check_deferred()
+    assert reads == ["get"] and made == [2] and backend._deferred == []
