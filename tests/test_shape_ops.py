@@ -141,3 +141,21 @@ def test_bad_input():
         F.pad(x, (1,))
     with pytest.raises(ValueError, match="pad: negative padding"):
         F.pad(x, (-1, 1))
+
+
+def test_zero_dim_edges_of_cat_and_transpose():
+    with pytest.raises(ValueError, match=r"cat: tensors\[0\] is 0-d .* use stack"):
+        minidl.cat([minidl.tensor(1.0), minidl.tensor(2.0)])
+    x = minidl.tensor(3.0, requires_grad=True)
+    y = x.transpose(0, -1)
+    assert y.shape == () and y.item() == 3.0
+    y.backward()
+    assert x.grad.item() == 1.0
+
+
+def test_zero_dim_tensors_take_dims_0_and_minus_1():
+    x = minidl.tensor(2.0)
+    assert F.softmax(x, -1).item() == 1.0 and F.log_softmax(x, 0).item() == 0.0
+    assert x.squeeze(-1).shape == () and x.sum(-1).item() == 2.0
+    with pytest.raises(IndexError, match=r"'dim'=1 is out of range .* \(expected -1..0\)"):
+        x.sum(1)

@@ -80,12 +80,14 @@ def check_broadcast(op, a, b):
 
 
 def normalize_dim(op, dim, ndim, arg="dim"):
-    """Turn a possibly negative dim into 0..ndim-1, or raise IndexError naming the op."""
+    """Turn a possibly negative dim into 0..ndim-1, or raise IndexError naming the op. A 0-d
+    tensor takes 0 and -1, as in PyTorch."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{op}: '{arg}' must be an int, got {type(dim).__name__} {dim!r}")
-    if not -ndim <= dim < max(ndim, 1):
+    n = max(ndim, 1)
+    if not -n <= dim < n:
         raise IndexError(f"{op}: '{arg}'={dim} is out of range for a tensor with {ndim} "
-                         f"dimension(s) (expected {-ndim}..{max(ndim, 1) - 1})")
+                         f"dimension(s) (expected {-n}..{n - 1})")
     return int(dim) % max(ndim, 1)
 
 

@@ -189,10 +189,16 @@ def gelu(input, approximate="none"):
 def softmax(input, dim=-1):
     """Softmax along ``dim`` (numerically stable)."""
     check_float("softmax", "input", input)
-    return Softmax(normalize_dim("softmax", dim, input.ndim))(input)
+    d = normalize_dim("softmax", dim, input.ndim)
+    if input.ndim == 0:                             # one value along its only "dim": 1
+        return Softmax(0)(input.reshape(1)).reshape(())
+    return Softmax(d)(input)
 
 
 def log_softmax(input, dim=-1):
     """log(softmax(input)) along ``dim``, computed stably (no log of 0 for large logits)."""
     check_float("log_softmax", "input", input)
-    return LogSoftmax(normalize_dim("log_softmax", dim, input.ndim))(input)
+    d = normalize_dim("log_softmax", dim, input.ndim)
+    if input.ndim == 0:
+        return LogSoftmax(0)(input.reshape(1)).reshape(())
+    return LogSoftmax(d)(input)

@@ -271,6 +271,8 @@ def transpose(input, dim0=None, dim1=None):
         raise ValueError("transpose: give both dim0 and dim1, or neither")
     a = normalize_dim("transpose", dim0, input.ndim, "dim0")
     b = normalize_dim("transpose", dim1, input.ndim, "dim1")
+    if input.ndim == 0:                      # as PyTorch: dims 0 / -1 of a 0-d tensor
+        return Permute(())(input)
     perm = list(range(input.ndim))
     perm[a], perm[b] = perm[b], perm[a]
     return Permute(tuple(perm))(input)
@@ -364,6 +366,10 @@ def cat(tensors, dim=0):
     """Concatenate along an existing axis; all other axes must match."""
     tensors = _check_seq("cat", tensors)
     ref = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: tensors[{i}] is 0-d and has no dimension to concatenate "
+                             "along; use stack, or reshape it to (1,)")
     d = normalize_dim("cat", dim, ref.ndim)
     for i, t in enumerate(tensors):
         if t.ndim != ref.ndim or any(
