@@ -56,7 +56,11 @@ __device__ __forceinline__ void rng_philox(unsigned long long ctr, unsigned long
     r[3] = c3;
 }
 
-// uniform in [0, 1): 24 random bits per float (word k), 53 per double (words 2k, 2k+1)
+// value k of a draw: the raw word (unsigned int), or uniform in [0, 1): 24 random bits per
+// float (word k), 53 per double (words 2k, 2k+1)
+__device__ __forceinline__ unsigned int rng_unit(const unsigned int* r, int k, unsigned int) {
+    return r[k];
+}
 __device__ __forceinline__ float rng_unit(const unsigned int* r, int k, float) {
     return (float)(r[k] >> 8) * 5.9604644775390625e-08f;                      // 2^-24
 }
@@ -66,19 +70,8 @@ __device__ __forceinline__ double rng_unit(const unsigned int* r, int k, double)
     return (double)m * 1.1102230246251565404236316680908203125e-16;           // 2^-53
 }
 
-// the raw words: out[4 g + k] = word k of draw offset + g
-__global__ void random_bits_kernel(unsigned int* __restrict__ out, long long n,
-        unsigned long long key, unsigned long long offset) {
-    const long long groups = (n + 3) / 4;
-    for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
-         g += (long long)blockDim.x * gridDim.x) {
-        unsigned int r[4];
-        rng_philox(offset + (unsigned long long)g, key, r);
-        for (int k = 0; k < 4 && 4 * g + k < n; ++k) out[4 * g + k] = r[k];
-    }
-}
-
-// uniform samples: 4 floats or 2 doubles per draw
+// raw words or uniform samples: 4 words or floats, or 2 doubles, per draw
+// (out[per g + k] = value k of draw offset + g)
 template <typename T>
 __global__ void random_uniform_kernel(T* __restrict__ out, long long n,
         unsigned long long key, unsigned long long offset) {
@@ -122,8 +115,10 @@ __global__ void random_normal_kernel(T* __restrict__ out, long long n,
 }
 """
 
-_NAMES = ("random_bits_kernel", "random_uniform_kernel<float>", "random_uniform_kernel<double>",
-          "random_normal_kernel<float>", "random_normal_kernel<double>")
+_CTYPES = {np.dtype(np.uint32): "unsigned int", np.dtype(np.float32): "float",
+           np.dtype(np.float64): "double"}
+_NAMES = tuple(f"random_uniform_kernel<{c}>" for c in _CTYPES.values()) + (
+    "random_normal_kernel<float>", "random_normal_kernel<double>")
 _THREADS = 256
 _MASK64 = (1 << 64) - 1
 _module = None          # the compiled RawModule of _SOURCE (on first use)
@@ -151,8 +146,7 @@ def _philox_fill(kind, shape, dtype, key, offset):
     if n:
         if _module is None:
             _module = cp.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=_NAMES)
-        name = "random_bits_kernel" if kind == "bits" else \
-            f"random_{kind}_kernel<{'float' if dtype == np.float32 else 'double'}>"
+        name = f"random_{'normal' if kind == 'normal' else 'uniform'}_kernel<{_CTYPES[dtype]}>"
         found = _kernels.get(name)
         if found is None or found[0] is not _module:
             found = _kernels[name] = (_module, _module.get_function(name))

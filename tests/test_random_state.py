@@ -57,7 +57,7 @@ def random_host_module():
 def test_emulated_kernels_give_the_reference_stream(random_host_module):
     key, offset = 0x123456789ABCDEF0, (1 << 32) - 2          # the counter carries into word 1
     words = np.zeros(4 * 5 - 1, np.uint32)
-    random_host_module.get_function("random_bits_kernel")(
+    random_host_module.get_function("random_uniform_kernel<unsigned int>")(
         (1,), (4,), (words, np.int64(words.size), np.uint64(key), np.uint64(offset)))
     want = []
     for g in range(5):
