@@ -29,6 +29,8 @@ CASES = [
     ((2, 2, 6, 7), (3, 2, 3), 1, (1, 0), (1, 2), 1, True),    # row path, not "same" padded
     ((2, 3, 7, 6), (2, 5, 3), 1, (2, 2), (1, 2), 1, False),   # row path, "same", 2-col shifts
     ((2, 1, 5, 5), (6, 3, 3), 1, 1, 1, 1, True),              # few inputs: im2col, stride 1
+    ((2, 4, 4, 3), (4, 3, 3), 1, 4, 4, 1, False),             # "same", shifts past the width
+    ((1, 4, 3, 2), (3, 7, 7), 1, 3, 1, 1, True),              # ... by up to 1.5 widths
 ]
 
 
@@ -129,7 +131,9 @@ def test_im2col_matches_definition_and_col2im_is_its_adjoint(rng, shape, k, s, p
                                           ((2, 2, 6, 7), 3, (1, 2), (1, 2)),
                                           ((2, 2, 5, 5), 2, (0, 1), (1, 1)),
                                           ((1, 2, 4, 6), 5, (2, 1), (1, 1)),
-                                          ((2, 1, 3, 4), 3, (0, 0), (2, 1))])
+                                          ((2, 1, 3, 4), 3, (0, 0), (2, 1)),
+                                          ((2, 2, 3, 3), 3, (1, 5), (1, 5)),
+                                          ((2, 2, 3, 2), 7, (0, 3), (1, 1))])
 def test_row_columns_match_definition(rng, shape, kw, p, d):
     """U[j, c, n, hp, ow] = xpad[n, c, hp, ow + j*DW] everywhere, padding zeros included (the
     "same"-padded cases build shifted planes by moving one plane; the others copy each)."""
@@ -246,6 +250,9 @@ def _t(*shape):
      r"conv2d: 'bias' must have shape \(2,\)"),
     (_t(2, 3, 8, 8), _t(2, 3, 3, 3), {"groups": 0}, ValueError,
      r"conv2d: 'groups' must be a positive int"),
+    (_t(2, 3, 8, 8), _t(0, 3, 3, 3), {}, ValueError,
+     r"conv2d: weight \(0, 3, 3, 3\) must have at least one output and one input channel"),
+    (_t(2, 0, 8, 8), _t(2, 0, 3, 3), {}, ValueError, r"at least one output and one input"),
     (_t(2, 3, 8, 8), minidl.zeros(2, 3, 3, 3, dtype=np.float64), {}, TypeError,
      r"conv2d: input and weight must have the same dtype"),
     (np.zeros((2, 3, 8, 8)), _t(2, 3, 3, 3), {}, TypeError,
@@ -273,3 +280,10 @@ def test_module_bad_arguments(args, kw, match):
 def test_module_channel_mismatch_at_forward():
     with pytest.raises(ValueError, match=r"conv2d: input has 4 channels, weight expects 3"):
         nn.Conv2d(3, 8, 3)(_t(1, 4, 8, 8))
+
+
+def test_conv2d_takes_numpy_integer_groups(rng):
+    x = minidl.tensor(rng.standard_normal((1, 4, 5, 5)))
+    w = minidl.tensor(rng.standard_normal((4, 2, 3, 3)))
+    np.testing.assert_array_equal(F.conv2d(x, w, groups=np.int64(2)).numpy(),
+                                  F.conv2d(x, w, groups=2).numpy())

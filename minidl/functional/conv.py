@@ -322,10 +322,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     s = check_pair(op, "stride", stride, 1)
     p = check_pair(op, "padding", padding, 0)
     d = check_pair(op, "dilation", dilation, 1)
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
+    groups = int(groups)
     N, C, H, W = input.shape
     O, Cg, KH, KW = weight.shape
+    if O < 1 or Cg < 1:
+        raise ValueError(f"{op}: weight {weight.shape} must have at least one output and one "
+                         "input channel")
     if C % groups:
         raise ValueError(f"{op}: input channels ({C}) must be divisible by groups ({groups})")
     if O % groups:

@@ -180,7 +180,9 @@ def unfold_rows(x, kernel_width, padding, dilation, out=None):
         flat = threads.view(U, (kernel_width, C, -1))
         for j in range(kernel_width):
             k = (j - jc) * dw
-            if k > 0:
+            if abs(k) >= OW:                   # the shift leaves the image: all padding
+                U[j] = 0
+            elif k > 0:
                 flat[j, :, :-k] = flat[jc, :, k:]
                 U[j, :, :, :, OW - k:] = 0
             elif k < 0:
