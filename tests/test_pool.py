@@ -59,6 +59,19 @@ def test_nothing_is_held_without_a_backward(pool_serves_all, rng):
     assert _lent() == 0
 
 
+def test_idle_worker_threads_hold_no_buffer(pool_serves_all, rng):
+    """A row-path conv large enough to run on the kernel threads: after its graph is dropped,
+    nothing may stay lent, though the workers' last parts captured its buffers."""
+    x = minidl.tensor(rng.standard_normal((4, 8, 32, 32)))
+    w = minidl.tensor(rng.standard_normal((8, 8, 3, 3)), requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    y = F.conv2d(x, w, padding=1)
+    assert _lent() > 0
+    del y
+    gc.collect()
+    assert _lent() == 0
+
+
 def test_second_backward_recomputes(pool_serves_all, rng):
     x = minidl.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
     w = minidl.tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)

@@ -151,9 +151,14 @@ def _work(tasks):
         fn, lo, hi, done = job
         try:
             fn(lo, hi)
-            done.put(None)
+            result = None
         except BaseException as e:  # noqa: BLE001  (handed to the caller, which raises it)
-            done.put(e)
+            result = e
+        # let go of the job before reporting: an idle worker must not keep the arrays its
+        # last part captured (a conv's buffers, lent by kernels.pool) alive until its next job
+        job = fn = None
+        done.put(result)
+        done = result = None
 
 
 def _workers(count):
