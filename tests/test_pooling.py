@@ -150,3 +150,9 @@ def test_torch_parity(rng):
 def test_bad_input(fn, args, exc, match):
     with pytest.raises(exc, match=match):
         fn(*args)
+
+
+def test_pool_modules_are_distinct_kinds():
+    """Code that checks layer types must not take an average pool for a max pool."""
+    assert not isinstance(nn.AvgPool2d(2), nn.MaxPool2d)
+    assert not isinstance(nn.MaxPool2d(2), nn.AvgPool2d)

@@ -5,21 +5,25 @@ from .. import functional as F
 from .module import Module
 
 
-class MaxPool2d(Module):
-    """Max over KH x KW windows; stride defaults to the kernel size."""
+class _Pool2d(Module):
+    """Window settings shared by the pooling layers; stride defaults to the kernel size."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
-    def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(MaxPool2d):
+class MaxPool2d(_Pool2d):
+    """Max over KH x KW windows; stride defaults to the kernel size."""
+
+    def forward(self, x):
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(_Pool2d):
     """Mean over KH x KW windows (zero padding counted, as PyTorch's default)."""
 
     def forward(self, x):
