@@ -33,6 +33,9 @@ from .tensor import Tensor
 class _Mode(threading.local):
     enabled = True
 
+    def __init__(self):
+        self.saved = []          # modes to restore, innermost last (one stack per thread)
+
 
 _mode = _Mode()
 
@@ -45,12 +48,12 @@ def is_grad_enabled():
 class _GradMode:
     _value = True
 
-    def __enter__(self):
-        self._prev = _mode.enabled
-        _mode.enabled = self._value
+    def __enter__(self):        # the previous mode goes on this thread's stack, not on self:
+        _mode.saved.append(_mode.enabled)     # one no_grad() object may be entered by several
+        _mode.enabled = self._value           # threads, or nested, at once
 
     def __exit__(self, *exc):
-        _mode.enabled = self._prev
+        _mode.enabled = _mode.saved.pop()
         return False
 
     def __call__(self, fn):
@@ -153,11 +156,12 @@ class Function:
                     continue
                 t = Tensor.__new__(Tensor)
                 t.data, t.grad, t.grad_fn, t._out_index, t.requires_grad = y, None, self, i, True
-                t._version = 0
+                t._vc = [0]
                 results.append(t)
         else:
             self.saved = ()
             results = [Tensor(y) for y in outputs]
+        _share_versions(inputs, results)
         return results[0] if single else tuple(results)
 
     def _release(self):
@@ -240,8 +244,10 @@ def _unshared(counts, g):
     nothing else refers to (a backward's reshaped result). A gradient another op also
     received, a view of part of a buffer, a cached buffer or the caller's own array fails one
     of these and is copied, as PyTorch copies a gradient it cannot steal."""
+    # a read-only array (NumPy's broadcast views) is copied: users write into .grad; CuPy's
+    # flags have no "writeable" (its arrays are all writeable)
     if (_ALONE is None or counts[0] != _ALONE[0] or not g.flags.c_contiguous
-            or not g.flags.writeable):        # e.g. a broadcast view: users write into .grad
+            or not getattr(g.flags, "writeable", True)):
         return False
     if any(c != _ALONE[1] for c in counts[1:]):
         return False
@@ -265,6 +271,26 @@ def _sum(summed, a, b):
     c = a + b if backend._is_cupy_array(a) else threads.ufunc(np.add, a, b)
     summed[id(c)] = c
     return c
+
+
+def _owner(a):
+    """The array that owns ``a``'s memory (NumPy and CuPy point a view's base at it)."""
+    base = getattr(a, "base", None)
+    return a if base is None else base
+
+
+def _share_versions(inputs, results):
+    """A result that views an input's memory (reshape, transpose, indexing) shares that
+    input's version counter, so an in-place change through either is seen by backward."""
+    owners = None
+    for t in results:
+        if getattr(t.data, "base", None) is None:
+            continue                                  # owns its memory: a fresh result
+        if owners is None:
+            owners = {id(_owner(x.data)): x for x in inputs if isinstance(x, Tensor)}
+        x = owners.get(id(_owner(t.data)))
+        if x is not None:
+            t._vc = x._vc
 
 
 def _holds(saved, a):

@@ -90,7 +90,7 @@ class Tensor:
         grad_fn: the Function that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_out_index", "_version",
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_out_index", "_vc",
                  "__weakref__")
     __array_priority__ = 1000   # make numpy scalars defer to Tensor's reflected operators
     __array_ufunc__ = None
@@ -104,7 +104,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self._out_index = 0
-        self._version = 0         # bumped by in-place changes; backward checks it (autograd)
+        self._vc = [0]            # version counter, shared with views (see _version)
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -221,8 +221,21 @@ class Tensor:
         return int(self.item())
 
     def detach(self):
-        """A new leaf sharing the data, cut from the graph."""
-        return Tensor(self.data)
+        """A new leaf sharing the data (and its version counter), cut from the graph."""
+        t = Tensor(self.data)
+        t._vc = self._vc
+        return t
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has had (``fill_``, ``copy_``,
+        ``zero_``, optimizer steps), counted together with every view of it (reshape,
+        transpose, basic indexing, detach) as in PyTorch; backward checks it (autograd)."""
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value):
+        self._vc[0] = value
 
     def to(self, device=None, dtype=None):
         """Move to ``device`` and/or cast to ``dtype`` (differentiable). ``t.to("cuda")``,

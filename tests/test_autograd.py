@@ -429,3 +429,30 @@ def test_backward_refuses_inputs_changed_in_place_after_forward():
     b.zero_()
     y.backward()
     np.testing.assert_array_equal(a.grad.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("use", [lambda x, w: x @ w.T, lambda x, w: x * w[0],
+                                 lambda x, w: x * w.reshape(6)[:3],
+                                 lambda x, w: x * w.detach()[1]])
+def test_in_place_change_of_a_base_is_seen_through_its_views(use):
+    """Views (transpose, indexing, reshape, detach) share their base's version counter, as in
+    PyTorch: a change of the base after the forward is refused through any of them."""
+    x, w = minidl.ones(2, 3, requires_grad=True), minidl.ones(2, 3)
+    y = use(x, w).sum()
+    w.fill_(2.0)
+    with pytest.raises(RuntimeError, match="was modified in place after the forward"):
+        y.backward()
+    x, w = minidl.ones(2, 3, requires_grad=True), minidl.ones(2, 3)
+    y = use(x, w).sum()
+    w[0:1].detach().zero_()              # through a view of the base: the same counter
+    with pytest.raises(RuntimeError, match="was modified in place"):
+        y.backward()
+
+
+def test_one_no_grad_object_nested_and_reused():
+    ng = minidl.no_grad()
+    with ng:
+        with ng:
+            assert not minidl.is_grad_enabled()
+        assert not minidl.is_grad_enabled()        # the inner exit restored "off", not "on"
+    assert minidl.is_grad_enabled()

@@ -17,12 +17,30 @@ import numpy as _np
 __version__ = "0.0-fake"
 
 
+class _Flags:
+    """CuPy's ``ndarray.flags``: c_contiguous, f_contiguous and owndata only (no writeable,
+    aligned, ...: code that reads those fails on a real GPU, so it fails here too)."""
+
+    def __init__(self, a):
+        f = _np.ndarray.flags.__get__(a)          # NumPy's own, under the property
+        self.c_contiguous, self.f_contiguous, self.owndata = (
+            f.c_contiguous, f.f_contiguous, f.owndata)
+
+    def __getitem__(self, name):
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
+                "OWNDATA": self.owndata}[name]
+
+
 class ndarray(_np.ndarray):
     """A NumPy array that says it lives on the GPU."""
 
     @property
     def device(self):
         return cuda.Device(0)
+
+    @property
+    def flags(self):
+        return _Flags(self)
 
     @property
     def data(self):
