@@ -246,3 +246,9 @@ def test_linear_init_bounds_match_pytorch():
     w = nn.Linear(400, 300).weight.numpy()
     bound = 1 / math.sqrt(400)
     assert w.max() <= bound and w.min() >= -bound and w.max() > 0.95 * bound
+
+
+def test_append_to_a_slice_never_overwrites():
+    s = nn.Sequential(nn.ReLU(), nn.Tanh(), nn.Sigmoid())[1:]
+    s.append(nn.Identity())
+    assert len(s) == 3 and list(s._modules) == ["1", "2", "3"]

@@ -19,7 +19,10 @@ class ModuleList(Module):
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}.append: expected a Module, got "
                             f"{type(module).__name__}")
-        self.add_module(str(len(self._modules)), module)
+        k = len(self._modules)
+        while str(k) in self._modules:        # a slice keeps its names: never overwrite one
+            k += 1
+        self.add_module(str(k), module)
         return self
 
     def extend(self, modules):
