@@ -518,3 +518,13 @@ def test_matches_torch(cls, ref, kw):
     np.testing.assert_allclose(_host(p), q.detach().numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(_host(p2), q2.detach().numpy(), rtol=1e-12, atol=1e-14)
     assert math.isclose(mine.param_groups[1]["lr"], theirs.param_groups[1]["lr"])
+
+
+def test_load_state_dict_takes_a_tensor_step():
+    """PyTorch's optimizers keep ``step`` as a 0-d tensor; such a state dict loads."""
+    sd = _stepped_adam().state_dict()
+    for st in sd["state"].values():
+        st["step"] = minidl.tensor(float(st["step"]))
+    opt = optim.Adam([_param(np.ones(2), "cpu"), _param(np.ones(3), "cpu")])
+    opt.load_state_dict(sd)
+    assert [opt.state[p]["step"] for p in opt.param_groups[0]["params"]] == [1, 1]

@@ -104,6 +104,8 @@ def ema_(avg, decay, value):
 def _index(name, what, value):
     """A non-negative Python int from an int, a NumPy integer or an integral 0-d array, or a
     ValueError naming ``what``."""
+    if isinstance(value, Tensor) and value.data.size == 1:    # PyTorch keeps step as a tensor
+        value = backend.as_numpy(value.data).reshape(())
     v = _host_scalar(value)
     if isinstance(v, float) and v.is_integer():
         v = int(v)
