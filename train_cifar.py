@@ -152,8 +152,13 @@ def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
+def _is_number(v):
+    """An int or float, NaN and inf included (a diverged run's losses are still its record)."""
+    return _is_int(v) or isinstance(v, (float, np.floating))
+
+
 def _is_real(v):
-    return (_is_int(v) or isinstance(v, (float, np.floating))) and math.isfinite(v)
+    return _is_number(v) and math.isfinite(v)
 
 
 # (test, what it must be): every run setting, checked before anything is loaded or written
@@ -255,10 +260,10 @@ def load_checkpoint(path):
             problems.append(key)
     if not problems:
         rows = ck["rows"]
-        if len(ck["partial"]) != 4 or not all(_is_real(v) for v in ck["partial"]):
+        if len(ck["partial"]) != 4 or not all(_is_number(v) for v in ck["partial"]):
             problems.append("partial")
         if len(rows) != ck["epoch"] or not all(
-                isinstance(r, dict) and all(_is_real(r.get(k)) for k in FIELDS) for r in rows):
+                isinstance(r, dict) and all(_is_number(r.get(k)) for k in FIELDS) for r in rows):
             problems.append("rows")
     if problems:
         raise Fail(f"--resume: {path} is an incomplete or damaged train_cifar.py checkpoint "

@@ -239,6 +239,12 @@ def test_finished_run_resumes_as_complete_and_eval_only_may_change_limit_test(
         minidl.save(bad, path)
         err = _one_line_error(capsys, "--resume", path, *d)
         assert "is an incomplete or damaged train_cifar.py checkpoint" in err and drop in err
+    # a diverged run (NaN losses) is still a run: its record loads
+    nan = dict(ck, rows=[dict(r, train_loss=float("nan")) for r in ck["rows"]],
+               partial=[float("nan")] + list(ck["partial"][1:]))
+    minidl.save(nan, str(tmp_path / "diverged.npz"))
+    assert run("--resume", str(tmp_path / "diverged.npz"), *d) == 0
+    assert "already complete" in capsys.readouterr().out
     assert after == {n: pathlib.Path(out, n).read_bytes() for n in os.listdir(out)}
 
 
