@@ -557,10 +557,16 @@ def run(argv=None):
         if checkpoint["step"] >= steps:
             raise does_not_fit(f"it stopped at step {checkpoint['step']} of an epoch, and the "
                                f"data here gives {steps} steps per epoch")
+        old = checkpoint["scheduler"]
+        if cfg["schedule"] in ("multistep", "step") and (
+                "_schedulers" in old or "_milestones" in old or "step_size" in old):
+            raise Fail(f"--resume: {ck_path} was saved by an earlier train_cifar.py, whose "
+                       f"--schedule {cfg['schedule']} placed its decays after the warm-up; "
+                       "finish that run with the version that started it, or start a new run")
         try:
             model.load_state_dict(checkpoint["model"])
             opt.load_state_dict(checkpoint["optimizer"])
-            sched.load_state_dict(checkpoint["scheduler"])
+            sched.load_state_dict(old)
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise does_not_fit(exc) from None
         try:

@@ -426,3 +426,23 @@ def test_cuda_graph_run_matches_the_eager_run(data_dir, tmp_path, capsys):
                           *gpu[4:], "--data-dir", data_dir, "--epochs", "1", "--cuda-graph",
                           "--out", str(tmp_path / "drop"))
     assert err.startswith("train_cifar.py: error: --cuda-graph: drawing random numbers"), err
+
+
+def test_old_step_schedule_checkpoint_is_refused_in_one_line(data_dir, tmp_path, monkeypatch,
+                                                               capsys):
+    """Checkpoints of multistep/step runs from before the decays counted the warm-up hold
+    another scheduler's state: resuming says so instead of failing on its keys."""
+    out = str(tmp_path / "run")
+    StopAfter.n = 2
+    monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
+    run(*TINY, "--data-dir", data_dir, "--epochs", "2", "--schedule", "multistep",
+        "--out", out)
+    monkeypatch.undo()
+    records(monkeypatch, 48, 100)
+    capsys.readouterr()
+    path = os.path.join(out, "checkpoint.npz")
+    ck = minidl.load(path)
+    ck["scheduler"] = {"_schedulers": [], "_milestones": [3], "last_epoch": 2}
+    minidl.save(ck, path)
+    err = _one_line_error(capsys, "--resume", out, "--data-dir", data_dir, "--no-progress")
+    assert "was saved by an earlier train_cifar.py, whose --schedule multistep" in err
