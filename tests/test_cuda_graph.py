@@ -232,6 +232,20 @@ def test_graphed_sgd_steps_equal_eager_steps_with_a_changing_lr():
 
 
 @cuda
+def test_graphed_sgd_with_dampening_captures_after_one_warm_up_call():
+    """SGD creates its momentum buffer in the first call and reads the dampening factor only
+    later: a capture right after one eager call must still find it read (it raised, and every
+    later call raised again)."""
+    eager_model, _, eager_step = _setup(nesterov=False, dampening=0.5)
+    graph_model, _, graph_fn = _setup(nesterov=False, dampening=0.5)
+    graphed = GraphedStep(graph_fn, warmup=1)
+    for x, y in _batches(4):
+        assert graphed(x, y).item() == pytest.approx(eager_step(x, y).item(), rel=1e-12)
+    assert graphed.captures == 1
+    _assert_same(eager_model, graph_model, 1e-10)
+
+
+@cuda
 def test_graphed_step_in_float32_matches_eager():
     eager_model, _, eager_step = _setup("float32")
     graph_model, _, graph_fn = _setup("float32")

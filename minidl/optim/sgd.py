@@ -59,14 +59,17 @@ class SGD(Optimizer):
             g = g + self._hyper(group, "weight_decay", p) * p
         if group["momentum"] != 0:
             mu = self._hyper(group, "momentum", p)
+            # read on every step, not only once the buffer exists: a CUDA-graph capture may
+            # read no value that its warm-up calls did not (minidl.cuda_graph)
+            damp = self._hyper(group, "1 - dampening", p, lambda: 1.0 - group["dampening"]) \
+                if group["dampening"] != 0 else None
             buf = state.get("momentum_buffer")
             if buf is None:
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= mu
-                if group["dampening"] != 0:
-                    buf += self._hyper(group, "1 - dampening", p,
-                                       lambda: 1.0 - group["dampening"]) * g
+                if damp is not None:
+                    buf += damp * g
                 else:
                     buf += g
             g = g + mu * buf if group["nesterov"] else buf
