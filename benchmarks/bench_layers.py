@@ -174,7 +174,11 @@ class TorchClient:
     def __init__(self, batch):
         self.conn, child = multiprocessing.get_context("spawn").Pipe()
         self.proc = spawn(_torch_worker, (child, batch), torch_child=True)
-        self.info = self.conn.recv()
+        child.close()               # so that recv() ends if the worker dies before answering
+        try:
+            self.info = self.conn.recv()
+        except EOFError:
+            self.info = None
 
     def block(self, index, device, reps, pause):
         self.conn.send((index, device, reps, pause))
@@ -238,6 +242,10 @@ def main(argv=None):
         os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"), default=None,
         help="write the table into this RESULTS.md section (default benchmarks/RESULTS.md)")
     args = ap.parse_args(argv)
+    if args.device not in ("cpu", "cuda", "all"):
+        ap.error(f"--device must be cpu, cuda or all, got {args.device!r}")
+    if args.device == "cuda" and not minidl.is_cuda_available():
+        ap.error("--device cuda: no CUDA device (or no CuPy) here")
     client = None
     if not args.no_torch:
         client = TorchClient(args.batch)
@@ -258,8 +266,10 @@ def main(argv=None):
     if args.write_results:
         head = f"## Layers (bench_layers.py, {', '.join(devices)})"
         text = "\n".join([head, "", _machine(client), "",
-                          f"`python benchmarks/bench_layers.py --rounds {args.rounds} "
-                          f"--reps {args.reps}`: median of {args.rounds * args.reps} "
+                          f"`python benchmarks/bench_layers.py --device {args.device} "
+                          f"--batch {args.batch} --rounds {args.rounds} --reps {args.reps}"
+                          + (f" --layers '{args.layers}'" if args.layers else "")
+                          + f"`: median of {args.rounds * args.reps} "
                           "forward+backward steps per layer, float32.", ""] + table) + "\n"
         write_section(args.write_results, head, text)
         print(f"wrote {args.write_results}")

@@ -151,6 +151,9 @@ def _worker(conn, engine, name, batch, device, tf32, graph):
     except ImportError as exc:
         conn.send(("missing", str(exc)))
         return
+    except Exception as exc:        # noqa: BLE001  (reported to the parent, which says it)
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
     eng.rss_base = _rss_mb()
     for _ in range(3):                  # a graphed step: two warm-up calls and the capture
         eng.step()
@@ -174,7 +177,12 @@ class Child:
         self.conn, child = multiprocessing.get_context("spawn").Pipe()
         self.proc = spawn(_worker, (child, engine, name, batch, device, tf32, graph),
                           torch_child=engine == "torch")
-        status, self.info = self.conn.recv()
+        child.close()               # the worker's end lives on in the worker only: if it dies,
+        try:                        # recv() ends instead of waiting forever
+            status, self.info = self.conn.recv()
+        except EOFError:
+            status, self.info = "error", f"the {engine} worker exited (exit code " \
+                f"{self.proc.join(30) or self.proc.exitcode})"
         self.ok = status == "ready"
 
     def ask(self, msg):
@@ -190,7 +198,12 @@ class Child:
 
 
 def bench(name, batch, device, args):
-    engines = {"minidl": Child("minidl", name, batch, device, args.tf32, args.cuda_graph)}
+    mine = Child("minidl", name, batch, device, args.tf32, args.cuda_graph)
+    if not mine.ok:
+        mine.close()
+        raise SystemExit(f"bench_train.py: minidl could not run {name}:{batch} on {device}: "
+                         f"{mine.info}")
+    engines = {"minidl": mine}
     if not args.no_torch:
         t = Child("torch", name, batch, device, args.tf32)
         if t.ok:
@@ -248,6 +261,12 @@ def main(argv=None):
         ap.error("--tf32 is a GPU matrix-multiply mode: it needs --device cuda")
     if args.cuda_graph and not args.device.startswith("cuda"):
         ap.error("--cuda-graph captures CUDA work: it needs --device cuda")
+    import nets                                     # noqa: PLC0415
+    for entry in args.models:                       # every name checked before any worker
+        name, _, b = entry.partition(":")
+        if name not in nets.list_models() or not (b == "" or b.isdigit() and int(b) > 0):
+            ap.error(f"--models: {entry!r} is not NAME[:BATCH] with a registered model "
+                     f"(one of {', '.join(nets.list_models())}) and a positive batch")
     rows = []
     for entry in args.models:
         name, _, b = entry.partition(":")
