@@ -283,3 +283,12 @@ def test_without_dropout_train_mode_is_deterministic():
     x = minidl.randn(2, 3, 8, 8)
     with minidl.no_grad():
         np.testing.assert_array_equal(model(x).numpy(), model(x).numpy())
+
+
+def test_nets_cli_help_and_bad_argument(capsys):
+    from nets.__main__ import main
+    for argv, code in ((["--help"], 0), (["x"], 2), (["0"], 2)):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == code
+    assert "num_classes must be a positive integer" in capsys.readouterr().err
