@@ -70,55 +70,47 @@ __device__ __forceinline__ double rng_unit(const unsigned int* r, int k, double)
     return (double)m * 1.1102230246251565404236316680908203125e-16;           // 2^-53
 }
 
-// raw words or uniform samples: 4 words or floats, or 2 doubles, per draw
-// (out[per g + k] = value k of draw offset + g)
+// Box-Muller in double: the standard normal pair of draw words (u1 in (0, 1], u2 in [0, 1));
+// 32-bit uniforms for float (two pairs per draw), 53-bit ones for double (one pair)
 template <typename T>
-__global__ void random_uniform_kernel(T* __restrict__ out, long long n,
-        unsigned long long key, unsigned long long offset) {
-    const int per = sizeof(T) == 4 ? 4 : 2;
-    const long long groups = (n + per - 1) / per;
-    for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
-         g += (long long)blockDim.x * gridDim.x) {
-        unsigned int r[4];
-        rng_philox(offset + (unsigned long long)g, key, r);
-        for (int k = 0; k < per && per * g + k < n; ++k) out[per * g + k] = rng_unit(r, k, (T)0);
+__device__ __forceinline__ void rng_normal_pair(const unsigned int* r, int pair, double* z) {
+    double u1, u2;
+    if (sizeof(T) == 4) {
+        u1 = ((double)r[2 * pair] + 1.0) * 2.3283064365386962890625e-10;         // 2^-32
+        u2 = (double)r[2 * pair + 1] * 2.3283064365386962890625e-10;
+    } else {
+        u1 = 1.0 - rng_unit(r, 0, 0.0);
+        u2 = rng_unit(r, 1, 0.0);
     }
+    const double rad = sqrt(-2.0 * log(u1));
+    const double theta = 6.283185307179586476925286766559 * u2;
+    z[0] = rad * cos(theta);
+    z[1] = rad * sin(theta);
 }
 
-// standard normal samples (Box-Muller in double): 4 floats (32-bit uniforms) or 2 doubles
-// (53-bit uniforms) per draw
+// out[per g + k] = value k of draw offset + g: raw words (T = unsigned int) or uniform
+// samples, or with ``normal`` standard normal ones; 4 words or floats, or 2 doubles, per draw
 template <typename T>
-__global__ void random_normal_kernel(T* __restrict__ out, long long n,
-        unsigned long long key, unsigned long long offset) {
+__global__ void random_kernel(T* __restrict__ out, long long n, unsigned long long key,
+        unsigned long long offset, int normal) {
     const int per = sizeof(T) == 4 ? 4 : 2;
     const long long groups = (n + per - 1) / per;
     for (long long g = blockIdx.x * (long long)blockDim.x + threadIdx.x; g < groups;
          g += (long long)blockDim.x * gridDim.x) {
         unsigned int r[4];
         rng_philox(offset + (unsigned long long)g, key, r);
-        for (int pair = 0; 2 * pair < per; ++pair) {
-            double u1, u2;                                   // u1 in (0, 1], u2 in [0, 1)
-            if (per == 4) {
-                u1 = ((double)r[2 * pair] + 1.0) * 2.3283064365386962890625e-10;   // 2^-32
-                u2 = (double)r[2 * pair + 1] * 2.3283064365386962890625e-10;
-            } else {
-                u1 = 1.0 - rng_unit(r, 0, 0.0);
-                u2 = rng_unit(r, 1, 0.0);
-            }
-            const double rad = sqrt(-2.0 * log(u1));
-            const double theta = 6.283185307179586476925286766559 * u2;
-            const long long i = per * g + 2 * pair;
-            if (i < n) out[i] = (T)(rad * cos(theta));
-            if (i + 1 < n) out[i + 1] = (T)(rad * sin(theta));
-        }
+        double z[4];
+        if (normal)
+            for (int pair = 0; 2 * pair < per; ++pair) rng_normal_pair<T>(r, pair, z + 2 * pair);
+        for (int k = 0; k < per && per * g + k < n; ++k)
+            out[per * g + k] = normal ? (T)z[k] : rng_unit(r, k, (T)0);
     }
 }
 """
 
 _CTYPES = {np.dtype(np.uint32): "unsigned int", np.dtype(np.float32): "float",
            np.dtype(np.float64): "double"}
-_NAMES = tuple(f"random_uniform_kernel<{c}>" for c in _CTYPES.values()) + (
-    "random_normal_kernel<float>", "random_normal_kernel<double>")
+_NAMES = tuple(f"random_kernel<{c}>" for c in _CTYPES.values())
 _THREADS = 256
 _MASK64 = (1 << 64) - 1
 _module = None          # the compiled RawModule of _SOURCE (on first use)
@@ -146,14 +138,15 @@ def _philox_fill(kind, shape, dtype, key, offset):
     if n:
         if _module is None:
             _module = cp.RawModule(code=_SOURCE, options=("-std=c++14",), name_expressions=_NAMES)
-        name = f"random_{'normal' if kind == 'normal' else 'uniform'}_kernel<{_CTYPES[dtype]}>"
+        name = f"random_kernel<{_CTYPES[dtype]}>"
         found = _kernels.get(name)
         if found is None or found[0] is not _module:
             found = _kernels[name] = (_module, _module.get_function(name))
         groups = -(-n // _per_draw(kind, dtype))
         blocks = max(1, min((groups + _THREADS - 1) // _THREADS, 1 << 16))
         found[1]((blocks,), (_THREADS,), (out, np.int64(n), np.uint64(key & _MASK64),
-                                            np.uint64(offset & _MASK64)))
+                                            np.uint64(offset & _MASK64),
+                                            np.int32(kind == "normal")))
     return out
 
 

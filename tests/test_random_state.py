@@ -57,20 +57,21 @@ def random_host_module():
 def test_emulated_kernels_give_the_reference_stream(random_host_module):
     key, offset = 0x123456789ABCDEF0, (1 << 32) - 2          # the counter carries into word 1
     words = np.zeros(4 * 5 - 1, np.uint32)
-    random_host_module.get_function("random_uniform_kernel<unsigned int>")(
-        (1,), (4,), (words, np.int64(words.size), np.uint64(key), np.uint64(offset)))
+    random_host_module.get_function("random_kernel<unsigned int>")(
+        (1,), (4,), (words, np.int64(words.size), np.uint64(key), np.uint64(offset),
+                     np.int32(0)))
     want = []
     for g in range(5):
         ctr = offset + g
         want += philox4x32_10([ctr & M32, ctr >> 32, 0, 0], [key & M32, key >> 32])
     np.testing.assert_array_equal(words, np.array(want[:words.size], np.uint32))
     u32 = np.zeros(7, np.float32)
-    random_host_module.get_function("random_uniform_kernel<float>")(
-        (1,), (4,), (u32, np.int64(7), np.uint64(key), np.uint64(offset)))
+    random_host_module.get_function("random_kernel<float>")(
+        (1,), (4,), (u32, np.int64(7), np.uint64(key), np.uint64(offset), np.int32(0)))
     np.testing.assert_array_equal(u32, (np.array(want[:7], np.uint32) >> 8) * 2.0 ** -24)
     u64 = np.zeros(3, np.float64)
-    random_host_module.get_function("random_uniform_kernel<double>")(
-        (1,), (4,), (u64, np.int64(3), np.uint64(key), np.uint64(offset)))
+    random_host_module.get_function("random_kernel<double>")(
+        (1,), (4,), (u64, np.int64(3), np.uint64(key), np.uint64(offset), np.int32(0)))
     w = np.array(want, np.uint64)
     ref = ((w[0::2] >> 5) * 2.0 ** 26 + (w[1::2] >> 6)) * 2.0 ** -53
     np.testing.assert_array_equal(u64, ref[[0, 1, 2]])
@@ -81,10 +82,10 @@ def test_emulated_kernels_give_the_reference_stream(random_host_module):
 def test_emulated_kernels_have_the_right_distributions(random_host_module, dtype):
     n = 200_000
     u, z = np.zeros(n, dtype), np.zeros(n, dtype)
-    for name, out in (("uniform", u), ("normal", z)):
-        kernel = random_host_module.get_function(
-            f"random_{name}_kernel<{'float' if dtype == np.float32 else 'double'}>")
-        kernel((64,), (8,), (out, np.int64(n), np.uint64(7), np.uint64(0)))
+    kernel = random_host_module.get_function(
+        f"random_kernel<{'float' if dtype == np.float32 else 'double'}>")
+    for normal, out in ((0, u), (1, z)):
+        kernel((64,), (8,), (out, np.int64(n), np.uint64(7), np.uint64(0), np.int32(normal)))
     assert 0.0 <= u.min() and u.max() < 1.0
     assert abs(u.mean() - 0.5) < 0.003 and abs(u.var() - 1 / 12) < 0.001
     assert np.isfinite(z).all()
