@@ -90,7 +90,7 @@ class Tensor:
         grad_fn: the Function that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_out_index", "_vc",
+    __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "_out_index", "_vc",
                  "__weakref__")
     __array_priority__ = 1000   # make numpy scalars defer to Tensor's reflected operators
     __array_ufunc__ = None
@@ -225,6 +225,24 @@ class Tensor:
         t = Tensor(self.data)
         t._vc = self._vc
         return t
+
+    @property
+    def grad(self):
+        """d(output)/d(self) after ``backward`` (leaves, or ``retain_grad``), else None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """Assigning a gradient checks it, as PyTorch does: the next backward adds into it."""
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"grad: expected a Tensor or None, got {type(value).__name__}")
+            if value.shape != self.shape or value.dtype != self.dtype or (
+                    value.device != self.device):
+                raise ValueError(
+                    f"grad: the gradient must match the tensor ({self.shape}, {self.dtype}, "
+                    f"{self.device}), got ({value.shape}, {value.dtype}, {value.device})")
+        self._grad = value
 
     @property
     def _version(self):

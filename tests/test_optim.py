@@ -488,7 +488,10 @@ def test_plain_leaf_tensors_are_accepted():
 def test_grad_shape_mismatch_is_reported():
     p = _p()
     opt = optim.SGD([p], lr=0.1)
-    p.grad = minidl.tensor(np.ones(3))
+    with pytest.raises(ValueError, match=r"grad: the gradient must match the tensor \(\(2,\)"):
+        p.grad = minidl.tensor(np.ones(3))               # refused when assigned
+    p.grad = minidl.tensor(np.ones(2))
+    p.grad.data = np.ones(3)                             # changed behind the check
     with pytest.raises(RuntimeError, match=r"SGD.step: .*shape \(2,\).*gradient of shape \(3,\)"):
         opt.step()
 

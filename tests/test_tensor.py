@@ -166,3 +166,16 @@ def test_factories_still_make_what_they_did():
     assert minidl.randint(0, 3, (4,), dtype=minidl.uint8).dtype == np.uint8
     assert minidl.eye(2, 3).shape == (2, 3) and minidl.linspace(0, 1, 3).dtype == np.float32
     assert sorted(minidl.randperm(5).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_assigned_gradients_must_match_the_tensor():
+    x = minidl.ones(2, 3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"grad: the gradient must match .*got \(\(3,\)"):
+        x.grad = minidl.ones(3)
+    with pytest.raises(ValueError, match="got .*float64"):
+        x.grad = minidl.ones(2, 3, dtype=minidl.float64)
+    with pytest.raises(TypeError, match="grad: expected a Tensor or None, got int"):
+        x.grad = 3
+    x.grad = minidl.zeros(2, 3)                        # the next backward adds into it
+    (x * 2.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
