@@ -251,10 +251,7 @@ def _unshared(counts, g):
         return False
     if any(c != _ALONE[1] for c in counts[1:]):
         return False
-    owner = g
-    while owner.base is not None:
-        owner = owner.base
-    return owner.nbytes == g.nbytes
+    return _owner(g).nbytes == g.nbytes
 
 
 def _sum(summed, a, b):
@@ -274,9 +271,11 @@ def _sum(summed, a, b):
 
 
 def _owner(a):
-    """The array that owns ``a``'s memory (NumPy and CuPy point a view's base at it)."""
-    base = getattr(a, "base", None)
-    return a if base is None else base
+    """The array that owns ``a``'s memory: the end of its chain of bases (one link for plain
+    NumPy views; NumPy subclasses, such as the emulated GPU's arrays, chain every view)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
 
 
 def _share_versions(inputs, results):

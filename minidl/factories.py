@@ -3,13 +3,11 @@ their *_like forms. Floating results default to float32; random ones draw from t
 seeded generator (``minidl.manual_seed``)."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import backend
 from .random import default_generator
-from .tensor import Tensor, _as_array, float32
+from .tensor import Tensor, _as_array, float32, is_real
 
 
 def _dtype(op, dtype, default=None, kinds="biuf"):
@@ -36,7 +34,7 @@ def _count(op, name, value):
 
 
 def _number(op, name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{op}: '{name}' must be a number, got {type(value).__name__}")
     return value
 

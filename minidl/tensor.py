@@ -38,6 +38,11 @@ def _is_float(dtype):
     return np.dtype(dtype).kind == "f"
 
 
+def is_real(x):
+    """Whether ``x`` is a real Python or NumPy number, not a bool (np.float32(0.1) counts)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
 def _as_array(data, dtype=None, device=None, copy=False):
     """Turn ``data`` (Tensor, array, nested lists, scalar) into an array on ``device``.
 
@@ -413,13 +418,7 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph
     def _compare(self, other, op):
-        theirs = other.shape if isinstance(other, Tensor) else np.shape(other)
-        if theirs != self.shape:
-            try:
-                np.broadcast_shapes(self.shape, theirs)
-            except ValueError:
-                raise ValueError(f"comparison: shapes {self.shape} and {tuple(theirs)} cannot "
-                                 "be broadcast together") from None
+        _F._utils.check_broadcast("comparison", self, other)
         other = other.data if isinstance(other, Tensor) else other
         return Tensor(op(self.data, other))
 

@@ -22,11 +22,6 @@ def sum_to(g, shape):
     return g.reshape(shape)
 
 
-def is_real(x):
-    """Whether ``x`` is a real Python or NumPy number, not a bool (np.float32(0.1) counts)."""
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
-
-
 def type_name(x):
     if isinstance(x, Tensor):
         return f"Tensor(shape={x.shape}, dtype={x.dtype})"
@@ -68,8 +63,8 @@ def as_operand(op, arg, x):
 
 def check_broadcast(op, a, b):
     """Raise ValueError when two operand shapes do not broadcast; returns nothing."""
-    sa = a.shape if isinstance(a, Tensor) else ()
-    sb = b.shape if isinstance(b, Tensor) else ()
+    sa = a.shape if isinstance(a, Tensor) else np.shape(a)
+    sb = b.shape if isinstance(b, Tensor) else np.shape(b)
     if sa == sb or not sa or not sb:
         return
     try:

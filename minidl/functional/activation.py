@@ -8,7 +8,8 @@ import numpy as np
 from .. import backend
 from ..kernels import threads
 from ..autograd import Function
-from ._utils import check_float, is_real, normalize_dim, relu_mask
+from ..tensor import is_real
+from ._utils import check_float, normalize_dim, relu_mask
 
 
 class ReLU(Function):

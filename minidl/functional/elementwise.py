@@ -19,8 +19,8 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..kernels import threads
-from ..tensor import Tensor
-from ._utils import as_operand, check_broadcast, check_float, check_tensor, is_real, sum_to
+from ..tensor import _DEFAULT_FLOAT, Tensor, is_real
+from ._utils import as_operand, check_broadcast, check_float, check_tensor, sum_to
 
 
 def _shape(x):
@@ -269,9 +269,6 @@ class ToDevice(Function):
 
 # ---------------------------------------------------------------------------------------------
 # type promotion (PyTorch's rules; see the module docstring)
-
-_DEFAULT_FLOAT = np.dtype(np.float32)
-
 
 def _category(dtype):
     return {"b": 0, "u": 1, "i": 1, "f": 2}.get(dtype.kind, 3)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..autograd import Function
-from ..tensor import Tensor
-from ._utils import check_float, check_tensor, is_real
+from ..tensor import Tensor, is_real
+from ._utils import check_float, check_tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
 
