@@ -246,7 +246,7 @@ def load_checkpoint(path):
     try:
         ck = minidl.load(path)
     except (FileNotFoundError, ValueError) as exc:
-        raise Fail(f"--resume: {' '.join(str(exc).split())}; {hint}") from None
+        raise Fail(f"--resume: {_cli_words(exc)}; {hint}") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise Fail(f"--resume: {path} is not a train_cifar.py checkpoint; {hint}")
     config = ck.get("config")
@@ -272,7 +272,8 @@ def load_checkpoint(path):
 
 
 def _cli_words(text):
-    """A library message with its Python-API advice spelled as this script's flags."""
+    """A library message on one line, with its Python-API advice spelled as this script's
+    flags."""
     return (" ".join(str(text).split()).replace("download=True", "--download")
             .replace("verify_md5=False", "--no-verify-md5"))
 
@@ -530,7 +531,7 @@ def run(argv=None):
     name = f"{cfg['model']} ({model.num_parameters():,} parameters) on {device}"
 
     def does_not_fit(exc):
-        return Fail(f"--resume: {ck_path} does not fit this run: {' '.join(str(exc).split())}")
+        return Fail(f"--resume: {ck_path} does not fit this run: {_cli_words(exc)}")
 
     if args.eval_only:
         try:
@@ -573,7 +574,7 @@ def run(argv=None):
             minidl.set_rng_state(checkpoint["rng"])
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise Fail(f"--resume: {ck_path} has an unreadable random-number state "
-                       f"({' '.join(str(exc).split())})") from None
+                       f"({_cli_words(exc)})") from None
         state.update({k: checkpoint[k] for k in state})
     try:
         os.makedirs(out, exist_ok=True)
@@ -623,7 +624,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                     loss, logits = step_fn(x, y)
                 except RuntimeError as exc:
                     if cuda_graph and "CUDA graph" in str(exc):
-                        raise Fail(f"--cuda-graph: {' '.join(str(exc).split())}") from None
+                        raise Fail(f"--cuda-graph: {_cli_words(exc)}") from None
                     raise
                 lr = opt.param_groups[0]["lr"]          # the rate this step used
                 if epoch * steps + state["step"] + 1 < cfg["epochs"] * steps:
