@@ -19,6 +19,12 @@ from .functional import (abs, argmax, argmin, cat, chunk, clamp, clip, exp, flat
                          matmul, maximum, mean, minimum, pad, permute, reshape, sigmoid, softmax,
                          split, sqrt, squeeze, stack, std, tanh, transpose, unsqueeze, var, where)
 from .functional import max, min, sum, relu, log_softmax
+from .functional import (cos, expm1, flip, gather, lerp, log1p, masked_fill, moveaxis, movedim,
+                         narrow, reciprocal, roll, rsqrt, sign, sin, square, tile, tril, triu,
+                         unbind)
+from .functional import (all, allclose, amax, amin, any, argsort, clone, cumsum, eq, equal,
+                         ge, gt, isclose, isfinite, isinf, isnan, le, logsumexp, lt, ne, norm,
+                         prod, sort, topk)
 from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                         linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                         randperm, tensor, zeros, zeros_like)

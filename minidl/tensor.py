@@ -12,12 +12,16 @@ import numpy as np
 
 from . import backend
 
+from ._tensor_methods import TensorMethods
+from ._tensor_methods import _bind_functional as _bind_methods
+
 _F = None   # minidl.functional, bound by it at import time (Tensor methods call it)
 
 
 def _bind_functional(module):
     global _F
     _F = module
+    _bind_methods(module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +89,7 @@ def _as_array(data, dtype=None, device=None, copy=False):
 # ---------------------------------------------------------------------------------------------
 # Tensor
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that can record the operations applied to it.
 
     Attributes:
@@ -289,8 +293,64 @@ class Tensor:
     def long(self):
         return self.to(dtype=int64)
 
+    def int(self):
+        return self.to(dtype=int32)
+
+    def half(self):
+        return self.to(dtype=float16)
+
+    def bool(self):
+        return self.to(dtype=bool_)
+
     def type_as(self, other):
         return self.to(dtype=other.dtype)
+
+    # -- new tensors like this one (same dtype and device unless given) -----------------------
+    def _new(self, op, fill, size, dtype, device, requires_grad):
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                   for n in size):
+            raise ValueError(f"{op}: size must be non-negative ints, got {size}")
+        shape = tuple(int(n) for n in size)
+        dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        dev = self.device if device is None else backend.get_device(device)
+        xp = backend.array_module_for(dev)
+        if xp is np:
+            data = fill(np, shape, dtype)
+        else:
+            with xp.cuda.Device(dev.index):
+                data = fill(xp, shape, dtype)
+        return Tensor(data, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """Zeros of ``size`` with this tensor's dtype and device (unless given)."""
+        return self._new("new_zeros", lambda xp, s, d: xp.zeros(s, d), size, dtype, device,
+                         requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        """Ones of ``size`` with this tensor's dtype and device (unless given)."""
+        return self._new("new_ones", lambda xp, s, d: xp.ones(s, d), size, dtype, device,
+                         requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        """An uninitialized tensor of ``size`` with this tensor's dtype and device."""
+        return self._new("new_empty", lambda xp, s, d: xp.empty(s, d), size, dtype, device,
+                         requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        """``fill_value`` everywhere, with this tensor's dtype and device (unless given)."""
+        if not isinstance(fill_value, (numbers.Real, np.generic)):
+            raise TypeError(f"new_full: 'fill_value' must be a number, got "
+                            f"{type(fill_value).__name__}")
+        return self._new("new_full", lambda xp, s, d: xp.full(s, fill_value, d), (size,),
+                         dtype, device, requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        """A copy of ``data`` with this tensor's dtype and device (unless given)."""
+        data = _as_array(data, self.data.dtype if dtype is None else dtype,
+                         self.device if device is None else device, copy=True)
+        return Tensor(data, requires_grad=requires_grad)
 
     # -- autograd ------------------------------------------------------------------------------
     def backward(self, grad=None, retain_graph=False):
@@ -341,6 +401,9 @@ class Tensor:
             raise RuntimeError(
                 f"{name}: in-place change of a tensor that requires grad; wrap it in "
                 "minidl.no_grad() (as nn.init and the optimizers do)")
+        if not getattr(self.data.flags, "writeable", True):     # CuPy's flags have none
+            raise RuntimeError(f"{name}: this tensor's memory is read-only (a broadcast view, "
+                               "as expand makes, repeats elements); clone() it first")
 
     def zero_(self):
         self._check_inplace("zero_")
@@ -370,167 +433,81 @@ class Tensor:
         self._version += 1
         return self
 
-    # -- operators (implemented in minidl.functional) ------------------------------------------
-    def __neg__(self):
-        return _F.neg(self)
+    def _arith_(self, name, ufunc, other, alpha=1):
+        """self = ufunc(self, alpha * other) in place: ``other`` broadcasts to self's shape and
+        the result keeps self's dtype; a result of a higher kind (float into an integer
+        tensor, an integer into a bool one) is refused, as PyTorch does."""
+        self._check_inplace(name)
+        other = _F._utils.as_operand(name, "other", other)
+        if not is_real(alpha):
+            raise TypeError(f"{name}: 'alpha' must be a number, got {type(alpha).__name__}")
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise RuntimeError(f"{name}: 'other' is on {other.device}, this tensor on "
+                                   f"{self.device}; move it with .to(device)")
+            _F._utils.check_broadcast(name, self, other)
+            if np.broadcast_shapes(self.shape, other.shape) != self.shape:
+                raise ValueError(f"{name}: 'other' of shape {other.shape} does not broadcast "
+                                 f"to this tensor's shape {self.shape} (in place, the result "
+                                 "keeps the tensor's shape)")
+        result = _F.elementwise.result_dtype(self, other, floating=name == "div_")
+        rank = {"b": 0, "i": 1, "u": 1, "f": 2}
+        if rank[result.kind] > rank[self.dtype.kind]:
+            raise TypeError(f"{name}: the result type {result} cannot be stored in place in "
+                            f"this {self.dtype} tensor (as in PyTorch); convert it first, "
+                            "e.g. x = x.float()")
+        if self.dtype.kind in "biu" and not isinstance(alpha, (numbers.Integral, np.integer)):
+            raise TypeError(f"{name}: 'alpha' must be an int for an integer tensor, got "
+                            f"{alpha!r}")
+        if self.dtype.kind == "b" and name == "sub_":
+            raise TypeError("sub_: subtraction of bool tensors is not supported (as in "
+                            "PyTorch); use logical operations")
+        b = other.data if isinstance(other, Tensor) else other
+        if alpha != 1:
+            b = b * alpha
+        xp = backend.xp_of(self.data)
+        getattr(xp, ufunc)(self.data, b, out=self.data, casting="unsafe")
+        self._version += 1
+        return self
 
-    def __add__(self, other):
-        return _F.add(self, other)
+    def add_(self, other, alpha=1):
+        """self += alpha * other, in place (no graph; see ``_arith_``)."""
+        return self._arith_("add_", "add", other, alpha)
 
-    def __radd__(self, other):
-        return _F.add(self, other)
+    def sub_(self, other, alpha=1):
+        """self -= alpha * other, in place."""
+        return self._arith_("sub_", "subtract", other, alpha)
 
-    def __sub__(self, other):
-        return _F.sub(self, other)
+    def mul_(self, other):
+        """self *= other, in place."""
+        return self._arith_("mul_", "multiply", other)
 
-    def __rsub__(self, other):
-        return _F.sub(other, self)
+    def div_(self, other):
+        """self /= other (true division), in place; a floating-point tensor only."""
+        return self._arith_("div_", "true_divide", other)
 
-    def __mul__(self, other):
-        return _F.mul(self, other)
+    def clamp_(self, min=None, max=None):
+        """Clamp into [min, max] in place (either bound may be None)."""
+        self._check_inplace("clamp_")
+        if min is None and max is None:
+            raise ValueError("clamp_: at least one of 'min' and 'max' must be given")
+        bounds = []
+        for name, v in (("min", min), ("max", max)):
+            if v is not None and not is_real(v):
+                raise TypeError(f"clamp_: '{name}' must be a number or None, got "
+                                f"{type(v).__name__}")
+            bounds.append(v.item() if isinstance(v, np.generic) else v)
+        min, max = bounds
+        if min is not None and max is not None and min > max:
+            raise ValueError(f"clamp_: 'min' ({min}) must not exceed 'max' ({max})")
+        if self.dtype.kind != "f" and any(isinstance(v, float) for v in bounds):
+            raise TypeError(f"clamp_: a float bound cannot clamp this {self.dtype} tensor in "
+                            "place (as in PyTorch); convert it first, e.g. x = x.float()")
+        backend.xp_of(self.data).clip(self.data, min, max, out=self.data)
+        self._version += 1
+        return self
 
-    def __rmul__(self, other):
-        return _F.mul(self, other)
-
-    def __truediv__(self, other):
-        return _F.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _F.div(other, self)
-
-    def __pow__(self, exponent):
-        return _F.pow(self, exponent)
-
-    def __rpow__(self, base):
-        return _F.pow(base, self)
-
-    def __matmul__(self, other):
-        return _F.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _F.matmul(other, self)
-
-    def __getitem__(self, index):
-        return _F.getitem(self, index)
-
-    def __abs__(self):
-        return _F.abs(self)
-
-    # comparisons give boolean tensors outside the graph
-    def _compare(self, other, op):
-        _F._utils.check_broadcast("comparison", self, other)
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(op(self.data, other))
-
-    def __lt__(self, other):
-        return self._compare(other, lambda a, b: a < b)
-
-    def __le__(self, other):
-        return self._compare(other, lambda a, b: a <= b)
-
-    def __gt__(self, other):
-        return self._compare(other, lambda a, b: a > b)
-
-    def __ge__(self, other):
-        return self._compare(other, lambda a, b: a >= b)
-
-    def __eq__(self, other):
-        return self._compare(other, lambda a, b: a == b)
-
-    def __ne__(self, other):
-        return self._compare(other, lambda a, b: a != b)
-
-    __hash__ = object.__hash__
-
-    # -- methods mirroring functional ----------------------------------------------------------
-    def exp(self):
-        return _F.exp(self)
-
-    def log(self):
-        return _F.log(self)
-
-    def sqrt(self):
-        return _F.sqrt(self)
-
-    def abs(self):
-        return _F.abs(self)
-
-    def clip(self, min=None, max=None):
-        return _F.clip(self, min, max)
-
-    clamp = clip
-
-    def relu(self):
-        return _F.relu(self)
-
-    def sigmoid(self):
-        return _F.sigmoid(self)
-
-    def tanh(self):
-        return _F.tanh(self)
-
-    def softmax(self, dim=-1):
-        return _F.softmax(self, dim)
-
-    def log_softmax(self, dim=-1):
-        return _F.log_softmax(self, dim)
-
-    def sum(self, dim=None, keepdim=False):
-        return _F.sum(self, dim, keepdim)
-
-    def mean(self, dim=None, keepdim=False):
-        return _F.mean(self, dim, keepdim)
-
-    def max(self, dim=None, keepdim=False):
-        return _F.max(self, dim, keepdim)
-
-    def min(self, dim=None, keepdim=False):
-        return _F.min(self, dim, keepdim)
-
-    def var(self, dim=None, unbiased=True, keepdim=False):
-        return _F.var(self, dim, unbiased, keepdim)
-
-    def std(self, dim=None, unbiased=True, keepdim=False):
-        return _F.std(self, dim, unbiased, keepdim)
-
-    def argmax(self, dim=None, keepdim=False):
-        return _F.argmax(self, dim, keepdim)
-
-    def argmin(self, dim=None, keepdim=False):
-        return _F.argmin(self, dim, keepdim)
-
-    def reshape(self, *shape):
-        return _F.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def view(self, *shape):
-        return _F.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def transpose(self, dim0=None, dim1=None):
-        return _F.transpose(self, dim0, dim1)
-
-    def permute(self, *dims):
-        return _F.permute(self, dims[0] if len(dims) == 1 else dims)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _F.flatten(self, start_dim, end_dim)
-
-    def squeeze(self, dim=None):
-        return _F.squeeze(self, dim)
-
-    def unsqueeze(self, dim):
-        return _F.unsqueeze(self, dim)
-
-    def expand(self, *shape):
-        return _F.expand(self, shape[0] if len(shape) == 1 else shape)
-
-    def broadcast_to(self, shape):
-        return _F.broadcast_to(self, shape)
-
-    def split(self, split_size_or_sections, dim=0):
-        return _F.split(self, split_size_or_sections, dim)
-
-    def chunk(self, chunks, dim=0):
-        return _F.chunk(self, chunks, dim)
+    clip_ = clamp_
 
     def __repr__(self):
         body = np.array2string(backend.as_numpy(self.data), separator=", ", precision=4,

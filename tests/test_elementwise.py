@@ -96,9 +96,15 @@ def test_binary_op_bad_shapes():
         minidl.ones(2, 3) + minidl.ones(4)
 
 
-def test_int_tensor_where_float_needed():
-    with pytest.raises(TypeError, match="exp: argument 'input' must be a floating-point"):
-        F.exp(minidl.tensor([1, 2]))
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt"])
+def test_math_of_an_int_tensor_is_float32_as_in_pytorch(name):
+    x = minidl.tensor([1, 2, 4])
+    y = getattr(F, name)(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.numpy(), getattr(np, name)(np.array([1.0, 2.0, 4.0])),
+                               rtol=1e-6)
+    with pytest.raises(TypeError, match=f"{name}: argument 'input' must be a Tensor"):
+        getattr(F, name)([1.0])
 
 
 def test_bad_operand_type():

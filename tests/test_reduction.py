@@ -1,4 +1,5 @@
-"""Reductions: sum/mean/max/min/var/std over axes with keepdim, argmax/argmin."""
+"""Reductions: sum/mean/prod/amax/amin/max/min/var/std/logsumexp/norm over axes with keepdim,
+cumsum, all/any, argmax/argmin; sort/argsort/topk (functional.sorting)."""
 import numpy as np
 import pytest
 
@@ -19,14 +20,97 @@ def test_sum_mean(device, rng, dim, keepdim):
              device)
 
 
+def _distinct(rng, shape):
+    """Values at least 0.1 apart (no ties, so max/sort positions are unambiguous)."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n).reshape(shape) + rng.random(shape) * 0.1).astype(np.float64)
+
+
 @pytest.mark.parametrize("dim", DIMS)
 @pytest.mark.parametrize("keepdim", [False, True])
-def test_max_min(device, rng, dim, keepdim):
-    x = rng.permutation(24).reshape(2, 3, 4).astype(np.float64) + rng.random((2, 3, 4)) * 0.1
-    check_op(lambda t: F.max(t, dim, keepdim), [x], lambda a: a.max(dim, keepdims=keepdim),
+def test_amax_amin(device, rng, dim, keepdim):
+    x = _distinct(rng, (2, 3, 4))
+    check_op(lambda t: F.amax(t, dim, keepdim), [x], lambda a: a.max(dim, keepdims=keepdim),
              device)
-    check_op(lambda t: t.min(dim, keepdim), [x], lambda a: a.min(dim, keepdims=keepdim),
+    check_op(lambda t: t.amin(dim, keepdim), [x], lambda a: a.min(dim, keepdims=keepdim),
              device)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1, 2])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_over_a_dim_give_values_and_indices(device, rng, dim, keepdim):
+    x = _distinct(rng, (2, 3, 4))
+
+    def ref(a, pick):
+        idx = (np.argmax if pick == "max" else np.argmin)(a, axis=dim)
+        vals = np.take_along_axis(a, np.expand_dims(idx, dim), dim)
+        return (vals, np.expand_dims(idx, dim)) if keepdim else (vals.squeeze(dim), idx)
+
+    check_op(lambda t: F.max(t, dim, keepdim), [x], lambda a: ref(a, "max"), device)
+    check_op(lambda t: t.min(dim, keepdim), [x], lambda a: ref(a, "min"), device)
+    out = F.max(to_tensor(x, device), dim, keepdim)
+    assert out.indices.dtype == np.int64 and out.values is out[0] and out.indices is out[1]
+    assert type(out).__name__ == "max" and type(F.min(to_tensor(x), 0)).__name__ == "min"
+
+
+def test_max_unpacks_values_and_indices_as_pytorch(device, rng):
+    logits = to_tensor(rng.standard_normal((2, 5)), device)       # a batch of 2
+    _, predicted = logits.max(1)
+    assert predicted.shape == (2,) and predicted.dtype == np.int64
+    np.testing.assert_array_equal(host(predicted), host(logits).argmax(1))
+    m = minidl.max(logits)
+    assert m.shape == () and m.item() == host(logits).max()
+    assert minidl.min(logits).item() == host(logits).min()
+    torch = pytest.importorskip("torch")
+    xt = torch.tensor(host(logits))
+    for dim in (0, 1, -1):
+        for keepdim in (False, True):
+            v, i = logits.max(dim, keepdim)
+            tv, ti = xt.max(dim, keepdim)
+            np.testing.assert_array_equal(host(v), tv.numpy())
+            np.testing.assert_array_equal(host(i), ti.numpy())
+
+
+def test_max_over_a_dim_sends_the_whole_gradient_to_the_first_maximum(device):
+    x = to_tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 2.0]]), device, requires_grad=True)
+    values, indices = x.max(1)
+    (values * to_tensor(np.array([10.0, 20.0]), device)).sum().backward()
+    np.testing.assert_array_equal(host(indices), [1, 0])
+    np.testing.assert_array_equal(host(x.grad), [[0, 10, 0], [20, 0, 0]])
+    x.grad = None
+    values, indices = x.min(1, keepdim=True)
+    values.sum().backward()
+    np.testing.assert_array_equal(host(indices), [[0], [1]])
+    np.testing.assert_array_equal(host(x.grad), [[1, 0, 0], [0, 1, 0]])
+
+
+def test_max_of_0d_tensor_and_with_other_tensor(device):
+    x = to_tensor(np.array(3.0), device, requires_grad=True)
+    v, i = x.max(0)
+    assert v.shape == () and i.shape == () and i.item() == 0 and v.item() == 3.0
+    v.backward()
+    assert x.grad.item() == 1.0
+    a = to_tensor(np.array([1.0, 5.0]), device)
+    b = to_tensor(np.array([4.0, 2.0]), device)
+    np.testing.assert_array_equal(host(F.max(a, b)), [4.0, 5.0])
+    np.testing.assert_array_equal(host(a.min(b)), [1.0, 2.0])
+
+
+def test_max_min_bad_arguments_say_what_to_use():
+    x = minidl.ones(2, 3)
+    with pytest.raises(TypeError, match=r"max: 'dim' must be an int .* use amax\(input, "
+                                        r"dim=\(0, 1\)\)"):
+        x.max((0, 1))
+    with pytest.raises(TypeError, match=r"min: keepdim=True needs an int 'dim'.*amin"):
+        F.min(x, keepdim=True)
+    with pytest.raises(TypeError, match="max: 'keepdim' cannot be used with a tensor"):
+        F.max(x, minidl.zeros(3), True)
+    with pytest.raises(IndexError, match="max: 'dim'=2 is out of range"):
+        x.max(2)
+    with pytest.raises(ValueError, match=r"max: the input \(shape \(0,\)\) is empty"):
+        minidl.zeros(0).max()
+    with pytest.raises(ValueError, match="amin: cannot reduce over an empty dimension 0"):
+        minidl.zeros(0, 2).amin(0)
 
 
 @pytest.mark.parametrize("dim", DIMS)
@@ -40,10 +124,16 @@ def test_var_std(device, rng, dim, unbiased):
              lambda a: a.std(dim, ddof=ddof, keepdims=True), device)
 
 
-def test_max_ties_share_gradient():
-    x = minidl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], requires_grad=True)
-    F.max(x, 1).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [1, 0, 0]])
+def test_amax_and_full_max_split_the_gradient_among_ties(device):
+    x = to_tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]), device, requires_grad=True)
+    F.amax(x, 1).sum().backward()
+    np.testing.assert_allclose(host(x.grad), [[0, 0.5, 0.5], [1, 0, 0]])
+    x.grad = None
+    x.max().backward()                                 # PyTorch's max(): evenly distributed
+    np.testing.assert_allclose(host(x.grad), [[0, 0.5, 0.5], [0, 0, 0]])
+    x.grad = None
+    F.amin(x, (0, 1)).backward()
+    np.testing.assert_allclose(host(x.grad), [[0, 0, 0], [0, 1, 0]])
 
 
 def test_argmax_argmin():
@@ -64,6 +154,8 @@ def test_bad_dims():
         F.mean(minidl.tensor([1, 2]))
     with pytest.raises(ValueError, match="max: cannot reduce over an empty dimension"):
         F.max(minidl.zeros(0, 3), 0)
+    with pytest.raises(ValueError, match="amax: cannot reduce over an empty dimension"):
+        F.amax(minidl.zeros(0, 3), 0)
 
 
 def test_std_of_a_constant_slice_has_zero_gradient(device):
@@ -110,3 +202,277 @@ def test_argmax_of_nothing_and_softmax_over_nothing():
     with np.errstate(divide="ignore"):
         F.log_softmax(x, 1).sum().backward()
     assert x.grad.shape == (2, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# logsumexp, prod, cumsum, norm, all/any
+
+def _lse(a, dim, keepdim):
+    """log(sum(exp)) the direct way, in float64 on values small enough not to overflow."""
+    return np.log(np.exp(a).sum(dim, keepdims=keepdim))
+
+
+@pytest.mark.parametrize("dim", [0, -1, (0, 2), None])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_logsumexp(device, rng, dim, keepdim):
+    x = rng.standard_normal((2, 3, 4))
+    check_op(lambda t: F.logsumexp(t, dim, keepdim), [x], lambda a: _lse(a, dim, keepdim),
+             device)
+
+
+def test_logsumexp_is_stable_and_handles_infinities(device):
+    x = to_tensor(np.array([[1000.0, 1000.0], [-1000.0, -1001.0]]), device)
+    np.testing.assert_allclose(host(x.logsumexp(1)),
+                               [1000 + np.log(2), -1000 + np.log1p(np.exp(-1.0))], rtol=1e-12)
+    y = to_tensor(np.array([[-np.inf, -np.inf], [np.inf, 0.0]]), device)
+    np.testing.assert_array_equal(host(minidl.logsumexp(y, 1)), [-np.inf, np.inf])
+    h = to_tensor(np.full((3, 40000), 0.5, np.float16), device)      # 40000 exp's > 65504
+    out = F.logsumexp(h, 1)
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(host(out).astype(np.float64), 0.5 + np.log(40000), rtol=1e-3)
+    with pytest.raises(TypeError, match="logsumexp: argument 'input' must be a floating"):
+        F.logsumexp(minidl.tensor([1, 2]), 0)
+    with pytest.raises(IndexError, match="logsumexp: 'dim'=3 is out of range"):
+        F.logsumexp(x, 3)
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1, -1])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_prod(device, rng, dim, keepdim):
+    x = rng.uniform(0.5, 1.5, (2, 3, 4)) * rng.choice([-1.0, 1.0], (2, 3, 4))
+    check_op(lambda t: F.prod(t, dim, keepdim), [x], lambda a: a.prod(dim, keepdims=keepdim),
+             device)
+
+
+def _prod_grad_loops(x, gy):
+    """d/dx_i of sum_r gy_r prod_j x[r, j] by the definition: the product of the others."""
+    g = np.zeros_like(x)
+    for r in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            g[r, i] = gy[r] * np.prod(np.delete(x[r], i))
+    return g
+
+
+def test_prod_gradient_with_zeros(device, rng):
+    x = rng.uniform(0.5, 2.0, (4, 5))
+    x[1, 2] = 0.0                                   # one zero
+    x[2, 0] = x[2, 3] = 0.0                         # two zeros
+    x[3, :] = 0.0                                   # all zeros
+    gy = rng.standard_normal(4)
+    t = to_tensor(x, device, requires_grad=True)
+    y = t.prod(1)
+    np.testing.assert_allclose(host(y), x.prod(1))
+    y.backward(to_tensor(gy, device))
+    np.testing.assert_allclose(host(t.grad), _prod_grad_loops(x, gy), rtol=1e-12)
+    assert host(t.grad)[1, 2] != 0 and np.all(host(t.grad)[2:] == 0)
+    assert minidl.gradcheck(lambda a: F.prod(a, 1), [t])    # the one-zero row is smooth
+    assert F.prod(minidl.tensor([[1, 2], [3, 4]], dtype=minidl.int32)).dtype == np.int64
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumsum(device, rng, dim):
+    x = rng.standard_normal((3, 4, 2))
+    check_op(lambda t: F.cumsum(t, dim), [x], lambda a: np.cumsum(a, dim), device)
+    check_op(lambda t: t.cumsum(0), [np.array(2.5)], lambda a: a, device)
+
+
+def test_cumsum_dtypes_and_errors():
+    assert F.cumsum(minidl.tensor([True, True, False]), 0).tolist() == [1, 2, 2]
+    assert F.cumsum(minidl.tensor([1, 2], dtype=minidl.int32), 0).dtype == np.int64
+    with pytest.raises(IndexError, match="cumsum: 'dim'=2 is out of range"):
+        minidl.ones(2, 3).cumsum(2)
+    with pytest.raises(TypeError, match="cumsum: 'dim' must be an int"):
+        minidl.ones(2, 3).cumsum(None)
+
+
+def _norm_ref(a, p, dim, keepdim):
+    axes = tuple(range(a.ndim)) if dim is None else dim
+    b = np.abs(a)
+    if p == np.inf:
+        return b.max(axes, keepdims=keepdim)
+    if p == -np.inf:
+        return b.min(axes, keepdims=keepdim)
+    return (b ** p).sum(axes, keepdims=keepdim) ** (1.0 / p)
+
+
+@pytest.mark.parametrize("p", [2, 1, np.inf, -np.inf, 3, "fro"])
+@pytest.mark.parametrize("dim", [None, 1, (0, 2)])
+def test_norm(device, rng, p, dim):
+    x = _distinct(rng, (2, 3, 4)) - 11.8             # distinct |x|: a unique inf-norm element
+    pr = 2 if p == "fro" else p
+    check_op(lambda t: F.norm(t, p, dim), [x], lambda a: _norm_ref(a, pr, dim, False), device)
+    check_op(lambda t: t.norm(p, dim, True), [x], lambda a: _norm_ref(a, pr, dim, True), device)
+
+
+def test_norm_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 4))
+    for p, dim in [("fro", None), (2, 1), (1, 0), (np.inf, 1), (-np.inf, None), (3, 1), (0, 1)]:
+        ours = F.norm(minidl.tensor(x), p, dim)
+        ref = torch.norm(torch.tensor(x), p=p, dim=dim)
+        np.testing.assert_allclose(host(ours), ref.numpy(), rtol=1e-12)
+
+
+def test_norm_gradient_at_zero_and_ties_as_pytorch(device):
+    x = to_tensor(np.zeros((2, 3)), device, requires_grad=True)
+    F.norm(x).backward()
+    assert np.all(host(x.grad) == 0)                 # PyTorch's subgradient, not NaN
+    x.grad = None
+    F.norm(x, 3, 1).sum().backward()
+    assert np.all(host(x.grad) == 0)
+    y = to_tensor(np.array([3.0, -3.0, 1.0]), device, requires_grad=True)
+    F.norm(y, np.inf).backward()                     # ties share, with the sign
+    np.testing.assert_array_equal(host(y.grad), [0.5, -0.5, 0.0])
+    z = to_tensor(np.array([2.0, 0.0, -1.0]), device, requires_grad=True)
+    F.norm(z, 1).backward()
+    np.testing.assert_array_equal(host(z.grad), [1.0, 0.0, -1.0])
+
+
+def test_norm_bad_arguments():
+    x = minidl.ones(2, 3, 4)
+    with pytest.raises(ValueError, match="norm: p='nuc' is not supported"):
+        F.norm(x, "nuc")
+    with pytest.raises(ValueError, match="norm: p='fro' takes at most 2 dims"):
+        F.norm(x, "fro", (0, 1, 2))
+    with pytest.raises(ValueError, match="norm: 'p' must be 'fro', inf, -inf or a number >= 0"):
+        F.norm(x, -1)
+    with pytest.raises(TypeError, match="norm: argument 'input' must be a floating"):
+        F.norm(minidl.tensor([1, 2]))
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1, (0, 1)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_all_any(device, dim, keepdim):
+    a = np.array([[1.0, 0.0, 2.0], [3.0, 4.0, 5.0]])
+    t = to_tensor(a, device, requires_grad=True)
+    for name in ("all", "any"):
+        out = getattr(t, name)(dim, keepdim)
+        assert out.dtype == np.bool_ and not out.requires_grad
+        np.testing.assert_array_equal(host(out), getattr(a != 0, name)(dim, keepdims=keepdim))
+    assert minidl.all(to_tensor(np.array([True, True]), device)).item() is True
+    assert minidl.any(to_tensor(np.zeros(0), device)).item() is False
+
+
+# ---------------------------------------------------------------------------------------------
+# sort, argsort, topk
+
+def _sort_ref(a, dim, descending):
+    """Stable sort by explicit loops over every 1-D slice along dim (ties in original order)."""
+    a_m = np.moveaxis(a, dim, -1)
+    idx = np.zeros(a_m.shape, np.int64)
+    for pos in np.ndindex(a_m.shape[:-1]):
+        row = list(a_m[pos])
+        key = (lambda j: -row[j]) if descending else (lambda j: row[j])
+        idx[pos] = sorted(range(len(row)), key=key)
+    idx = np.moveaxis(idx, -1, dim)
+    return np.take_along_axis(a, idx, dim), idx
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort(device, rng, dim, descending):
+    x = _distinct(rng, (3, 4, 2))
+    check_op(lambda t: F.sort(t, dim, descending), [x],
+             lambda a: _sort_ref(a, dim, descending), device)
+    i = minidl.argsort(to_tensor(x, device), dim, descending)
+    assert i.dtype == np.int64
+    np.testing.assert_array_equal(host(i), _sort_ref(x, dim, descending)[1])
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 4])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk(device, rng, k, largest):
+    x = _distinct(rng, (3, 4))
+
+    def ref(a, dim):
+        v, i = _sort_ref(a, dim, largest)
+        return np.take(v, range(k), dim), np.take(i, range(k), dim)
+
+    check_op(lambda t: F.topk(t, k, largest=largest), [x], lambda a: ref(a, -1), device)
+    check_op(lambda t: t.topk(k, 0, largest), [x.T], lambda a: ref(a, 0), device)
+
+
+def test_sort_ties_are_stable_and_nan_is_largest(device):
+    x = to_tensor(np.array([2.0, np.nan, 1.0, 2.0, 1.0]), device)
+    v, i = x.sort()
+    np.testing.assert_array_equal(host(i), [2, 4, 0, 3, 1])
+    v, i = x.sort(descending=True)
+    np.testing.assert_array_equal(host(i), [1, 0, 3, 2, 4])
+    assert np.isnan(host(v)[0])
+    assert host(F.topk(x, 2).indices).tolist() == [1, 0]
+    b = to_tensor(np.array([True, False, True]), device)
+    assert host(b.argsort(descending=True)).tolist() == [0, 2, 1]
+
+
+def test_sort_topk_gradient_goes_back_to_the_positions(device):
+    x = to_tensor(np.array([[3.0, 1.0, 2.0]]), device, requires_grad=True)
+    v, _ = x.topk(2)
+    (v * to_tensor(np.array([[10.0, 20.0]]), device)).sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [[10.0, 0.0, 20.0]])
+    y = to_tensor(np.array(4.0), device, requires_grad=True)
+    v, i = y.sort()
+    assert v.shape == () and i.item() == 0
+    v.backward()
+    assert y.grad.item() == 1.0
+
+
+def test_sort_topk_against_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((3, 5))
+    xt = torch.tensor(x)
+    for dim in (0, 1):
+        v, i = F.sort(minidl.tensor(x), dim, True)
+        tv, ti = torch.sort(xt, dim, True)
+        np.testing.assert_array_equal(host(v), tv.numpy())
+        np.testing.assert_array_equal(host(i), ti.numpy())
+        v, i = F.topk(minidl.tensor(x), 2, dim, largest=False)
+        tv, ti = torch.topk(xt, 2, dim, largest=False)
+        np.testing.assert_array_equal(host(v), tv.numpy())
+        np.testing.assert_array_equal(host(i), ti.numpy())
+
+
+def test_sort_topk_bad_arguments():
+    x = minidl.ones(2, 3)
+    with pytest.raises(ValueError, match=r"topk: 'k' must be in 0..3 \(the size of dim -1"):
+        x.topk(4)
+    with pytest.raises(ValueError, match="topk: 'k' must be in 0..2"):
+        x.topk(-1, 0)
+    with pytest.raises(TypeError, match="topk: 'k' must be an int, got float"):
+        x.topk(1.0)
+    with pytest.raises(IndexError, match="sort: 'dim'=2 is out of range"):
+        x.sort(2)
+    with pytest.raises(TypeError, match="argsort: 'descending' must be a bool, got str"):
+        x.argsort(0, "yes")
+    with pytest.raises(TypeError, match="sort: argument 'input' must be a Tensor"):
+        F.sort([3, 1])
+
+
+def test_new_reductions_match_torch_values_and_gradients(rng):
+    """Forward and gradient against PyTorch, on inputs with ties and zeros (where the
+    gradient conventions differ between libraries)."""
+    torch = pytest.importorskip("torch")
+    x = rng.integers(-2, 3, (3, 4)).astype(np.float64)          # many ties and zeros
+    x[0] = [1.0, 0.0, 0.0, 2.0]                                  # two zeros in a row
+    gy_full = rng.standard_normal((3, 4))
+    cases = [
+        lambda t, m: m.amax(t, 1), lambda t, m: m.amin(t, (0, 1)), lambda t, m: t.max(),
+        lambda t, m: t.min(1)[0], lambda t, m: t.max(0, keepdim=True)[0],
+        lambda t, m: m.logsumexp(t, 1), lambda t, m: t.logsumexp((0, 1), True),
+        lambda t, m: m.prod(t, 1), lambda t, m: t.prod(0), lambda t, m: m.prod(t),
+        lambda t, m: m.cumsum(t, 1), lambda t, m: m.norm(t, 2, 1), lambda t, m: t.norm(1),
+        lambda t, m: m.sort(t, 1, True)[0], lambda t, m: m.topk(t, 2, 0)[0],
+    ]
+    for k, f in enumerate(cases):
+        ours_in = minidl.tensor(x, requires_grad=True)
+        ref_in = torch.tensor(x, requires_grad=True)
+        ours, ref = f(ours_in, minidl), f(ref_in, torch)
+        np.testing.assert_allclose(host(ours), ref.detach().numpy(), rtol=1e-12, err_msg=k)
+        gy = gy_full.reshape(-1)[:ours.numel()].reshape(ours.shape)
+        ours.backward(minidl.tensor(gy))
+        ref.backward(torch.tensor(gy))
+        if k in (13, 14):        # sort/topk of ties: PyTorch's tie order is not specified
+            np.testing.assert_allclose(host(ours_in.grad).sum(), ref_in.grad.numpy().sum())
+            continue
+        np.testing.assert_allclose(host(ours_in.grad), ref_in.grad.numpy(), rtol=1e-12,
+                                   atol=1e-15, err_msg=k)
+    assert minidl.max(minidl.tensor(x), 1).indices.tolist() == torch.tensor(x).max(1)[1].tolist()

@@ -7,13 +7,20 @@ its arguments and calls it.
 from .. import tensor as _tensor
 from ._utils import sum_to
 from .activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
-from .elementwise import (abs, add, cast, clamp, clip, div, exp, log, maximum, minimum, mul, neg,
-                          pow, sqrt, sub, to_device, where)
+from .elementwise import (abs, add, cast, clamp, clip, div, lerp, maximum, minimum, mul, neg, pow,
+                          sub, to_device, where)
+from .unary import cos, exp, expm1, log, log1p, reciprocal, rsqrt, sign, sin, sqrt, square
 from .linalg import linear, matmul
 from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 from .reduction import argmax, argmin, max, mean, min, std, sum, var
-from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, getitem, pad, permute,
-                    reshape, split, squeeze, stack, transpose, unsqueeze, view)
+from .reduction import (all, amax, amin, any, cumsum, logsumexp, norm, prod)
+from .sorting import argsort, return_types, sort, topk
+from .comparison import (allclose, clone, contiguous, eq, equal, ge, gt, isclose, isfinite,
+                         isinf, isnan, le, lt, ne)
+from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, moveaxis,
+                    movedim, pad, permute, repeat, reshape, roll, split, squeeze, stack, tile,
+                    transpose, unbind, unsqueeze, view)
+from .indexing import gather, getitem, masked_fill, narrow, one_hot, tril, triu
 from .conv import conv2d
 from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .normalization import batch_norm, batch_norm_relu

@@ -1,4 +1,5 @@
-"""Elementwise arithmetic and math: + - * / ** neg exp log sqrt abs clip maximum minimum where.
+"""Elementwise arithmetic: + - * / ** neg abs clip maximum minimum where lerp, casts and device
+moves (the unary math functions, exp log sqrt and the like, are in ``unary.py``).
 
 Binary ops broadcast like NumPy; their backward sums each gradient back to its input's shape
 (``sum_to``). Python numbers may stand for either operand and get no gradient.
@@ -20,7 +21,8 @@ from .. import backend
 from ..autograd import Function
 from ..kernels import threads
 from ..tensor import _DEFAULT_FLOAT, Tensor, is_real
-from ._utils import as_operand, check_broadcast, check_float, check_tensor, sum_to
+from ._utils import (as_operand, check_broadcast, check_float, check_tensor, sum_to,
+                     type_name)
 
 
 def _shape(x):
@@ -127,41 +129,6 @@ class Neg(Function):
         return -gy
 
 
-class Exp(Function):
-    """y = exp(x).  Gradient: gx = gy * y."""
-
-    def forward(self, x):
-        y = backend.xp_of(x).exp(x)
-        self.save_for_backward(y)
-        return y
-
-    def backward(self, gy):
-        return gy * self.saved[0]
-
-
-class Log(Function):
-    """y = log(x) (natural).  Gradient: gx = gy / x."""
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return backend.xp_of(x).log(x)
-
-    def backward(self, gy):
-        return gy / self.saved[0]
-
-
-class Sqrt(Function):
-    """y = sqrt(x).  Gradient: gx = gy / (2 y)."""
-
-    def forward(self, x):
-        y = backend.xp_of(x).sqrt(x)
-        self.save_for_backward(y)
-        return y
-
-    def backward(self, gy):
-        return gy / (2.0 * self.saved[0])
-
-
 class Abs(Function):
     """y = |x|.  Gradient: gx = gy * sign(x) (0 at x = 0, as in PyTorch)."""
 
@@ -237,6 +204,27 @@ class Where(Function):
         gb = sum_to(xp.where(self.cond, zero, gy), self.shapes[1]) \
             if self.needs_input_grad[1] else None
         return ga, gb
+
+
+class Lerp(Function):
+    """y = a + w (b - a) (linear interpolation, broadcasting; w a tensor or a number), computed
+    as b - (b - a)(1 - w) where |w| >= 0.5 so that w = 1 gives b exactly.
+    Gradient: ga = sum_to(gy (1 - w)), gb = sum_to(gy w), gw = sum_to(gy (b - a))."""
+
+    def forward(self, a, b, w):
+        self.save_for_backward(a, b, w)
+        d = b - a
+        if isinstance(w, (int, float)):
+            return a + w * d if -0.5 < w < 0.5 else b - d * (1.0 - w)
+        xp = backend.xp_of(d)         # (this module's abs is the Tensor op)
+        return xp.where(xp.abs(w) < 0.5, a + w * d, b - d * (1.0 - w))
+
+    def backward(self, gy):
+        a, b, w = self.saved
+        ga = sum_to(gy * (1.0 - w), a.shape) if self.needs_input_grad[0] else None
+        gb = sum_to(gy * w, b.shape) if self.needs_input_grad[1] else None
+        gw = sum_to(gy * (b - a), w.shape) if self.needs_input_grad[2] else None
+        return ga, gb, gw
 
 
 class Cast(Function):
@@ -385,21 +373,6 @@ def neg(input):
     return Neg()(check_tensor("neg", "input", input))
 
 
-def exp(input):
-    """e ** input."""
-    return Exp()(check_float("exp", "input", input))
-
-
-def log(input):
-    """Natural logarithm."""
-    return Log()(check_float("log", "input", input))
-
-
-def sqrt(input):
-    """Square root."""
-    return Sqrt()(check_float("sqrt", "input", input))
-
-
 def abs(input):
     """Absolute value."""
     return Abs()(check_tensor("abs", "input", input))
@@ -461,3 +434,22 @@ def cast(input, dtype):
 def to_device(input, device):
     """Differentiable copy to another device (``Tensor.to(device)``)."""
     return ToDevice(device)(check_tensor("to_device", "input", input))
+
+
+def lerp(input, end, weight):
+    """input + weight * (end - input), all three broadcast together; ``weight`` is a tensor
+    or a number. The operands are promoted like a binary op's and must give a floating type."""
+    check_tensor("lerp", "input", input)
+    check_tensor("lerp", "end", end)
+    weight = as_operand("lerp", "weight", weight)
+    shapes = [x.shape for x in (input, end, weight) if isinstance(x, Tensor)]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"lerp: shapes {shapes} (input, end, weight) cannot be broadcast "
+                         "together") from None
+    r = result_dtype(input, end, weight)
+    if r.kind != "f":
+        raise TypeError(f"lerp: needs floating-point operands, got {input.dtype}, {end.dtype} "
+                        f"and weight {type_name(weight)} (convert with .float())")
+    return Lerp()(*_promoted([input, end, weight]))

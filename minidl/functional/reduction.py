@@ -1,15 +1,27 @@
-"""Reductions over axes: sum, mean, max, min, var, std (and argmax/argmin, not differentiable).
+"""Reductions over axes: sum, mean, prod, amax, amin, max, min, var, std, logsumexp, norm,
+cumsum (a running sum), all/any and argmax/argmin (the last four not differentiable).
 
 ``dim`` is None (all axes), an int or a tuple of ints; ``keepdim`` keeps reduced axes as size 1.
+``max``/``min`` follow PyTorch: over everything a 0-d tensor, over one int ``dim`` a named tuple
+``(values, indices)`` (``functional.sorting``), with a tensor second argument ``maximum``;
+``amax``/``amin`` take several dims and split the gradient among ties.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, is_real
 from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
+from .elementwise import maximum, minimum
+from .sorting import max_along
+
+
+def _reduced_shape(shape, axes):
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
 def _expand_back(gy, in_shape, axes, keepdim):
@@ -54,9 +66,10 @@ class Mean(Function):
                             self.keepdim)
 
 
-class Max(Function):
-    """y = max of x over ``axes``.  Gradient: gy flows to the elements equal to the maximum;
-    when several tie, they share it equally (so the gradient stays a valid subgradient)."""
+class Amax(Function):
+    """y = max of x over ``axes``.  Gradient: gy is split evenly among the elements equal to
+    the maximum, gx = gy [x == y] / #{x == y} (PyTorch's amax and full max(); a valid
+    subgradient when several tie)."""
 
     mode = "max"
 
@@ -67,21 +80,133 @@ class Max(Function):
         y = x.max(axis=self.axes, keepdims=True) if self.mode == "max" else \
             x.min(axis=self.axes, keepdims=True)
         self.save_for_backward(x, y)
-        return y if self.keepdim else y.reshape(
-            [n for i, n in enumerate(x.shape) if i not in self.axes])
+        return y if self.keepdim else y.reshape(_reduced_shape(x.shape, self.axes))
 
     def backward(self, gy):
         x, y = self.saved
         hit = x == y
         count = hit.sum(axis=self.axes, keepdims=True).astype(x.dtype)
-        gy = _expand_back(gy, y.shape, (), True) if self.keepdim else gy.reshape(y.shape)
-        return hit * (gy / count)
+        return hit * (gy.reshape(y.shape) / count)
 
 
-class Min(Max):
-    """y = min of x over ``axes``.  Gradient: as for max, to the minimal elements (ties share)."""
+class Amin(Amax):
+    """y = min of x over ``axes``.  Gradient: as for amax, split among the minimal elements."""
 
     mode = "min"
+
+
+class Prod(Function):
+    """y = product of x over ``axes``.  Gradient: gx_i = gy prod_{j != i} x_j, formed without
+    dividing by zero: y / x_i in a slice with no zero; with exactly one zero, gy times the
+    product of the others at the zero and 0 elsewhere; with two or more zeros, 0 everywhere."""
+
+    def __init__(self, axes, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return x.prod(axis=self.axes, keepdims=self.keepdim)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = backend.xp_of(x)
+        zero = x == 0
+        zeros = zero.sum(axis=self.axes, keepdims=True)
+        safe = xp.where(zero, 1, x).astype(x.dtype, copy=False)
+        rest = safe.prod(axis=self.axes, keepdims=True)          # product of the non-zeros
+        others = xp.where(zeros == 0, rest / safe, (zero & (zeros == 1)) * rest)
+        return _expand_back(gy, x.shape, self.axes, self.keepdim) * others
+
+
+class LogSumExp(Function):
+    """y = log(sum(exp(x))) over ``axes``, computed as m + log(sum(exp(x - m))) with m the
+    (finite) maximum, so large x do not overflow; all -inf gives -inf.
+    Gradient: gx = gy exp(x - y), the softmax of x over the axes."""
+
+    def __init__(self, axes, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        m = x.max(axis=self.axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
+        acc = np.float32 if x.dtype == np.float16 else None      # float16 sums overflow
+        total = xp.exp(x - m).sum(axis=self.axes, keepdims=True, dtype=acc)
+        with np.errstate(divide="ignore"):                        # log(0) = -inf, wanted
+            y = (xp.log(total) + m).astype(x.dtype, copy=False)
+        self.save_for_backward(x, y)
+        return y if self.keepdim else y.reshape(_reduced_shape(x.shape, self.axes))
+
+    def backward(self, gy):
+        x, y = self.saved
+        return backend.xp_of(x).exp(x - y) * gy.reshape(y.shape)
+
+
+class Cumsum(Function):
+    """y_i = sum_{j <= i} x_j along ``dim``.  Gradient: gx_j = sum_{i >= j} gy_i, a cumulative
+    sum of gy taken from the end."""
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        xr = x.reshape(1) if x.ndim == 0 else x
+        return backend.xp_of(x).cumsum(xr, axis=self.dim).reshape(x.shape)
+
+    def backward(self, gy):
+        xp = backend.xp_of(gy)
+        g = gy.reshape(1) if gy.ndim == 0 else gy
+        return xp.flip(xp.cumsum(xp.flip(g, self.dim), axis=self.dim), self.dim).reshape(
+            self.in_shape)
+
+
+class Norm(Function):
+    """y = ||x||_p over ``axes`` = (sum |x|^p)^(1/p); p = inf: max |x|; p = -inf: min |x|;
+    p = 0: the number of non-zeros.
+    Gradient: p = 1: gx = gy sign(x).  p = 2: gx = gy x / y, and 0 where y = 0 (PyTorch's
+    subgradient).  p = +-inf: gy sign(x) split evenly among the |x| equal to y.  p = 0: 0.
+    Other p: gx = gy sign(x) |x|^(p-1) / y^(p-1), 0 where y = 0."""
+
+    def __init__(self, axes, keepdim, p):
+        self.axes, self.keepdim, self.p = axes, keepdim, p
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        a, p, axes = xp.abs(x), self.p, self.axes
+        acc = np.float32 if x.dtype == np.float16 else None      # float16 sums overflow
+        if p == math.inf:
+            y = a.max(axis=axes, keepdims=True)
+        elif p == -math.inf:
+            y = a.min(axis=axes, keepdims=True)
+        elif p == 0:
+            y = (x != 0).sum(axis=axes, keepdims=True)
+        elif p == 1:
+            y = a.sum(axis=axes, keepdims=True, dtype=acc)
+        elif p == 2:
+            y = xp.sqrt((a * a).sum(axis=axes, keepdims=True, dtype=acc))
+        else:
+            y = (a ** p).sum(axis=axes, keepdims=True, dtype=acc) ** (1.0 / p)
+        y = y.astype(x.dtype, copy=False)
+        self.save_for_backward(x, y)
+        return y if self.keepdim else y.reshape(_reduced_shape(x.shape, axes))
+
+    def backward(self, gy):
+        x, y = self.saved
+        xp = backend.xp_of(x)
+        gy, p = gy.reshape(y.shape), self.p
+        if p == 0:
+            return xp.zeros_like(x)
+        if p == 1:
+            return xp.sign(x) * gy
+        if p in (math.inf, -math.inf):
+            hit = xp.abs(x) == y
+            return xp.sign(x) * hit * (gy / hit.sum(axis=self.axes, keepdims=True))
+        safe = xp.where(y == 0, 1, y).astype(y.dtype, copy=False)
+        if p == 2:
+            return x * xp.where(y == 0, 0, gy / safe)
+        k = xp.where(y == 0, 0, gy / safe ** (p - 1))
+        return xp.sign(x) * xp.abs(x) ** (p - 1) * k
 
 
 class Var(Function):
@@ -154,18 +279,120 @@ def _check_nonempty(op, input, axes):
                              f"(input shape {input.shape})")
 
 
+def _max_min(op, input, dim, keepdim):
+    check_tensor(op, "input", input)
+    if isinstance(dim, Tensor):                     # max(input, other): elementwise
+        if keepdim:
+            raise TypeError(f"{op}: 'keepdim' cannot be used with a tensor 'other' "
+                            f"({op}(input, other) is the elementwise {op}imum)")
+        return (maximum if op == "max" else minimum)(input, dim)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"{op}: 'dim' must be an int ({op} over one dim returns values and "
+                        f"indices), got {dim!r}; use a{op}(input, dim={tuple(dim)}) to reduce "
+                        "several dims")
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{op}: keepdim=True needs an int 'dim' (as in PyTorch); use "
+                            f"a{op}(input, keepdim=True) to keep every reduced dim")
+        if input.data.size == 0:
+            raise ValueError(f"{op}: the input (shape {input.shape}) is empty: it has no "
+                             f"{op}imum")
+        return (Amax if op == "max" else Amin)(tuple(range(input.ndim)), False)(input)
+    d = normalize_dim(op, dim, input.ndim)
+    if input.ndim:
+        _check_nonempty(op, input, (d,))
+    return max_along(op, input, d, bool(keepdim))
+
+
 def max(input, dim=None, keepdim=False):
-    """Maximum over ``dim`` (values only; use ``argmax`` for positions)."""
-    axes = _reduce_args("max", input, dim)
-    _check_nonempty("max", input, axes)
-    return Max(axes, keepdim)(input)
+    """The maximum, as PyTorch's ``max``:
+
+    - ``max(input)``: a 0-d tensor (the gradient is split among tied maxima);
+    - ``max(input, dim, keepdim=False)``: a named tuple ``(values, indices)``, indices int64
+      (the first maximum on ties), values differentiable (the gradient goes to the index),
+      so ``_, predicted = outputs.max(1)`` works;
+    - ``max(input, other)`` with a tensor ``other``: ``maximum(input, other)``.
+
+    For several dims at once use ``amax``."""
+    return _max_min("max", input, dim, keepdim)
 
 
 def min(input, dim=None, keepdim=False):
-    """Minimum over ``dim`` (values only; use ``argmin`` for positions)."""
-    axes = _reduce_args("min", input, dim)
-    _check_nonempty("min", input, axes)
-    return Min(axes, keepdim)(input)
+    """The minimum, as PyTorch's ``min`` (see ``max``; ``amin`` for several dims)."""
+    return _max_min("min", input, dim, keepdim)
+
+
+def amax(input, dim=None, keepdim=False):
+    """Maximum over ``dim`` (an int, a tuple of ints, or None/() for all dims); the gradient is
+    split evenly among tied maxima, as PyTorch's ``amax``."""
+    axes = _reduce_args("amax", input, dim)
+    _check_nonempty("amax", input, axes)
+    return Amax(axes, keepdim)(input)
+
+
+def amin(input, dim=None, keepdim=False):
+    """Minimum over ``dim`` (int, tuple or all); ties split the gradient (PyTorch's ``amin``)."""
+    axes = _reduce_args("amin", input, dim)
+    _check_nonempty("amin", input, axes)
+    return Amin(axes, keepdim)(input)
+
+
+def prod(input, dim=None, keepdim=False):
+    """Product over ``dim`` (all axes when None); correct gradients with zeros in the input
+    (see ``Prod``). Integer and bool inputs give int64, as in PyTorch."""
+    return Prod(_reduce_args("prod", input, dim), keepdim)(input)
+
+
+def logsumexp(input, dim, keepdim=False):
+    """log(sum(exp(input))) over ``dim`` (an int or a tuple), computed stably."""
+    check_float("logsumexp", "input", input)
+    axes = _reduce_args("logsumexp", input, dim)
+    _check_nonempty("logsumexp", input, axes)
+    return LogSumExp(axes, keepdim)(input)
+
+
+def cumsum(input, dim):
+    """Running sum along ``dim``: y_i = x_0 + ... + x_i. Integer and bool inputs give int64."""
+    check_tensor("cumsum", "input", input)
+    return Cumsum(normalize_dim("cumsum", dim, input.ndim))(input)
+
+
+def norm(input, p="fro", dim=None, keepdim=False):
+    """The vector p-norm over ``dim`` (all elements when None), as ``torch.norm``:
+    ``p`` is ``'fro'`` (the 2-norm, over at most 2 dims), a number >= 0, ``inf`` or ``-inf``
+    (see ``Norm``). Matrix norms ('nuc', matrix 2-norm) are not supported."""
+    check_float("norm", "input", input)
+    if isinstance(p, str):
+        if p != "fro":
+            raise ValueError(f"norm: p={p!r} is not supported; use 'fro', inf, -inf or a "
+                             "number >= 0")
+        if isinstance(dim, (tuple, list)) and len(dim) > 2:
+            raise ValueError(f"norm: p='fro' takes at most 2 dims, got dim={dim!r}; use p=2 "
+                             "for the 2-norm over more")
+        p = 2
+    if not is_real(p) or not p >= 0 and p != -math.inf:
+        raise ValueError(f"norm: 'p' must be 'fro', inf, -inf or a number >= 0, got {p!r}")
+    axes = _reduce_args("norm", input, dim)
+    if p in (math.inf, -math.inf):
+        _check_nonempty("norm", input, axes)
+    return Norm(axes, keepdim, float(p))(input)
+
+
+def _logical(op, input, dim, keepdim):
+    axes = _reduce_args(op, input, dim)
+    xp = backend.xp_of(input.data)
+    fn = xp.all if op == "all" else xp.any
+    return Tensor(xp.asarray(fn(input.data, axis=axes, keepdims=keepdim)))
+
+
+def all(input, dim=None, keepdim=False):
+    """Whether every element over ``dim`` is non-zero (a bool tensor; no gradient)."""
+    return _logical("all", input, dim, keepdim)
+
+
+def any(input, dim=None, keepdim=False):
+    """Whether some element over ``dim`` is non-zero (a bool tensor; no gradient)."""
+    return _logical("any", input, dim, keepdim)
 
 
 def _ddof(op, unbiased):

@@ -1,6 +1,8 @@
-"""Shape ops: reshape/view, transpose/permute, flatten, squeeze/unsqueeze, broadcast_to/expand,
-indexing, cat/stack/split/chunk, pad.  None of them changes values, so every backward only moves
-gradient entries back to where they came from (summing where one input entry fed several)."""
+"""Shape ops: reshape/view, transpose/permute/movedim, flatten, squeeze/unsqueeze,
+broadcast_to/expand, repeat/tile, flip/roll, cat/stack/split/chunk/unbind, pad (indexing ops
+are in ``indexing.py``). None of them computes new values, so every backward only moves
+gradient entries back to where they came from (summing where one input entry fed several;
+zero where an entry was overwritten)."""
 from __future__ import annotations
 
 import numpy as np
@@ -51,95 +53,6 @@ class BroadcastTo(Function):
 
     def backward(self, gy):
         return sum_to(gy, self.in_shape)
-
-
-def _is_basic_index(index):
-    """True when indexing cannot hit one element twice (ints, slices, None, ..., bool masks)."""
-    items = index if isinstance(index, tuple) else (index,)
-    for it in items:
-        if it is None or it is Ellipsis or isinstance(it, (int, slice, np.integer)):
-            continue
-        if hasattr(it, "dtype") and it.dtype.kind == "b":
-            continue
-        return False
-    return True
-
-
-def _is_mask(it):
-    return hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim > 0
-
-
-def _check_mask_shapes(items, shape):
-    """Raise NumPy's IndexError when a boolean mask does not match the axes it covers (its
-    integer positions would index them without complaint)."""
-    def width(it):
-        if it is None or it is Ellipsis or isinstance(it, (bool, np.bool_)) or (
-                hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim == 0):
-            return 0
-        return it.ndim if _is_mask(it) else 1
-    pos, used = 0, sum(width(it) for it in items)
-    for it in items:
-        if it is Ellipsis:
-            pos += max(len(shape) - used, 0)
-        elif _is_mask(it):
-            axes = tuple(shape[pos:pos + it.ndim])
-            if axes != tuple(it.shape):
-                raise IndexError(f"boolean index of shape {tuple(it.shape)} does not match the "
-                                 f"indexed axes {pos}..{pos + it.ndim - 1} of sizes {axes}")
-            pos += it.ndim
-        else:
-            pos += width(it)
-
-
-def _masks_as_indices(index, shape):
-    """``index`` with its boolean arrays (of >= 1 dimension) replaced by the integer arrays of
-    their True positions (``mask.nonzero()``, which NumPy defines ``x[mask]`` by), and whether
-    there were any. Done once on a GPU, where each boolean-mask indexing reads the number of
-    True entries back to the host: forward pays that read, backward reuses the indices."""
-    items = index if isinstance(index, tuple) else (index,)
-    if not any(_is_mask(it) for it in items):
-        return index, False
-    backend.refuse_in_capture("boolean-mask indexing on the GPU (the number of selected "
-                              "entries is read back to the host)")
-    _check_mask_shapes(items, shape)
-    out = []
-    for it in items:
-        if _is_mask(it):
-            out.extend(backend.xp_of(it).nonzero(it))
-        else:
-            out.append(it)
-    return tuple(out), True
-
-
-class GetItem(Function):
-    """y = x[index].  Gradient: gx = zeros like x, then gx[index] += gy, adding repeatedly
-    where an integer-array index selects the same element several times (scatter-add).
-
-    On a GPU, boolean masks become integer indices in forward (one read of the number of
-    True entries; refused while a CUDA graph is captured) that backward reuses; positions
-    from masks alone are distinct, so backward assigns instead of scatter-adding."""
-
-    def __init__(self, index):
-        self.index = index
-        self.distinct = False
-
-    def forward(self, x):
-        self.in_shape, self.dtype = x.shape, x.dtype
-        if backend._is_cupy_array(x):
-            index, masked = _masks_as_indices(self.index, x.shape)
-            if masked:
-                self.distinct = _is_basic_index(self.index)   # no integer arrays besides
-                self.index = index
-        return x[self.index]
-
-    def backward(self, gy):
-        xp = backend.xp_of(gy)
-        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
-        if self.distinct or _is_basic_index(self.index):
-            gx[self.index] = gy
-        else:
-            backend.scatter_add(gx, self.index, gy)
-        return gx
 
 
 class Concat(Function):
@@ -210,6 +123,79 @@ class Pad(Function):
 
     def backward(self, gy):
         return gy[tuple(slice(b, gy.shape[i] - a) for i, (b, a) in enumerate(self.widths))]
+
+
+class Flip(Function):
+    """y = x reversed along the axes ``dims`` (a view).  Gradient: gx = gy reversed alike."""
+
+    def __init__(self, dims):
+        self.dims = dims
+
+    def _flip(self, a):
+        return a[tuple(slice(None, None, -1) if d in self.dims else slice(None)
+                       for d in range(a.ndim))]
+
+    def forward(self, x):
+        return self._flip(x)
+
+    def backward(self, gy):
+        return self._flip(gy)
+
+
+class Roll(Function):
+    """y = x shifted cyclically by ``shifts[i]`` along ``dims[i]`` (of the flattened x when
+    ``dims`` is None): y[(j + s) mod n] = x[j].  Gradient: gx = gy rolled by -shifts."""
+
+    def __init__(self, shifts, dims):
+        self.shifts, self.dims = shifts, dims          # tuples; dims None: one shift
+
+    def _roll(self, a, sign):
+        xp = backend.xp_of(a)
+        if self.dims is None:
+            return xp.roll(a, sign * self.shifts[0])
+        return xp.roll(a, tuple(sign * s for s in self.shifts), axis=self.dims)
+
+    def forward(self, x):
+        return self._roll(x, 1)
+
+    def backward(self, gy):
+        return self._roll(gy, -1)
+
+
+class Repeat(Function):
+    """y = x tiled ``reps[i]`` times along axis i (x first gets leading size-1 axes up to
+    len(reps)): y[..., k * n_i + j, ...] = x[..., j, ...] for 0 <= k < reps[i].
+    Gradient: gx[j] = sum over k of gy[k * n_i + j]: gy viewed as (r_0, n_0, r_1, n_1, ...)
+    summed over the r axes."""
+
+    def __init__(self, reps):
+        self.reps = reps
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        lead = len(self.reps) - x.ndim
+        self.shape = (1,) * lead + x.shape
+        return backend.xp_of(x).tile(x.reshape(self.shape), self.reps)
+
+    def backward(self, gy):
+        pairs = [v for r, n in zip(self.reps, self.shape) for v in (r, n)]
+        g = gy.reshape(pairs).sum(axis=tuple(range(0, len(pairs), 2)))
+        return g.reshape(self.in_shape)
+
+
+class Unbind(Function):
+    """(y_0, ..., y_{n-1}) = the slices x[..., k, ...] along ``axis`` (views).
+    Gradient: gx = the slices' gradients stacked along ``axis`` (zeros for unused slices)."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        head = (slice(None),) * self.axis
+        return tuple(x[head + (k,)] for k in range(x.shape[self.axis]))
+
+    def backward(self, *gys):
+        return backend.xp_of(gys[0]).stack(gys, axis=self.axis)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,36 +309,6 @@ def expand(input, shape):
     return broadcast_to(input, tuple(shape))
 
 
-def _index_component(it):
-    if isinstance(it, Tensor):
-        return it.data
-    if isinstance(it, list):
-        return np.asarray(it)
-    return it
-
-
-def getitem(input, index):
-    """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks."""
-    check_tensor("getitem", "input", input)
-    if isinstance(index, tuple):
-        index = tuple(_index_component(i) for i in index)
-    else:
-        index = _index_component(index)
-    items = index if isinstance(index, tuple) else (index,)
-    for it in items:
-        if hasattr(it, "dtype") and it.dtype.kind not in "biu":
-            raise IndexError(f"getitem: index arrays must be integer or boolean, got dtype "
-                             f"{it.dtype}")
-        if hasattr(it, "dtype") and type(it) is not type(input.data) and it.ndim > 0:
-            index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
-                          for i in items)
-            break
-    try:
-        return GetItem(index)(input)
-    except IndexError as exc:
-        raise IndexError(f"getitem: {exc} (tensor shape {input.shape})") from None
-
-
 def _check_seq(op, tensors):
     if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) or not tensors:
         raise TypeError(f"{op}: 'tensors' must be a non-empty list or tuple of Tensors, "
@@ -439,3 +395,95 @@ def pad(input, pad, mode="constant", value=0.0):
     for k in range(len(pad) // 2):
         widths[input.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
     return Pad(tuple(widths), value)(input)
+
+
+def flip(input, dims):
+    """Reverse the order of the entries along each axis in ``dims`` (an int or a sequence)."""
+    check_tensor("flip", "input", input)
+    dims = check_shape_arg("flip", dims, "dims")
+    axes = [normalize_dim("flip", d, input.ndim, "dims") for d in dims]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"flip: 'dims' has repeated dimensions: {dims}")
+    return Flip(frozenset(axes) if input.ndim else frozenset())(input)
+
+
+def roll(input, shifts, dims=None):
+    """Shift the entries cyclically by ``shifts[i]`` along ``dims[i]``; without ``dims``, the
+    flattened tensor is rolled by one shift and the shape restored."""
+    check_tensor("roll", "input", input)
+    shifts = check_shape_arg("roll", shifts, "shifts")
+    if dims is None or input.ndim == 0:
+        if len(shifts) != 1:
+            raise ValueError(f"roll: without 'dims' the flattened tensor is rolled, so "
+                             f"'shifts' must be one int, got {shifts}")
+        return Roll(shifts, None)(input)
+    dims = check_shape_arg("roll", dims, "dims")
+    if len(dims) != len(shifts):
+        raise ValueError(f"roll: 'shifts' and 'dims' must have the same length, got "
+                         f"shifts={shifts} and dims={dims}")
+    return Roll(shifts, tuple(normalize_dim("roll", d, input.ndim, "dims") for d in dims))(input)
+
+
+def _check_reps(op, arg, reps):
+    reps = check_shape_arg(op, reps, arg)
+    if any(r < 0 for r in reps):
+        raise ValueError(f"{op}: '{arg}' must be non-negative, got {reps}")
+    return reps
+
+
+def repeat(input, *sizes):
+    """PyTorch's ``Tensor.repeat``: tile the tensor ``sizes[i]`` times along axis i;
+    ``len(sizes)`` may exceed ``input.ndim`` (new leading axes), not fall short of it.
+    ``repeat(x, 2, 3)`` and ``repeat(x, (2, 3))`` are the same. (Not NumPy's repeat: for
+    that, see torch's repeat_interleave, which minidl does not have.)"""
+    check_tensor("repeat", "input", input)
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = sizes[0]
+    sizes = _check_reps("repeat", "sizes", tuple(sizes))
+    if len(sizes) < input.ndim:
+        raise ValueError(f"repeat: 'sizes' needs at least one entry per dimension of the "
+                         f"input ({input.ndim}), got {sizes}")
+    return Repeat(sizes)(input)
+
+
+def tile(input, dims):
+    """Tile the tensor ``dims[i]`` times along axis i; a ``dims`` shorter than ``input.ndim``
+    is padded with leading 1s (``torch.tile``); otherwise as ``repeat``."""
+    check_tensor("tile", "input", input)
+    dims = _check_reps("tile", "dims", dims)
+    return Repeat((1,) * (input.ndim - len(dims)) + dims)(input)
+
+
+def unbind(input, dim=0):
+    """The slices along ``dim``, as a tuple of tensors without that axis."""
+    check_tensor("unbind", "input", input)
+    if input.ndim == 0:
+        raise IndexError("unbind: a 0-d tensor has no dimension to unbind")
+    d = normalize_dim("unbind", dim, input.ndim)
+    return Unbind(d)(input) if input.shape[d] else ()
+
+
+def movedim(input, source, destination):
+    """Move axes ``source`` to positions ``destination`` (ints or equally long sequences);
+    the other axes keep their order."""
+    check_tensor("movedim", "input", input)
+    src = check_shape_arg("movedim", source, "source")
+    dst = check_shape_arg("movedim", destination, "destination")
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: 'source' {src} and 'destination' {dst} must have the same "
+                         "number of dims")
+    if input.ndim == 0:
+        return Permute(())(input)
+    src = [normalize_dim("movedim", d, input.ndim, "source") for d in src]
+    dst = [normalize_dim("movedim", d, input.ndim, "destination") for d in dst]
+    for name, dims in (("source", src), ("destination", dst)):
+        if len(set(dims)) != len(dims):
+            raise ValueError(f"movedim: '{name}' has repeated dimensions: {dims}")
+    order = [d for d in range(input.ndim) if d not in src]
+    for to, frm in sorted(zip(dst, src)):
+        order.insert(to, frm)
+    return Permute(tuple(order))(input)
+
+
+moveaxis = movedim
+

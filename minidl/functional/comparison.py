@@ -1,0 +1,162 @@
+"""Comparisons and value tests, outside the graph (bool results, no gradient):
+eq ne lt le gt ge (the operators ``== != < <= > >=``), isnan isinf isfinite, isclose,
+allclose and equal (the last two give Python bools, as in PyTorch); and ``clone``, the
+differentiable copy (``contiguous`` uses it).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor, is_real
+from ._utils import check_broadcast, check_tensor
+
+
+def _is_operand(x):
+    """Whether ``x`` can be compared with a tensor: a Tensor, a real number or bool, an array."""
+    return isinstance(x, (Tensor, numbers.Real, np.generic, np.ndarray)) or \
+        backend._is_cupy_array(x)
+
+
+def _operand(op, input, other):
+    """``other`` as a raw array or number on ``input``'s device, or a clear error."""
+    if not _is_operand(other) or isinstance(other, (np.complexfloating, np.str_, np.bytes_)):
+        raise TypeError(f"{op}: argument 'other' must be a Tensor or a number, got "
+                        f"{type(other).__name__}")
+    b = other.data if isinstance(other, Tensor) else other
+    if hasattr(b, "shape") and not isinstance(b, np.generic):
+        if backend.device_of(b) != input.device:
+            raise RuntimeError(f"{op}: the operands are on different devices ({input.device} "
+                               f"and {backend.device_of(b)}); move them with .to(device)")
+    check_broadcast(op, input, b)
+    return b
+
+
+def _named(op, ufunc, input, other):
+    check_tensor(op, "input", input)
+    b = _operand(op, input, other)
+    return Tensor(getattr(backend.xp_of(input.data), ufunc)(input.data, b))
+
+
+def eq(input, other):
+    """input == other elementwise, broadcasting (a bool tensor)."""
+    return _named("eq", "equal", input, other)
+
+
+def ne(input, other):
+    """input != other elementwise (a bool tensor)."""
+    return _named("ne", "not_equal", input, other)
+
+
+def lt(input, other):
+    """input < other elementwise (a bool tensor)."""
+    return _named("lt", "less", input, other)
+
+
+def le(input, other):
+    """input <= other elementwise (a bool tensor)."""
+    return _named("le", "less_equal", input, other)
+
+
+def gt(input, other):
+    """input > other elementwise (a bool tensor)."""
+    return _named("gt", "greater", input, other)
+
+
+def ge(input, other):
+    """input >= other elementwise (a bool tensor)."""
+    return _named("ge", "greater_equal", input, other)
+
+
+def _test(op, input):
+    check_tensor(op, "input", input)
+    xp = backend.xp_of(input.data)
+    if input.dtype.kind != "f":                  # integers and bools are always finite
+        return Tensor(xp.full(input.shape, op == "isfinite", dtype=np.bool_))
+    return Tensor(getattr(xp, op)(input.data))
+
+
+def isnan(input):
+    """Where ``input`` is NaN (a bool tensor)."""
+    return _test("isnan", input)
+
+
+def isinf(input):
+    """Where ``input`` is +inf or -inf (a bool tensor)."""
+    return _test("isinf", input)
+
+
+def isfinite(input):
+    """Where ``input`` is neither inf nor NaN (a bool tensor)."""
+    return _test("isfinite", input)
+
+
+def _tolerances(op, rtol, atol, equal_nan):
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if not is_real(v) or not v >= 0:
+            raise ValueError(f"{op}: '{name}' must be a non-negative number, got {v!r}")
+    if not isinstance(equal_nan, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'equal_nan' must be a bool, got {type(equal_nan).__name__}")
+
+
+def _isclose(op, input, other, rtol, atol, equal_nan):
+    check_tensor(op, "input", input)
+    b = _operand(op, input, other)
+    _tolerances(op, rtol, atol, equal_nan)
+    xp = backend.xp_of(input.data)
+    a = input.data
+    if a.dtype.kind != "f" and getattr(b, "dtype", np.dtype(type(b))).kind != "f":
+        a, b = a.astype(np.float64), xp.asarray(b, dtype=np.float64)   # no unsigned wrap
+    close = a == b
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = xp.abs(a - b)
+        close = close | (xp.isfinite(diff) & (diff <= atol + rtol * xp.abs(b)))
+    if equal_nan:
+        close = close | (xp.isnan(a) & xp.isnan(b))
+    return Tensor(close)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol |other| elementwise (a bool tensor). Infinities are close
+    only to themselves; NaNs to each other only with ``equal_nan``."""
+    return _isclose("isclose", input, other, rtol, atol, equal_nan)
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """Whether ``isclose`` holds everywhere: a Python bool (reads the result back)."""
+    close = _isclose("allclose", input, other, rtol, atol, equal_nan)
+    return bool(Tensor(close.data.all()).item())
+
+
+def equal(input, other):
+    """Whether two tensors have the same shape and the same values: a Python bool (NaN is
+    never equal to itself, as in PyTorch)."""
+    check_tensor("equal", "input", input)
+    check_tensor("equal", "other", other)
+    if input.shape != other.shape:
+        return False
+    return bool(Tensor(_named("equal", "equal", input, other).data.all()).item())
+
+
+class Clone(Function):
+    """y = a copy of x in memory of its own (C order).  Gradient: gx = gy."""
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        return gy
+
+
+def clone(input):
+    """A differentiable copy of ``input`` (it shares no memory with it)."""
+    return Clone()(check_tensor("clone", "input", input))
+
+
+def contiguous(input):
+    """``input`` itself when its memory is C-contiguous, else a C-contiguous ``clone``."""
+    check_tensor("contiguous", "input", input)
+    return input if input.data.flags.c_contiguous else clone(input)

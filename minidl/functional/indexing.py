@@ -1,0 +1,377 @@
+"""Indexing ops: ``getitem`` (``x[index]``: slices, ints, None, ..., integer and boolean
+index arrays), ``narrow``, ``gather``, ``masked_fill``, ``tril``/``triu`` and ``one_hot``.
+Like the shape ops, none of them computes new values: each backward puts gradient entries back
+where they were read from (summed where one entry was read several times, zero where an entry
+was overwritten or masked out)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor, is_real
+from ._utils import check_tensor, normalize_dim, sum_to, type_name
+from .elementwise import cast, to_device
+from .shape import reshape
+
+
+def _is_basic_index(index):
+    """True when indexing cannot hit one element twice (ints, slices, None, ..., bool masks)."""
+    items = index if isinstance(index, tuple) else (index,)
+    for it in items:
+        if it is None or it is Ellipsis or isinstance(it, (int, slice, np.integer)):
+            continue
+        if hasattr(it, "dtype") and it.dtype.kind == "b":
+            continue
+        return False
+    return True
+
+
+def _is_mask(it):
+    return hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim > 0
+
+
+def _check_mask_shapes(items, shape):
+    """Raise NumPy's IndexError when a boolean mask does not match the axes it covers (its
+    integer positions would index them without complaint)."""
+    def width(it):
+        if it is None or it is Ellipsis or isinstance(it, (bool, np.bool_)) or (
+                hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim == 0):
+            return 0
+        return it.ndim if _is_mask(it) else 1
+    pos, used = 0, sum(width(it) for it in items)
+    for it in items:
+        if it is Ellipsis:
+            pos += max(len(shape) - used, 0)
+        elif _is_mask(it):
+            axes = tuple(shape[pos:pos + it.ndim])
+            if axes != tuple(it.shape):
+                raise IndexError(f"boolean index of shape {tuple(it.shape)} does not match the "
+                                 f"indexed axes {pos}..{pos + it.ndim - 1} of sizes {axes}")
+            pos += it.ndim
+        else:
+            pos += width(it)
+
+
+def _masks_as_indices(index, shape):
+    """``index`` with its boolean arrays (of >= 1 dimension) replaced by the integer arrays of
+    their True positions (``mask.nonzero()``, which NumPy defines ``x[mask]`` by), and whether
+    there were any. Done once on a GPU, where each boolean-mask indexing reads the number of
+    True entries back to the host: forward pays that read, backward reuses the indices."""
+    items = index if isinstance(index, tuple) else (index,)
+    if not any(_is_mask(it) for it in items):
+        return index, False
+    backend.refuse_in_capture("boolean-mask indexing on the GPU (the number of selected "
+                              "entries is read back to the host)")
+    _check_mask_shapes(items, shape)
+    out = []
+    for it in items:
+        if _is_mask(it):
+            out.extend(backend.xp_of(it).nonzero(it))
+        else:
+            out.append(it)
+    return tuple(out), True
+
+
+class GetItem(Function):
+    """y = x[index].  Gradient: gx = zeros like x, then gx[index] += gy, adding repeatedly
+    where an integer-array index selects the same element several times (scatter-add).
+
+    On a GPU, boolean masks become integer indices in forward (one read of the number of
+    True entries; refused while a CUDA graph is captured) that backward reuses; positions
+    from masks alone are distinct, so backward assigns instead of scatter-adding."""
+
+    def __init__(self, index):
+        self.index = index
+        self.distinct = False
+
+    def forward(self, x):
+        self.in_shape, self.dtype = x.shape, x.dtype
+        if backend._is_cupy_array(x):
+            index, masked = _masks_as_indices(self.index, x.shape)
+            if masked:
+                self.distinct = _is_basic_index(self.index)   # no integer arrays besides
+                self.index = index
+        return x[self.index]
+
+    def backward(self, gy):
+        xp = backend.xp_of(gy)
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        if self.distinct or _is_basic_index(self.index):
+            gx[self.index] = gy
+        else:
+            backend.scatter_add(gx, self.index, gy)
+        return gx
+
+
+class MaskedFill(Function):
+    """y = value where mask, else x (x, mask broadcast together; value a number or a 0-d
+    array of x's dtype).  Gradient: gx = sum_to(gy where not mask, else 0, x.shape),
+    gvalue = sum of gy where mask."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, x, value):
+        self.in_shape = x.shape
+        if not hasattr(value, "dtype"):
+            value = x.dtype.type(value)
+        return backend.xp_of(x).where(self.mask, value, x)
+
+    def backward(self, gy):
+        xp, zero = backend.xp_of(gy), gy.dtype.type(0)
+        gx = gv = None
+        if self.needs_input_grad[0]:
+            gx = sum_to(xp.where(self.mask, zero, gy), self.in_shape)
+        if self.needs_input_grad[1]:
+            gv = xp.where(self.mask, gy, zero).sum(keepdims=True).reshape(())
+        return gx, gv
+
+
+class Gather(Function):
+    """y[i, j, k] = x[index[i, j, k], j, k] for axis 0 (likewise for the others); y has
+    index's shape, which may be smaller than x's off ``axis``.
+    Gradient: gx = zeros like x, then gx[index[i, j, k], j, k] += gy[i, j, k].
+
+    The adds run as one pass per position k along ``axis``: within a pass every fiber (the
+    other coordinates) gets one entry, so no two writes hit one element and the gradient is
+    the same on every run and device (a GPU scatter-add with atomics sums in a varying
+    order). That is index.shape[axis] passes of one element per fiber each."""
+
+    def __init__(self, axis, index):
+        self.axis, self.index = axis, index
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        part = x[tuple(slice(None) if d == self.axis else slice(0, n)
+                       for d, n in enumerate(self.index.shape))]
+        return backend.xp_of(x).take_along_axis(part, self.index, axis=self.axis)
+
+    def backward(self, gy):
+        xp, index, axis = backend.xp_of(gy), self.index, self.axis
+        gx = xp.zeros(self.in_shape, dtype=gy.dtype)
+        rest = [d for d in range(index.ndim) if d != axis]
+        grids = {d: xp.arange(index.shape[d]).reshape(
+            [-1 if e == d else 1 for e in rest]) for d in rest}   # broadcast over the fibers
+        head = (slice(None),) * axis
+        for k in range(index.shape[axis]):
+            at = tuple(index[head + (k,)] if d == axis else grids[d] for d in range(index.ndim))
+            gx[at] += gy[head + (k,)]
+        return gx
+
+
+class Triangle(Function):
+    """y = x where the (row, col) of the last two axes satisfies col - row <= diagonal
+    (``lower``, tril) or col - row >= diagonal (triu), else 0.
+    Gradient: gx = gy on the kept entries, 0 elsewhere."""
+
+    def __init__(self, diagonal, lower):
+        self.diagonal, self.lower = diagonal, lower
+
+    def _keep(self, a):
+        xp, (R, C) = backend.xp_of(a), a.shape[-2:]
+        if self.lower:
+            return xp.tri(R, C, self.diagonal, dtype=bool)
+        return ~xp.tri(R, C, self.diagonal - 1, dtype=bool)
+
+    def forward(self, x):
+        return backend.xp_of(x).where(self._keep(x), x, x.dtype.type(0))
+
+    def backward(self, gy):
+        return backend.xp_of(gy).where(self._keep(gy), gy, gy.dtype.type(0))
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _index_component(it):
+    if isinstance(it, Tensor):
+        return it.data
+    if isinstance(it, list):
+        return np.asarray(it)
+    return it
+
+
+def getitem(input, index):
+    """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks."""
+    check_tensor("getitem", "input", input)
+    if isinstance(index, tuple):
+        index = tuple(_index_component(i) for i in index)
+    else:
+        index = _index_component(index)
+    items = index if isinstance(index, tuple) else (index,)
+    for it in items:
+        if hasattr(it, "dtype") and it.dtype.kind not in "biu":
+            raise IndexError(f"getitem: index arrays must be integer or boolean, got dtype "
+                             f"{it.dtype}")
+        if hasattr(it, "dtype") and type(it) is not type(input.data) and it.ndim > 0:
+            index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
+                          for i in items)
+            break
+    try:
+        return GetItem(index)(input)
+    except IndexError as exc:
+        raise IndexError(f"getitem: {exc} (tensor shape {input.shape})") from None
+
+
+def _check_int(op, name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: '{name}' must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def narrow(input, dim, start, length):
+    """Entries start .. start + length - 1 along ``dim`` (a view); ``start`` may be negative
+    (counted from the end)."""
+    check_tensor("narrow", "input", input)
+    if input.ndim == 0:
+        raise ValueError("narrow: cannot be applied to a 0-d tensor")
+    d = normalize_dim("narrow", dim, input.ndim)
+    start, length = _check_int("narrow", "start", start), _check_int("narrow", "length", length)
+    n = input.shape[d]
+    if not -n <= start <= n:
+        raise IndexError(f"narrow: 'start'={start} is out of range for dim {d} of size {n} "
+                         f"(expected {-n}..{n})")
+    start = start + n if start < 0 else start
+    if length < 0 or start + length > n:
+        raise ValueError(f"narrow: 'length'={length} must be non-negative and start ({start}) "
+                         f"+ length must not exceed the size of dim {d} ({n})")
+    return GetItem((slice(None),) * d + (slice(start, start + length),))(input)
+
+
+def masked_fill(input, mask, value):
+    """``value`` where the boolean ``mask`` is true, ``input`` elsewhere; mask and input
+    broadcast together. ``value`` is a number or a 0-d tensor (which gets a gradient); the
+    result keeps input's dtype."""
+    check_tensor("masked_fill", "input", input)
+    if not isinstance(mask, Tensor) or mask.dtype.kind != "b":
+        raise TypeError(f"masked_fill: 'mask' must be a boolean Tensor, got "
+                        f"{type_name(mask)}")
+    if mask.device != input.device:
+        raise RuntimeError(f"masked_fill: 'mask' is on {mask.device}, 'input' on "
+                           f"{input.device}")
+    try:
+        np.broadcast_shapes(input.shape, mask.shape)
+    except ValueError:
+        raise ValueError(f"masked_fill: 'mask' of shape {mask.shape} cannot be broadcast with "
+                         f"'input' of shape {input.shape}") from None
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise ValueError(f"masked_fill: a tensor 'value' must be 0-d, got shape "
+                             f"{value.shape}")
+        if value.device != input.device:
+            value = to_device(value, input.device)
+        if value.dtype != input.dtype:
+            value = cast(value, input.dtype)
+    else:
+        if isinstance(value, np.generic):
+            value = value.item()
+        if not is_real(value) and not isinstance(value, bool):
+            raise TypeError(f"masked_fill: 'value' must be a number or a 0-d Tensor, got "
+                            f"{type(value).__name__}")
+        if isinstance(value, float) and input.dtype.kind != "f":
+            raise TypeError(f"masked_fill: 'value' {value!r} is a float but 'input' has dtype "
+                            f"{input.dtype} (PyTorch would truncate it silently)")
+        try:
+            np.asarray(value, dtype=input.dtype)
+        except OverflowError:
+            raise ValueError(f"masked_fill: 'value' {value!r} does not fit the input's dtype "
+                             f"{input.dtype}") from None
+    return MaskedFill(mask.data)(input, value)
+
+
+def gather(input, dim, index, *, sparse_grad=False):
+    """out[i][j][k] = input[index[i][j][k]][j][k] for dim 0 (likewise for the others).
+    ``index`` is an integer tensor with input's number of dims and sizes no larger than
+    input's off ``dim``; out has index's shape. Every index must lie in [0, input.shape[dim])
+    (on a GPU that is checked at the next synchronization). The gradient is scatter-added
+    back deterministically (see ``Gather``)."""
+    check_tensor("gather", "input", input)
+    check_tensor("gather", "index", index)
+    if sparse_grad:
+        raise ValueError("gather: sparse_grad=True is not supported (minidl has no sparse "
+                         "tensors)")
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"gather: 'index' must be an integer tensor, got dtype {index.dtype} "
+                        "(convert with .long())")
+    if index.ndim != input.ndim:
+        raise ValueError(f"gather: 'index' must have as many dims as 'input' ({input.ndim}), "
+                         f"got shape {index.shape}")
+    if index.device != input.device:
+        raise RuntimeError(f"gather: 'index' is on {index.device}, 'input' on {input.device}")
+    d = normalize_dim("gather", dim, input.ndim)
+    if input.ndim == 0:
+        out = gather(reshape(input, (1,)), 0, Tensor(index.data.reshape(1)))
+        return reshape(out, ())
+    if any(a > b for e, (a, b) in enumerate(zip(index.shape, input.shape)) if e != d):
+        raise ValueError(f"gather: 'index' of shape {index.shape} must be no larger than "
+                         f"'input' {input.shape} outside dim {d}")
+    idx, n = index.data, input.shape[d]
+    if idx.size:
+        if n == 0:
+            raise IndexError(f"gather: dim {d} of 'input' is empty, so no index is valid")
+
+        def error(idx=idx):                  # the indices as given, not the clamped ones
+            lo, hi = int(idx.min()), int(idx.max())
+            if 0 <= lo and hi < n:
+                return IndexError(f"gather: 'index' held a value outside [0, {n}) in a call "
+                                  "since the last synchronization")
+            return IndexError(f"gather: index {lo if lo < 0 else hi} is out of range for dim "
+                              f"{d} of size {n} (expected 0..{n - 1})")
+        # on a GPU the flag is read at the next sync; until then the indices are clamped
+        if backend.check_later(((idx < 0) | (idx >= n)).any(), error):
+            idx = backend.xp_of(idx).clip(idx, 0, n - 1)
+    return Gather(d, idx)(input)
+
+
+def one_hot(tensor, num_classes=-1):
+    """Integer labels (any shape) to one-hot rows: out[..., c] = 1 if tensor[...] == c else 0,
+    int64 of shape tensor.shape + (num_classes,). ``num_classes=-1`` takes max label + 1,
+    which reads the labels back to the host (a sync on a GPU)."""
+    check_tensor("one_hot", "tensor", tensor)
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: 'tensor' must hold integer class labels, got dtype "
+                        f"{tensor.dtype} (convert with .long())")
+    C = _check_int("one_hot", "num_classes", num_classes)
+    if C < -1:
+        raise ValueError(f"one_hot: 'num_classes' must be -1 (inferred) or non-negative, "
+                         f"got {C}")
+    t = tensor.data
+    xp = backend.xp_of(t)
+
+    def error():
+        lo, hi = int(t.min()), int(t.max())
+        if lo < 0:
+            return ValueError(f"one_hot: class values must be non-negative, got {lo}")
+        return ValueError(f"one_hot: class values must be smaller than num_classes ({C}), "
+                          f"got {hi}")
+    if C == -1:
+        if t.size == 0:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass "
+                             "num_classes")
+        backend.refuse_in_capture("one_hot with num_classes=-1 (reads the largest label)")
+        C = int(t.max()) + 1
+        if int(t.min()) < 0:
+            raise error()
+    elif t.size:
+        backend.check_later(((t < 0) | (t >= C)).any(), error)   # bad rows stay all zero
+    return Tensor((t[..., None] == xp.arange(C)).astype(np.int64))
+
+
+def _triangle(op, input, diagonal, lower):
+    check_tensor(op, "input", input)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: 'input' must have at least 2 dimensions, got shape "
+                         f"{input.shape}")
+    return Triangle(_check_int(op, "diagonal", diagonal), lower)(input)
+
+
+def tril(input, diagonal=0):
+    """The lower triangle of the last two axes: entries with col - row <= diagonal, the rest
+    zero (``diagonal`` > 0 keeps that many diagonals above the main one, < 0 drops some)."""
+    return _triangle("tril", input, diagonal, True)
+
+
+def triu(input, diagonal=0):
+    """The upper triangle of the last two axes: entries with col - row >= diagonal, the rest
+    zero."""
+    return _triangle("triu", input, diagonal, False)

@@ -1,0 +1,253 @@
+"""The PyTorch Tensor methods ported code calls: comparisons, value tests, allclose/equal, t(),
+clone/contiguous, *_as, dtype shorthands, new_*, and in-place arithmetic (add_ sub_ mul_ div_
+clamp_) with the version counter autograd checks."""
+import operator
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.functional as F
+from tests.helpers import check_op, host, to_tensor
+
+COMPARISONS = [("eq", operator.eq, np.equal), ("ne", operator.ne, np.not_equal),
+               ("lt", operator.lt, np.less), ("le", operator.le, np.less_equal),
+               ("gt", operator.gt, np.greater), ("ge", operator.ge, np.greater_equal)]
+
+
+@pytest.mark.parametrize("name,op,ref", COMPARISONS)
+def test_comparisons_match_the_operators_and_numpy(device, rng, name, op, ref):
+    a = rng.integers(0, 3, (2, 3)).astype(np.float32)
+    b = rng.integers(0, 3, (3,)).astype(np.float32)
+    ta, tb = to_tensor(a, device), to_tensor(b, device)
+    for other, raw in ((tb, b), (1.0, 1.0), (1, 1)):
+        want = ref(a, raw)
+        for out in (getattr(ta, name)(other), getattr(F, name)(ta, other),
+                    getattr(minidl, name)(ta, other), op(ta, other)):
+            assert out.dtype == np.bool_ and not out.requires_grad
+            np.testing.assert_array_equal(host(out), want)
+
+
+def test_comparison_errors_and_fallbacks():
+    x = minidl.ones(2, 3)
+    with pytest.raises(ValueError, match=r"ge: shapes \(2, 3\) and \(2,\) cannot be broadcast"):
+        x.ge(minidl.ones(2))
+    with pytest.raises(TypeError, match="eq: argument 'other' must be a Tensor or a number, "
+                                        "got str"):
+        F.eq(x, "a")
+    with pytest.raises(TypeError, match="lt: argument 'input' must be a Tensor"):
+        minidl.lt(1.0, x)
+    assert (x == None) is False and (x != "a") is True     # noqa: E711 (Python's fallback)
+    assert (2.0 > x).tolist() == [[True] * 3] * 2           # reflected: x < 2.0
+
+
+def test_isnan_isinf_isfinite(device):
+    a = np.array([1.0, np.nan, np.inf, -np.inf, 0.0])
+    t = to_tensor(a, device)
+    for name, ref in (("isnan", np.isnan), ("isinf", np.isinf), ("isfinite", np.isfinite)):
+        for out in (getattr(t, name)(), getattr(minidl, name)(t)):
+            assert out.dtype == np.bool_
+            np.testing.assert_array_equal(host(out), ref(a))
+    i = to_tensor(np.array([1, 2]), device)
+    assert host(i.isnan()).tolist() == [False, False]
+    assert host(i.isfinite()).tolist() == [True, True]
+
+
+def test_isclose_allclose_equal(device):
+    a = to_tensor(np.array([1.0, np.inf, np.nan, 100.0]), device)
+    b = to_tensor(np.array([1.0 + 1e-9, np.inf, np.nan, 100.002]), device)
+    np.testing.assert_array_equal(host(minidl.isclose(a, b)), [True, True, False, False])
+    np.testing.assert_array_equal(host(a.isclose(b, rtol=1e-4, equal_nan=True)), [True] * 4)
+    assert minidl.allclose(a, b) is False
+    assert minidl.allclose(a, b, rtol=1e-4, equal_nan=True) is True
+    assert a.allclose(a, equal_nan=True) is True
+    inf = to_tensor(np.array([np.inf]), device)
+    assert minidl.allclose(inf, to_tensor(np.array([1e300]), device), rtol=1.0) is False
+    assert minidl.equal(b, b) is False                        # NaN != NaN, as in PyTorch
+    c = to_tensor(np.array([[1, 2], [3, 4]]), device)
+    assert minidl.equal(c, c.clone()) is True and c.equal(c.t()) is False
+    assert minidl.equal(c, c.reshape(4)) is False
+    u = to_tensor(np.array([0, 5], np.uint8), device)         # no unsigned wrap-around
+    assert minidl.allclose(u, to_tensor(np.array([1, 5], np.uint8), device), atol=1.0)
+    assert not minidl.allclose(u, to_tensor(np.array([255, 5], np.uint8), device), atol=1.0)
+    with pytest.raises(ValueError, match="allclose: 'rtol' must be a non-negative number"):
+        minidl.allclose(a, b, rtol=-1)
+    torch = pytest.importorskip("torch")
+    ta, tb = (torch.tensor(host(t)) for t in (a, b))
+    np.testing.assert_array_equal(host(minidl.isclose(a, b)), torch.isclose(ta, tb).numpy())
+
+
+def test_t_as_pytorch(device, rng):
+    x = rng.standard_normal((2, 3))
+    check_op(lambda t: t.t(), [x], lambda a: a.T, device)
+    check_op(lambda t: t.t(), [x[0]], lambda a: a, device)
+    check_op(lambda t: t.t(), [np.array(1.5)], lambda a: a, device)
+    with pytest.raises(ValueError, match=r"t: expects a tensor with <= 2 dimensions, got 3"):
+        minidl.ones(2, 2, 2).t()
+
+
+def test_pow_method(device, rng):
+    x = rng.uniform(0.5, 2.0, (2, 3))
+    check_op(lambda t: t.pow(3), [x], lambda a: a ** 3, device)
+    check_op(lambda a, b: a.pow(b), [x, x[0] - 1.0], lambda a, b: a ** b, device)
+
+
+def test_clone_is_a_differentiable_copy(device, rng):
+    x = rng.standard_normal((2, 3))
+    check_op(lambda t: t.clone(), [x], lambda a: a, device)
+    check_op(lambda t: minidl.clone(t.t()), [x], lambda a: a.T, device)
+    t = to_tensor(x, device)
+    c = t.clone()
+    c.add_(1.0)
+    np.testing.assert_array_equal(host(t), x)                 # no shared memory
+    assert c._version == 1 and t._version == 0
+
+
+def test_contiguous(device, rng):
+    t = to_tensor(rng.standard_normal((2, 3)), device, requires_grad=True)
+    assert t.contiguous() is t
+    tt = t.t()
+    assert not tt.data.flags.c_contiguous
+    c = tt.contiguous()
+    assert c.data.flags.c_contiguous and c is not tt
+    np.testing.assert_array_equal(host(c), host(t).T)
+    check_op(lambda a: a.t().contiguous(), [host(t)], lambda a: a.T, device)
+
+
+def test_expand_as_reshape_as_view_as(device, rng):
+    x = rng.standard_normal((3, 1))
+    other = to_tensor(np.zeros((2, 3, 4)), device)
+    check_op(lambda t: t.expand_as(other), [x], lambda a: np.broadcast_to(a, (2, 3, 4)), device)
+    y = rng.standard_normal((6, 2))
+    o = to_tensor(np.zeros((3, 4)), device)
+    check_op(lambda t: t.reshape_as(o), [y], lambda a: a.reshape(3, 4), device)
+    check_op(lambda t: t.view_as(o), [y], lambda a: a.reshape(3, 4), device)
+
+
+def test_bool_int_half(device):
+    t = to_tensor(np.array([0.0, 1.5, -2.7]), device, requires_grad=True)
+    assert host(t.bool()).tolist() == [False, True, True] and t.bool().dtype == np.bool_
+    assert host(t.int()).tolist() == [0, 1, -2] and t.int().dtype == np.int32
+    h = t.half()
+    assert h.dtype == np.float16 and h.requires_grad
+    np.testing.assert_array_equal(host(h), np.array([0.0, 1.5, -2.7], np.float16))
+    (h * h).sum().backward()                                   # float16 through the cast
+    assert t.grad.dtype == np.float64
+    np.testing.assert_allclose(host(t.grad), 2 * np.array([0.0, 1.5, -2.7], np.float16),
+                               rtol=1e-3)
+
+
+def test_new_factories_take_dtype_and_device_from_self(device):
+    x = to_tensor(np.zeros((2,), np.float64), device)
+    for t, want in ((x.new_zeros(2, 3), np.zeros((2, 3))), (x.new_ones((3,)), np.ones(3)),
+                    (x.new_full((2, 2), 7), np.full((2, 2), 7.0)),
+                    (x.new_tensor([[1, 2]]), np.array([[1.0, 2.0]]))):
+        assert t.dtype == np.float64 and t.device == x.device and not t.requires_grad
+        np.testing.assert_array_equal(host(t), want)
+    e = x.new_empty(4, dtype=minidl.int32)
+    assert e.shape == (4,) and e.dtype == np.int32 and e.device == x.device
+    assert x.new_zeros([]).shape == ()
+    r = x.new_ones(2, requires_grad=True, device="cpu")
+    assert r.requires_grad and r.device.type == "cpu"
+    src = np.array([1.0, 2.0])
+    copy = x.new_tensor(src)
+    src[0] = 9.0
+    assert host(copy).tolist() == [1.0, 2.0]                   # a copy, as PyTorch
+    with pytest.raises(ValueError, match="new_zeros: size must be non-negative ints"):
+        x.new_zeros(-1)
+    with pytest.raises(TypeError, match="new_full: 'fill_value' must be a number, got str"):
+        x.new_full((2,), "a")
+
+
+# ---------------------------------------------------------------------------------------------
+# in-place arithmetic
+
+def test_inplace_arithmetic_values(device, rng):
+    a = rng.standard_normal((2, 3))
+    b = rng.standard_normal((3,))
+    t = to_tensor(a, device)
+    out = t.add_(to_tensor(b, device), alpha=2.0)
+    assert out is t and t._version == 1
+    want = a + 2.0 * b
+    np.testing.assert_allclose(host(t), want)
+    t.sub_(0.5, alpha=3)
+    want = want - 1.5
+    t.mul_(to_tensor(b, device))
+    want = want * b
+    t.div_(2)
+    want = want / 2
+    np.testing.assert_allclose(host(t), want, rtol=1e-12)
+    t.clamp_(-0.1, 0.2)
+    np.testing.assert_allclose(host(t), np.clip(want, -0.1, 0.2), rtol=1e-12)
+    t.clip_(max=0.0)
+    np.testing.assert_allclose(host(t), np.minimum(np.clip(want, -0.1, 0.2), 0.0), rtol=1e-12)
+    assert t._version == 6 and t.dtype == np.float64
+
+
+def test_inplace_keeps_dtype_and_refuses_a_higher_kind(device):
+    f = to_tensor(np.array([1.0, 2.0], np.float32), device)
+    f.add_(to_tensor(np.array([0.5, 0.25]), device))          # float64 into float32: allowed
+    assert f.dtype == np.float32 and host(f).tolist() == [1.5, 2.25]
+    i = to_tensor(np.array([5, 7]), device)
+    i.add_(2).mul_(3).sub_(to_tensor(np.array([1, 1], np.int32), device))
+    assert i.dtype == np.int64 and host(i).tolist() == [20, 26]
+    i.clamp_(min=21)
+    assert host(i).tolist() == [21, 26]
+    for call, what in ((lambda: i.add_(1.5), "add_: the result type float32 cannot be stored"),
+                       (lambda: i.div_(2), "div_: the result type float32 cannot be stored"),
+                       (lambda: i.mul_(f), "mul_: the result type float32 cannot be stored"),
+                       (lambda: i.add_(1, alpha=0.5), "add_: 'alpha' must be an int"),
+                       (lambda: i.clamp_(0.5), "clamp_: a float bound cannot clamp")):
+        with pytest.raises(TypeError, match=what):
+            call()
+    assert host(i).tolist() == [21, 26] and i._version == 4    # refused: untouched
+
+
+def test_inplace_argument_errors(device):
+    t = to_tensor(np.zeros(3), device)
+    with pytest.raises(ValueError, match=r"add_: 'other' of shape \(2, 3\) does not broadcast "
+                                         r"to this tensor's shape \(3,\)"):
+        t.add_(to_tensor(np.ones((2, 3)), device))
+    with pytest.raises(TypeError, match="mul_: argument 'other' must be a Tensor or a number"):
+        t.mul_("2")
+    with pytest.raises(ValueError, match=r"clamp_: 'min' \(2\) must not exceed 'max' \(1\)"):
+        t.clamp_(2, 1)
+    with pytest.raises(ValueError, match="clamp_: at least one of 'min' and 'max'"):
+        t.clamp_()
+    with pytest.raises(RuntimeError, match="add_: this tensor's memory is read-only"):
+        minidl.zeros(3).expand(2, 3).add_(1.0)
+    w = to_tensor(np.zeros(3), device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="add_: in-place change of a tensor that requires "
+                                           "grad; wrap it in minidl.no_grad"):
+        w.add_(1.0)
+    with minidl.no_grad():
+        w.add_(1.0)
+    assert host(w).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_inplace_through_views_bumps_the_shared_version(device):
+    x = to_tensor(np.zeros((2, 3)), device)
+    row = x[1]
+    row.add_(5.0)
+    np.testing.assert_array_equal(host(x), [[0, 0, 0], [5, 5, 5]])
+    assert x._version == 1 and row._version == 1
+    x.t().mul_(2.0)
+    np.testing.assert_array_equal(host(x), [[0, 0, 0], [10, 10, 10]])
+    assert x._version == 2 and row._version == 2
+
+
+def test_backward_refuses_a_saved_tensor_changed_in_place(device):
+    a = to_tensor(np.array([1.0, 2.0]), device, requires_grad=True)
+    for change in (lambda w: w.add_(1.0), lambda w: w.mul_(2.0), lambda w: w.div_(2.0),
+                   lambda w: w.sub_(1.0), lambda w: w.clamp_(0.0, 1.0),
+                   lambda w: w.reshape(2)[0:1].add_(1.0)):
+        w = to_tensor(np.array([3.0, 4.0]), device)
+        y = (a * w).sum()                                       # Mul saves w
+        change(w)
+        with pytest.raises(RuntimeError, match="input 1 of Mul .* was modified in place"):
+            y.backward()
+    y = (a * a).sum()
+    with minidl.no_grad():                                      # a leaf changed under no_grad
+        a.add_(1.0)
+    with pytest.raises(RuntimeError, match="was modified in place"):
+        y.backward()
