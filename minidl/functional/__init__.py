@@ -7,6 +7,8 @@ its arguments and calls it.
 from .. import tensor as _tensor
 from ._utils import sum_to
 from .activation import gelu, leaky_relu, log_softmax, relu, sigmoid, softmax, tanh
+from .activation import (elu, hardsigmoid, hardswish, hardtanh, mish, relu6, silu,
+                         softplus)
 from .elementwise import (abs, add, cast, clamp, clip, div, lerp, maximum, minimum, mul, neg, pow,
                           sub, to_device, where)
 from .unary import cos, exp, expm1, log, log1p, reciprocal, rsqrt, sign, sin, sqrt, square
@@ -24,6 +26,7 @@ from .indexing import gather, getitem, masked_fill, narrow, one_hot, tril, triu
 from .conv import conv2d
 from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 from .normalization import batch_norm, batch_norm_relu
+from .group_norm import group_norm, layer_norm
 from .dropout import dropout, dropout2d
 from .checkpoint import checkpoint
 

@@ -1,4 +1,6 @@
-"""Activations: relu, leaky_relu, sigmoid, tanh, gelu, softmax, log_softmax."""
+"""Activations: relu, leaky_relu, sigmoid, tanh, gelu, softmax, log_softmax, and the smooth and
+piecewise-linear ones of modern nets: silu, mish, elu, softplus, hardtanh, relu6, hardsigmoid,
+hardswish (at a kink, the gradient is the one PyTorch defines, given in each docstring)."""
 from __future__ import annotations
 
 import math
@@ -39,14 +41,23 @@ class LeakyReLU(Function):
         return backend.xp_of(gy).where(self.saved[0] > 0, gy, gy * self.slope)
 
 
+def _sigmoid(xp, x):
+    """1 / (1 + exp(-x)) without overflow: exp is only taken of -|x|."""
+    z = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def _softplus(xp, x):
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
 class Sigmoid(Function):
     """y = 1 / (1 + exp(-x)), computed without overflow as exp(-|x|)-based branches.
     Gradient: gx = gy * y * (1 - y)."""
 
     def forward(self, x):
-        xp = backend.xp_of(x)
-        z = xp.exp(-xp.abs(x))
-        y = xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+        y = _sigmoid(backend.xp_of(x), x)
         self.save_for_backward(y)
         return y
 
@@ -155,12 +166,129 @@ class LogSoftmax(Function):
         return gy - xp.exp(y) * gy.sum(axis=self.dim, keepdims=True)
 
 
-def relu(input):
-    """max(input, 0)."""
+class SiLU(Function):
+    """y = x * s with s = sigmoid(x) (the swish).  Gradient: gx = gy * s * (1 + x * (1 - s)).
+    Reference: Elfwing et al., Sigmoid-Weighted Linear Units, 2017."""
+
+    def forward(self, x):
+        s = _sigmoid(backend.xp_of(x), x)
+        self.save_for_backward(x, s)
+        return x * s
+
+    def backward(self, gy):
+        x, s = self.saved
+        return gy * s * (1.0 + x * (1.0 - s))
+
+
+class Mish(Function):
+    """y = x * t with t = tanh(softplus(x)).
+    Gradient: gx = gy * (t + x * (1 - t^2) * sigmoid(x))   (d softplus(x) / dx = sigmoid(x)).
+    Reference: Misra, Mish: A Self Regularized Non-Monotonic Activation Function, 2019."""
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        t = xp.tanh(_softplus(xp, x))
+        self.save_for_backward(x, t)
+        return x * t
+
+    def backward(self, gy):
+        x, t = self.saved
+        return gy * (t + x * (1.0 - t * t) * _sigmoid(backend.xp_of(x), x))
+
+
+class ELU(Function):
+    """y = x if x > 0 else alpha * (exp(x) - 1).
+    Gradient: gx = gy if x > 0 else gy * alpha * exp(x) (so alpha * gy at x = 0, as in PyTorch).
+    Reference: Clevert et al., Fast and Accurate Deep Network Learning by ELUs, 2015."""
+
+    def __init__(self, alpha):
+        self.alpha = alpha
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        self.save_for_backward(x)
+        # expm1 of min(x, 0): the branch not taken must not overflow for large x
+        return xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0)) * self.alpha)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = backend.xp_of(x)
+        return xp.where(x > 0, gy, gy * xp.exp(xp.minimum(x, 0)) * self.alpha)
+
+
+class Softplus(Function):
+    """y = log(1 + exp(beta * x)) / beta, and y = x where beta * x > threshold (linear there).
+    Gradient: gx = gy * sigmoid(beta * x), and gx = gy where beta * x > threshold."""
+
+    def __init__(self, beta, threshold):
+        self.beta, self.threshold = beta, threshold
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        bx = x * self.beta
+        self.save_for_backward(bx)
+        return xp.where(bx > self.threshold, x, _softplus(xp, bx) * (1.0 / self.beta))
+
+    def backward(self, gy):
+        (bx,) = self.saved
+        xp = backend.xp_of(bx)
+        return xp.where(bx > self.threshold, gy, gy * _sigmoid(xp, bx))
+
+
+class Hardtanh(Function):
+    """y = min(max(x, lo), hi).  Gradient: gx = gy where lo < x < hi, else 0 (0 at both kinks,
+    as in PyTorch). relu6 is hardtanh with lo = 0, hi = 6."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.xp_of(x).clip(x, self.lo, self.hi)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return gy * ((x > self.lo) & (x < self.hi))
+
+
+class Hardsigmoid(Function):
+    """y = min(max(x / 6 + 1/2, 0), 1).  Gradient: gx = gy / 6 where -3 < x < 3, else 0
+    (0 at the kinks x = -3 and x = 3, as in PyTorch)."""
+
+    def forward(self, x):
+        self.save_for_backward(x)
+        return backend.xp_of(x).clip(x * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        return gy * ((x > -3.0) & (x < 3.0)) * (1.0 / 6.0)
+
+
+class Hardswish(Function):
+    """y = x * min(max(x + 3, 0), 6) / 6: 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between.
+    Gradient: gx = 0 for x <= -3, gy for x >= 3, gy * (x / 3 + 1/2) between (so 0 at x = -3
+    and gy at x = 3, as in PyTorch).
+    Reference: Howard et al., Searching for MobileNetV3, 2019."""
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        self.save_for_backward(x)
+        return x * xp.clip(x + 3.0, 0.0, 6.0) * (1.0 / 6.0)
+
+    def backward(self, gy):
+        (x,) = self.saved
+        xp = backend.xp_of(x)
+        gx = xp.where(x >= 3.0, gy, gy * (x * (1.0 / 3.0) + 0.5))
+        return gx * (x > -3.0)
+
+
+def relu(input, inplace=False):
+    """max(input, 0). (``inplace`` is accepted for PyTorch compatibility: the result is always
+    a new tensor and ``input`` is left unchanged; so in every activation here.)"""
     return ReLU()(check_float("relu", "input", input))
 
 
-def leaky_relu(input, negative_slope=0.01):
+def leaky_relu(input, negative_slope=0.01, inplace=False):
     """input if positive, else negative_slope * input."""
     check_float("leaky_relu", "input", input)
     if not is_real(negative_slope):
@@ -203,3 +331,60 @@ def log_softmax(input, dim=-1):
     if input.ndim == 0:
         return LogSoftmax(0)(input.reshape(1)).reshape(())
     return LogSoftmax(d)(input)
+
+
+def _number(op, name, v):
+    """A real number argument as a Python float (TypeError naming op and argument otherwise)."""
+    if not is_real(v):
+        raise TypeError(f"{op}: '{name}' must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x) (the swish)."""
+    return SiLU()(check_float("silu", "input", input))
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    return Mish()(check_float("mish", "input", input))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """input if positive, else alpha * (exp(input) - 1)."""
+    check_float("elu", "input", input)
+    return ELU(_number("elu", "alpha", alpha))(input)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * input)) / beta, linear (= input) where beta * input > threshold."""
+    check_float("softplus", "input", input)
+    beta = _number("softplus", "beta", beta)
+    if beta == 0.0:
+        raise ValueError("softplus: 'beta' must be nonzero (it divides the result), got 0")
+    return Softplus(beta, _number("softplus", "threshold", threshold))(input)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """input clipped to [min_val, max_val]."""
+    check_float("hardtanh", "input", input)
+    lo, hi = _number("hardtanh", "min_val", min_val), _number("hardtanh", "max_val", max_val)
+    if lo > hi:
+        raise ValueError(f"hardtanh: 'min_val' must not exceed 'max_val', got min_val={min_val}"
+                         f", max_val={max_val}")
+    return Hardtanh(lo, hi)(input)
+
+
+def relu6(input, inplace=False):
+    """min(max(input, 0), 6)."""
+    return Hardtanh(0.0, 6.0)(check_float("relu6", "input", input))
+
+
+def hardsigmoid(input, inplace=False):
+    """Piecewise-linear sigmoid: 0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between."""
+    return Hardsigmoid()(check_float("hardsigmoid", "input", input))
+
+
+def hardswish(input, inplace=False):
+    """x * hardsigmoid(x): 0 for x <= -3, x for x >= 3, x (x + 3) / 6 between."""
+    return Hardswish()(check_float("hardswish", "input", input))

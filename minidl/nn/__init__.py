@@ -1,6 +1,8 @@
 """minidl.nn: Module, Parameter, layers and initializers (PyTorch's names)."""
 from . import init
 from .activation import GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (ELU, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiLU,
+                         Softmax2d, Softplus)
 from .containers import Flatten, Identity, ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
@@ -8,4 +10,6 @@ from .module import Module, Parameter
 from .conv import Conv2d
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormReLU2d
+from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
 from .dropout import Dropout, Dropout2d
+from . import functional, utils

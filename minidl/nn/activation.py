@@ -1,7 +1,10 @@
 """Activation modules: thin wrappers over minidl.functional."""
 from __future__ import annotations
 
+import numbers
+
 from .. import functional as F
+from ..tensor import Tensor
 from .module import Module
 
 
@@ -64,3 +67,111 @@ class Softmax(Module):
 class LogSoftmax(Softmax):
     def forward(self, x):
         return F.log_softmax(x, self.dim)
+
+
+class Softmax2d(Module):
+    """Softmax over the channels (dim -3) of a (N, C, H, W) or (C, H, W) input."""
+
+    def forward(self, x):
+        if isinstance(x, Tensor) and x.ndim not in (3, 4):    # (F.softmax checks the rest)
+            raise ValueError(f"Softmax2d: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, "
+                             f"got shape {x.shape}")
+        return F.softmax(x, -3)
+
+
+class _Pointwise(Module):
+    """An activation with no hyperparameter but PyTorch's ``inplace`` (accepted for
+    compatibility and ignored, as in ReLU: the result is a new tensor)."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+
+
+class SiLU(_Pointwise):
+    """x * sigmoid(x)."""
+
+    def forward(self, x):
+        return F.silu(x)
+
+
+class Mish(_Pointwise):
+    """x * tanh(softplus(x))."""
+
+    def forward(self, x):
+        return F.mish(x)
+
+
+class ReLU6(_Pointwise):
+    """min(max(x, 0), 6)."""
+
+    def forward(self, x):
+        return F.relu6(x)
+
+
+class Hardsigmoid(_Pointwise):
+    """0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between."""
+
+    def forward(self, x):
+        return F.hardsigmoid(x)
+
+
+class Hardswish(_Pointwise):
+    """x * hardsigmoid(x)."""
+
+    def forward(self, x):
+        return F.hardswish(x)
+
+
+def _number(op, name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{op}: '{name}' must be a number, got {type(v).__name__} {v!r}")
+    return float(v)
+
+
+class Hardtanh(Module):
+    """x clipped to [min_val, max_val]."""
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        self.min_val = _number("Hardtanh", "min_val", min_val)
+        self.max_val = _number("Hardtanh", "max_val", max_val)
+        if not self.max_val > self.min_val:
+            raise ValueError(f"Hardtanh: 'max_val' must be greater than 'min_val', got "
+                             f"min_val={min_val}, max_val={max_val}")
+
+    def forward(self, x):
+        return F.hardtanh(x, self.min_val, self.max_val)
+
+    def extra_repr(self):
+        return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+class ELU(Module):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = _number("ELU", "alpha", alpha)
+
+    def forward(self, x):
+        return F.elu(x, self.alpha)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class Softplus(Module):
+    """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = _number("Softplus", "beta", beta)
+        self.threshold = _number("Softplus", "threshold", threshold)
+        if self.beta == 0.0:
+            raise ValueError("Softplus: 'beta' must be nonzero (it divides the result), got 0")
+
+    def forward(self, x):
+        return F.softplus(x, self.beta, self.threshold)
+
+    def extra_repr(self):
+        return f"beta={self.beta}, threshold={self.threshold}"

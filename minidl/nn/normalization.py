@@ -127,3 +127,130 @@ class BatchNormReLU2d(BatchNorm2d):
     buffers and state_dict keys as BatchNorm2d, one memory pass and one saved array fewer."""
     _name = "BatchNormReLU2d"
     _relu = True
+
+
+def _positive_int(op, name, v):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+        raise ValueError(f"{op}: '{name}' must be a positive int, got {v!r}")
+    return int(v)
+
+
+def _positive_eps(op, eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps <= 0:
+        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def _affine_params(module, shape, weight, bias, dtype):
+    """Register weight (ones) and bias (zeros) of ``shape``, or None for the ones not wanted."""
+    if weight:
+        module.weight = Parameter(np.ones(shape, dtype=dtype))
+    else:
+        module.register_parameter("weight", None)
+    if weight and bias:
+        module.bias = Parameter(np.zeros(shape, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)
+
+
+class LayerNorm(Module):
+    """Layer normalization over the trailing ``normalized_shape`` of the input
+    (``F.layer_norm``): per sample mean and biased variance, then an elementwise affine map
+    (weight ones, bias zeros, both of shape normalized_shape; no bias with ``bias=False``,
+    neither with ``elementwise_affine=False``). The same in training and eval."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=np.float32):
+        super().__init__()
+        op = "LayerNorm"
+        shape = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) \
+            else normalized_shape
+        if isinstance(normalized_shape, bool) or not isinstance(shape, (tuple, list)) \
+                or not shape or not all(isinstance(s, numbers.Integral)
+                                        and not isinstance(s, bool) and s > 0 for s in shape):
+            raise ValueError(f"{op}: 'normalized_shape' must be a positive int or a non-empty "
+                             f"tuple of positive ints, got {normalized_shape!r}")
+        self.normalized_shape = tuple(int(s) for s in shape)
+        self.eps = _positive_eps(op, eps)
+        self.elementwise_affine = bool(elementwise_affine)
+        _affine_params(self, self.normalized_shape, self.elementwise_affine, bias, dtype)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class GroupNorm(Module):
+    """Group normalization (``F.group_norm``) of (N, C, *) inputs: the channels in
+    ``num_groups`` groups, each sample's group normalized by its own statistics, then a per
+    channel affine map (weight ones, bias zeros when ``affine``; no bias with ``bias=False``).
+    The same in training and eval."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, dtype=np.float32, *,
+                 bias=True):
+        super().__init__()
+        op = "GroupNorm"
+        self.num_groups = _positive_int(op, "num_groups", num_groups)
+        self.num_channels = _positive_int(op, "num_channels", num_channels)
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"{op}: 'num_channels' ({num_channels}) must be divisible by "
+                             f"'num_groups' ({num_groups})")
+        self.eps = _positive_eps(op, eps)
+        self.affine = bool(affine)
+        _affine_params(self, (self.num_channels,), self.affine, bias, dtype)
+
+    def forward(self, x):
+        if isinstance(x, Tensor) and x.ndim >= 2 and x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm: input has {x.shape[1]} channels, the layer expects "
+                             f"{self.num_channels} (num_channels), input shape {x.shape}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class InstanceNorm2d(Module):
+    """Instance normalization of (N, C, H, W) or (C, H, W) inputs: each sample's channel
+    normalized by its own mean and biased variance over H x W (group norm with one channel per
+    group), then, with ``affine``, a per channel affine map (weight ones, bias zeros).
+
+    Running statistics (``track_running_stats=True``) are not implemented and refused;
+    ``momentum`` is then unused, kept for PyTorch's signature and repr."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, dtype=np.float32, *, bias=True):
+        super().__init__()
+        op = "InstanceNorm2d"
+        self.num_features = _positive_int(op, "num_features", num_features)
+        self.eps = _positive_eps(op, eps)
+        if momentum is not None and (isinstance(momentum, bool) or not isinstance(
+                momentum, numbers.Real) or not 0.0 <= momentum <= 1.0):
+            raise ValueError(f"{op}: 'momentum' must be in [0, 1] or None, got {momentum!r}")
+        if track_running_stats:
+            raise NotImplementedError(
+                f"{op}: track_running_stats=True is not supported (minidl's instance norm "
+                "keeps no running statistics); use track_running_stats=False, which "
+                "normalizes by each instance's own statistics in training and eval")
+        self.momentum, self.affine, self.track_running_stats = momentum, bool(affine), False
+        _affine_params(self, (self.num_features,), self.affine, bias, dtype)
+
+    def forward(self, x):
+        op = "InstanceNorm2d"
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
+                             f"shape {x.shape}")
+        if x.shape[-3] != self.num_features:
+            raise ValueError(f"{op}: input has {x.shape[-3]} channels, the layer expects "
+                             f"{self.num_features} (num_features), input shape {x.shape}")
+        x4 = x if x.ndim == 4 else F.unsqueeze(x, 0)
+        y = F.group_norm(x4, self.num_features, self.weight, self.bias, self.eps)
+        return y if x.ndim == 4 else F.reshape(y, x.shape)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats}")

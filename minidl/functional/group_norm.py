@@ -1,0 +1,138 @@
+"""Layer and group normalization (PyTorch semantics; instance norm is group norm with one channel
+per group). Each normalizes rows of values by the row's own mean and biased variance, then
+applies an optional elementwise affine map.
+
+The normalization is batch norm's training-mode op (``normalization.BatchNormTrain``, without
+running statistics) on the input viewed as (1, R, n): batch norm normalizes each channel over
+every other axis, so the R rows become its channels. Its closed-form backward, per row of n
+values with xhat = (x - mean) / sqrt(var + eps),
+    gx = (gy - mean(gy) - xhat * mean(gy * xhat)) / sqrt(var + eps),
+thus serves all of them (and the fused GPU kernels with it). The affine map is elementwise
+ops (mul, add) whose gradients autograd composes: per element of ``normalized_shape`` for layer
+norm, per channel for group norm.
+
+Reference: Ba et al., Layer Normalization, 2016; Wu & He, Group Normalization, 2018;
+Ulyanov et al., Instance Normalization: The Missing Ingredient for Fast Stylization, 2016.
+"""
+from __future__ import annotations
+
+import numbers
+
+from ..tensor import Tensor
+from ._utils import check_float, check_shape_arg, type_name
+from .elementwise import add, mul
+from .normalization import BatchNormTrain
+from .shape import reshape
+
+
+def _normalize_rows(x, R, eps):
+    """x normalized over each of its R rows of n = x.numel() / R consecutive values (C order),
+    shaped like x."""
+    if x.numel() == 0:                    # nothing to normalize; an empty result, as PyTorch
+        return mul(x, 1.0)
+    rows = reshape(x, (1, R, x.numel() // R))               # the rows as batch norm's channels
+    return reshape(BatchNormTrain(None, None, 0.0, eps)(rows), x.shape)
+
+
+def _affine(y, weight, bias, shape):
+    """y * weight + bias, the parameters viewed as ``shape`` to broadcast against y."""
+    if weight is not None:
+        y = mul(y, reshape(weight, shape))
+    if bias is not None:
+        y = add(y, reshape(bias, shape))
+    return y
+
+
+def _check_eps(op, eps):
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
+        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
+    return float(eps)
+
+
+def _check_param(op, name, v, shape, x):
+    """None, or a float Tensor of ``shape`` with x's dtype and device."""
+    if v is None:
+        return
+    if not isinstance(v, Tensor):
+        raise TypeError(f"{op}: '{name}' must be a Tensor or None, got {type_name(v)}")
+    check_float(op, name, v)
+    if v.shape != shape:
+        raise ValueError(f"{op}: '{name}' must have shape {shape}, got {v.shape} "
+                         f"(input {x.shape})")
+    if v.dtype != x.dtype:
+        raise TypeError(f"{op}: '{name}' has dtype {v.dtype}, the input {x.dtype}")
+    if v.device != x.device:
+        raise ValueError(f"{op}: '{name}' is on {v.device}, the input on {x.device}")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalization over the trailing dimensions ``normalized_shape`` of ``input``.
+
+    y = (x - mean) / sqrt(var + eps) * weight + bias, mean and biased var taken over the
+    last D = len(normalized_shape) dimensions, separately for every index of the others.
+
+    Args:
+        input: (*, *normalized_shape).
+        normalized_shape: int or tuple of ints, the trailing shape to normalize over.
+        weight, bias: optional Tensors of shape ``normalized_shape`` (either may be given alone).
+        eps: added to the variance inside the square root.
+
+    Returns:
+        Tensor shaped like ``input``.
+
+    Gradient: see the module docstring (the rows are the normalized_shape blocks).
+    """
+    op = "layer_norm"
+    check_float(op, "input", input)
+    shape = check_shape_arg(op, normalized_shape, "normalized_shape")
+    if not shape or min(shape) < 0:
+        raise ValueError(f"{op}: 'normalized_shape' must be a non-empty tuple of non-negative "
+                         f"ints, got {normalized_shape!r}")
+    D = len(shape)
+    if input.ndim < D or input.shape[input.ndim - D:] != shape:
+        want = "(*, " + ", ".join(str(s) for s in shape) + ")"
+        raise ValueError(f"{op}: expected an input of shape {want} for normalized_shape="
+                         f"{shape}, got {input.shape}")
+    _check_param(op, "weight", weight, shape, input)
+    _check_param(op, "bias", bias, shape, input)
+    eps = _check_eps(op, eps)
+    n = 1
+    for s in shape:
+        n *= s
+    R = input.numel() // n if n else 0
+    return _affine(_normalize_rows(input, R, eps), weight, bias, shape)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Group normalization: the C channels of an (N, C, *) input split into ``num_groups``
+    groups of C / num_groups consecutive channels; each sample's group is normalized by its
+    own mean and biased variance, then scaled and shifted per channel.
+
+    Args:
+        input: (N, C, *), C divisible by ``num_groups``.
+        num_groups: positive int (num_groups = C: instance norm; 1: layer norm over (C, *)).
+        weight, bias: optional (C,) Tensors.
+        eps: added to the variance inside the square root.
+
+    Returns:
+        Tensor shaped like ``input``.
+
+    Gradient: see the module docstring (the rows are the (sample, group) blocks).
+    """
+    op = "group_norm"
+    check_float(op, "input", input)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: 'input' must have at least 2 dimensions (N, C, *), got shape "
+                         f"{input.shape}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
+            or num_groups <= 0:
+        raise ValueError(f"{op}: 'num_groups' must be a positive int, got {num_groups!r}")
+    N, C = input.shape[:2]
+    if C % num_groups:
+        raise ValueError(f"{op}: the input's {C} channels are not divisible by num_groups="
+                         f"{num_groups} (input {input.shape})")
+    _check_param(op, "weight", weight, (C,), input)
+    _check_param(op, "bias", bias, (C,), input)
+    eps = _check_eps(op, eps)
+    y = _normalize_rows(input, N * int(num_groups), eps)
+    return _affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2))

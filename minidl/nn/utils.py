@@ -1,0 +1,178 @@
+"""Gradient clipping and flat parameter vectors (``torch.nn.utils``'s names and semantics).
+
+The clipping functions change the ``.grad`` arrays of the parameters in place, with array
+operations on their device: ``clip_grad_norm_`` returns the total norm as a 0-d Tensor and
+never reads it back to the host (unless ``error_if_nonfinite`` asks it to check the norm), so
+on a GPU it queues its work without waiting for it.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import backend
+from .. import functional as F
+from ..autograd import no_grad
+from ..tensor import Tensor
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector",
+           "vector_to_parameters"]
+
+
+def _params(op, parameters, unique=True):
+    """A Tensor or an iterable of Tensors as a list, in order; with ``unique`` each tensor once
+    (clipping a parameter listed twice must scale its gradient once)."""
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    try:
+        items = list(parameters)
+    except TypeError:
+        raise TypeError(f"{op}: 'parameters' must be a Tensor or an iterable of Tensors, got "
+                        f"{type(parameters).__name__}") from None
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: 'parameters' must hold Tensors, item {i} is "
+                            f"{type(t).__name__}")
+    if unique:
+        items = list({id(t): t for t in items}.values())
+    return items
+
+
+def _number(op, name, v, minimum=None):
+    if isinstance(v, Tensor) and v.data.size == 1:
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v) or (
+            minimum is not None and v < minimum):
+        want = "a number" if minimum is None else "a non-negative number"
+        raise ValueError(f"{op}: '{name}' must be {want}, got {v!r}")
+    return float(v)
+
+
+def _array_norm(g, p):
+    """The p-norm of array g's values as a 0-d array on g's device, in g's dtype."""
+    xp = backend.xp_of(g)
+    if p == math.inf:
+        return xp.abs(g).max()
+    if p == 2.0:                  # not dot(g, g): cuBLAS calls cannot be graph-captured
+        return xp.sqrt(xp.square(g).sum())
+    if p == 1.0:
+        return xp.abs(g).sum()
+    return (xp.abs(g) ** p).sum() ** (1.0 / p)
+
+
+@no_grad()
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                    foreach=None):
+    """Scale the gradients of ``parameters`` in place so that their total norm is at most
+    ``max_norm``; return the total norm (before clipping).
+
+    total = || (||g_1||_p, ..., ||g_k||_p) ||_p, the p-norm of all gradients' values taken
+    together (the largest |value| for p = inf); every g_i <- g_i * min(1, max_norm /
+    (total + 1e-6)). Parameters without a gradient are skipped.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors (e.g. ``model.parameters()``).
+        max_norm: the largest allowed total norm (a non-negative number).
+        norm_type: p, a positive number or ``math.inf`` (or 'inf').
+        error_if_nonfinite: raise RuntimeError when the total norm is nan or inf (this reads
+            the norm back to the host); otherwise the gradients are scaled by it anyway.
+        foreach: accepted for PyTorch compatibility and ignored.
+
+    Returns:
+        0-d Tensor on the gradients' device (of the first gradient's device and dtype when
+        they differ); 0.0 (float32, cpu) when no parameter has a gradient.
+    """
+    op = "clip_grad_norm_"
+    params = _params(op, parameters)
+    max_norm = _number(op, "max_norm", max_norm, minimum=0.0)
+    if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "+inf"):
+        norm_type = math.inf
+    p = _number(op, "norm_type", norm_type)
+    if not p > 0:
+        raise ValueError(f"{op}: 'norm_type' must be a positive number or inf, got "
+                         f"{norm_type!r}")
+    grads = [t.grad for t in params if t.grad is not None]
+    if not grads:
+        return Tensor(np.zeros((), np.float32))
+    first = grads[0].data
+    xp = backend.xp_of(first)
+    norms = [backend.to_device(xp.asarray(_array_norm(g.data, p)).astype(first.dtype),
+                               backend.device_of(first)) for g in grads if g.data.size]
+    if not norms:
+        total = xp.zeros((), first.dtype)
+    elif p == math.inf:
+        total = xp.stack(norms).max()
+    elif p == 2.0:
+        total = xp.sqrt(xp.square(xp.stack(norms)).sum())
+    else:
+        total = (xp.stack(norms) ** p).sum() ** (1.0 / p)
+    total = xp.asarray(total)
+    if error_if_nonfinite:
+        backend.refuse_in_capture(f"{op}(error_if_nonfinite=True), which reads the norm,")
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(
+            f"{op}: the total norm of order {p} of the gradients is non-finite ({total}), so "
+            "they cannot be clipped; fix the nan/inf gradients, or pass "
+            "error_if_nonfinite=False to scale them by it anyway")
+    coef = xp.minimum(max_norm / (total + 1e-6), 1.0)          # 0-d, on the device
+    for g in grads:
+        c = backend.to_device(coef, backend.device_of(g.data)).astype(g.dtype)
+        xp_g = backend.xp_of(g.data)
+        xp_g.multiply(g.data, c, out=g.data)
+        g._version += 1
+    return Tensor(total)
+
+
+@no_grad()
+def clip_grad_value_(parameters, clip_value, foreach=None):
+    """Clamp every gradient value of ``parameters`` to [-clip_value, clip_value], in place.
+
+    Args:
+        parameters: a Tensor or an iterable of Tensors; those without a gradient are skipped.
+        clip_value: a non-negative number.
+        foreach: accepted for PyTorch compatibility and ignored.
+    """
+    op = "clip_grad_value_"
+    params = _params(op, parameters)
+    c = _number(op, "clip_value", clip_value, minimum=0.0)
+    for t in params:
+        if t.grad is not None:
+            g = t.grad.data
+            backend.xp_of(g).clip(g, -c, c, out=g)
+            t.grad._version += 1
+
+
+def parameters_to_vector(parameters):
+    """All values of ``parameters`` in one 1-D Tensor, in order (each flattened in C order).
+    Differentiable: gradients flow back to the parameters."""
+    op = "parameters_to_vector"
+    params = _params(op, parameters, unique=False)
+    if not params:
+        raise ValueError(f"{op}: 'parameters' is empty")
+    return F.cat([F.reshape(t, (-1,)) for t in params])
+
+
+@no_grad()
+def vector_to_parameters(vec, parameters):
+    """Copy consecutive slices of the 1-D Tensor ``vec`` into ``parameters``, in place (the
+    inverse of ``parameters_to_vector``); each slice is cast to its parameter's dtype.
+    A graph that saved an old value of a parameter refuses to run backward afterwards."""
+    op = "vector_to_parameters"
+    if not isinstance(vec, Tensor):
+        raise TypeError(f"{op}: 'vec' must be a Tensor, got {type(vec).__name__}")
+    if vec.ndim != 1:
+        raise ValueError(f"{op}: 'vec' must be 1-D, got shape {vec.shape}")
+    params = _params(op, parameters, unique=False)
+    total = sum(t.numel() for t in params)
+    if vec.shape[0] != total:
+        raise ValueError(f"{op}: 'vec' has {vec.shape[0]} values, the parameters {total}")
+    lo = 0
+    for t in params:
+        if t.device != vec.device:
+            raise ValueError(f"{op}: a parameter is on {t.device}, 'vec' on {vec.device}")
+        n = t.numel()
+        t.data[...] = vec.data[lo:lo + n].reshape(t.shape).astype(t.dtype, copy=False)
+        t._version += 1
+        lo += n
