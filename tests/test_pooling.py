@@ -1,6 +1,6 @@
-"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, global_avg_pool2d and their modules: forward
-and gradient vs loop oracles, float64 gradchecks, deterministic ties, dtype, torch parity, bad
-input."""
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d, global_avg_pool2d and
+their modules: forward, indices and gradient vs loop oracles, float64 gradchecks, deterministic
+ties, NaN, dtype, torch parity (dilation, ceil_mode, divisors, indices), bad input."""
 import numpy as np
 import pytest
 
@@ -138,8 +138,6 @@ def test_torch_parity(rng):
      r"max_pool2d: 'kernel_size' must be positive"),
     (F.max_pool2d, (minidl.zeros(1, 1, 8, 8), 2.0), TypeError,
      r"max_pool2d: 'kernel_size' must be an int or a pair of ints"),
-    (F.adaptive_avg_pool2d, (minidl.zeros(1, 1, 7, 8), 2), ValueError,
-     r"adaptive_avg_pool2d: output size \(2, 2\) must divide the input size \(7, 8\)"),
     (F.adaptive_avg_pool2d, (minidl.zeros(1, 1, 8, 8), 0), ValueError,
      r"adaptive_avg_pool2d: 'output_size' must be positive"),
     (F.global_avg_pool2d, (minidl.zeros(2, 8),), ValueError,
@@ -156,3 +154,289 @@ def test_pool_modules_are_distinct_kinds():
     """Code that checks layer types must not take an average pool for a max pool."""
     assert not isinstance(nn.AvgPool2d(2), nn.MaxPool2d)
     assert not isinstance(nn.MaxPool2d(2), nn.AvgPool2d)
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch's full argument set: dilation, ceil_mode, return_indices, divisors, adaptive bins
+
+# kernel, stride, padding, dilation, ceil_mode; on a 7 x 6 input
+MAX_EX = [(3, 2, 1, 1, True), (2, 2, 0, 1, True), (3, 1, 1, 2, False), (2, 3, 1, 2, True),
+          ((3, 2), (2, 3), (1, 1), (2, 1), True), (3, 2, 0, (1, 2), False), (3, 3, 1, 1, True),
+          (2, 2, 1, 2, True)]           # stride >= kernel, yet dilated windows share cells
+
+
+def _max_ex(x, k, s, p, d, ceil):
+    return F.max_pool2d(x, k, s, p, dilation=d, ceil_mode=ceil, return_indices=True)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", MAX_EX)
+def test_max_pool_ex_matches_loops_and_gradchecks(device, rng, k, s, p, d, ceil):
+    x = rng.standard_normal((2, 3, 7, 6))
+    check_op(lambda t: F.max_pool2d(t, k, s, p, d, ceil), [x],
+             lambda a: R.max_pool2d_ex(a, k, s, p, d, ceil)[0], device)
+    y, idx = _max_ex(to_tensor(x, device), k, s, p, d, ceil)
+    ref_y, ref_idx = R.max_pool2d_ex(x, k, s, p, d, ceil)
+    assert idx.dtype == np.int64 and not idx.requires_grad
+    np.testing.assert_array_equal(host(idx), ref_idx)
+    np.testing.assert_array_equal(host(y), ref_y)
+
+
+@pytest.mark.parametrize("k,s,p,d,ceil", MAX_EX)
+def test_max_pool_ex_ties_gradient_and_indices_match_loops(device, rng, k, s, p, d, ceil):
+    """Small integers: many ties, which must go to each window's first maximum."""
+    x = rng.integers(-2, 2, (2, 2, 7, 6)).astype(np.float64)
+    t = to_tensor(x, device, requires_grad=True)
+    y, idx = _max_ex(t, k, s, p, d, ceil)
+    g = rng.standard_normal(y.shape)
+    y.backward(to_tensor(g, device))
+    np.testing.assert_allclose(host(t.grad), R.max_pool2d_ex_grad(x, g, k, s, p, d, ceil),
+                               atol=1e-12)
+    np.testing.assert_array_equal(host(idx), R.max_pool2d_ex(x, k, s, p, d, ceil)[1])
+
+
+def test_max_pool_ceil_mode_shapes():
+    """PyTorch's rule: round up, unless the last window would start in the right padding."""
+    # H=8, k=2, s=3, p=1: a 4th window would start at row 8, in the right padding: dropped
+    for H, k, s, p, want in [(5, 2, 2, 0, 3), (4, 2, 2, 0, 2), (6, 3, 2, 1, 4), (5, 3, 2, 1, 3),
+                             (7, 3, 3, 1, 3), (8, 2, 3, 1, 3), (9, 2, 3, 1, 4), (3, 2, 2, 1, 2),
+                             (4, 3, 3, 1, 2)]:
+        y = F.max_pool2d(minidl.zeros(1, 1, H, H), k, s, p, ceil_mode=True)
+        assert y.shape == (1, 1, want, want), (H, k, s, p, y.shape)
+        assert want == R.pool_out_len(H, k, s, p, 1, True)
+
+
+def test_max_pool_nan_and_minus_inf(device):
+    """A NaN window gives NaN, its last NaN as index (as PyTorch) and no gradient; a -inf
+    window gives its first input cell."""
+    x = np.array([[[[1.0, np.nan, 3.0, np.nan],
+                    [0.0, 2.0, -np.inf, -np.inf],
+                    [5.0, 5.0, -np.inf, -np.inf]]]])
+    t = to_tensor(x, device, requires_grad=True)
+    y, idx = F.max_pool2d(t, 2, 2, ceil_mode=True, return_indices=True)
+    ref_y, ref_idx = R.max_pool2d_ex(x, 2, 2, 0, 1, True)
+    np.testing.assert_array_equal(host(y), ref_y)
+    np.testing.assert_array_equal(host(idx), ref_idx)
+    np.testing.assert_array_equal(ref_idx[0, 0], [[1, 3], [8, 10]])
+    y.backward(to_tensor(np.ones(y.shape), device))
+    np.testing.assert_array_equal(host(t.grad), R.max_pool2d_ex_grad(
+        x, np.ones(y.shape), 2, 2, 0, 1, True))
+    assert host(t.grad)[0, 0, 2].tolist() == [1, 0, 1, 0]
+    x = np.full((1, 1, 3, 2), -np.inf)          # windows tie with their (top/left) padding
+    y, idx = F.max_pool2d(to_tensor(x, device), 2, 1, 1, dilation=(2, 1), return_indices=True)
+    np.testing.assert_array_equal(host(idx), R.max_pool2d_ex(x, 2, 1, 1, (2, 1))[1])
+    np.testing.assert_array_equal(host(idx)[0, 0], [[2, 2, 3], [0, 0, 1], [2, 2, 3]])  # torch
+
+
+# kernel, stride, padding, ceil_mode, count_include_pad, divisor_override; on a 7 x 6 input
+AVG_EX = [(3, 2, 1, True, True, None), (3, 2, 1, False, False, None),
+          (3, 2, 1, True, False, None), (2, 2, 0, True, True, None), (2, 3, 1, True, True, None),
+          ((3, 2), (2, 1), (1, 1), True, False, None), (3, 2, 1, True, True, 4),
+          (2, 1, 1, False, False, -3)]
+
+
+@pytest.mark.parametrize("k,s,p,ceil,cip,div", AVG_EX)
+def test_avg_pool_ex_matches_loops_and_gradchecks(device, rng, k, s, p, ceil, cip, div):
+    x = rng.standard_normal((2, 3, 7, 6))
+    check_op(lambda t: F.avg_pool2d(t, k, s, p, ceil, cip, div), [x],
+             lambda a: R.avg_pool2d_ex(a, k, s, p, ceil, cip, div), device)
+
+
+def test_avg_pool_divisors_by_hand():
+    """Inputs of ones, so each output is (cells inside the input) / divisor."""
+    y = F.avg_pool2d(minidl.ones(1, 1, 3, 3), 2, 2, 1, count_include_pad=False)
+    np.testing.assert_allclose(y.numpy()[0, 0], np.ones((2, 2)))
+    # 4 x 4, kernel 3, stride 2, padding 1, ceil_mode: rows of windows -1..1, 1..3, 3..5; the
+    # last one has 2 cells inside the padded input (-1..4) and 1 inside the input
+    y = F.avg_pool2d(minidl.ones(1, 1, 4, 4), 3, 2, 1, ceil_mode=True)
+    np.testing.assert_allclose(y.numpy()[0, 0, 2], [2 / 6, 3 / 6, 1 / 4])
+    np.testing.assert_allclose(y.numpy()[0, 0, 1], [6 / 9, 9 / 9, 3 / 6])
+    y = F.avg_pool2d(minidl.ones(1, 1, 4, 4), 3, 2, 1, ceil_mode=True, count_include_pad=False)
+    np.testing.assert_allclose(y.numpy(), np.ones((1, 1, 3, 3)))
+    y = F.avg_pool2d(minidl.ones(1, 1, 4, 4), 2, divisor_override=3)
+    np.testing.assert_allclose(y.numpy(), np.full((1, 1, 2, 2), 4 / 3))
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 5, 5), 2), ((2, 2, 5, 7), (3, 4)),
+                                       ((1, 2, 3, 3), 5), ((2, 2, 7, 6), (None, 4)),
+                                       ((1, 2, 2, 1), (3, 2)), ((2, 2, 6, 5), (3, None))])
+def test_adaptive_avg_pool_unequal_bins(device, rng, shape, out):
+    x = rng.standard_normal(shape)
+    size = tuple(n if o is None else o for o, n in
+                 zip(out if isinstance(out, tuple) else (out, out), shape[2:]))
+    check_op(lambda t: F.adaptive_avg_pool2d(t, out), [x],
+             lambda a: R.adaptive_avg_pool2d(a, size), device)
+
+
+def _adaptive_max_grad(x, gy, size):
+    """gy to each bin's first maximum (loop oracle's index), none from NaN bins."""
+    y, idx = R.adaptive_max_pool2d(x, size)
+    gx = np.zeros_like(x)
+    N, C, H, W = x.shape
+    for n, c, i, j in np.ndindex(*y.shape):
+        if not np.isnan(y[n, c, i, j]):
+            gx[n, c, idx[n, c, i, j] // W, idx[n, c, i, j] % W] += gy[n, c, i, j]
+    return gx
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 5, 5), 2), ((2, 2, 5, 7), (3, 4)),
+                                       ((1, 2, 3, 3), 5), ((2, 2, 6, 4), (3, 2)),
+                                       ((1, 2, 1, 2), (2, None)), ((2, 2, 6, 6), (None, 4))])
+def test_adaptive_max_pool(device, rng, shape, out):
+    pair = out if isinstance(out, tuple) else (out, out)
+    size = tuple(n if o is None else o for o, n in zip(pair, shape[2:]))
+    x = rng.standard_normal(shape)
+    check_op(lambda t: F.adaptive_max_pool2d(t, out), [x],
+             lambda a: R.adaptive_max_pool2d(a, size)[0], device)
+    xi = rng.integers(-2, 2, shape).astype(np.float64)          # ties
+    t = to_tensor(xi, device, requires_grad=True)
+    y, idx = F.adaptive_max_pool2d(t, out, return_indices=True)
+    ref_y, ref_idx = R.adaptive_max_pool2d(xi, size)
+    np.testing.assert_array_equal(host(y), ref_y)
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(host(idx), ref_idx)
+    g = rng.standard_normal(y.shape)
+    y.backward(to_tensor(g, device))
+    np.testing.assert_allclose(host(t.grad), _adaptive_max_grad(xi, g, size), atol=1e-12)
+
+
+def test_adaptive_max_pool_nan(device):
+    x = np.array([[[[np.nan, 1.0, np.nan], [2.0, 0.0, 3.0], [-np.inf, -np.inf, -np.inf]]]])
+    t = to_tensor(x, device, requires_grad=True)
+    y, idx = F.adaptive_max_pool2d(t, 2, return_indices=True)
+    ref_y, ref_idx = R.adaptive_max_pool2d(x, 2)
+    np.testing.assert_array_equal(host(y), ref_y)
+    np.testing.assert_array_equal(host(idx), ref_idx)
+    y.backward(to_tensor(np.ones(y.shape), device))
+    np.testing.assert_array_equal(host(t.grad), _adaptive_max_grad(x, np.ones(y.shape), 2))
+
+
+def test_modules_take_pytorch_arguments(device, rng):
+    x = to_tensor(rng.standard_normal((2, 3, 7, 7)).astype(np.float32), device)
+    a = host(x).astype(np.float64)
+    m = nn.MaxPool2d(3, 2, 1, ceil_mode=True)
+    assert repr(m) == ("MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, "
+                       "return_indices=False, ceil_mode=True)")
+    np.testing.assert_allclose(host(m(x)), R.max_pool2d_ex(a, 3, 2, 1, 1, True)[0], rtol=1e-6)
+    y, idx = nn.MaxPool2d(2, dilation=2, return_indices=True)(x)
+    ref = R.max_pool2d_ex(a, 2, 2, 0, 2, False)
+    np.testing.assert_allclose(host(y), ref[0], rtol=1e-6)
+    np.testing.assert_array_equal(host(idx), ref[1])
+    m = nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False, divisor_override=None)
+    assert "ceil_mode=True, count_include_pad=False, divisor_override=None" in repr(m)
+    assert m.stride == 2 and nn.AvgPool2d(3).stride == 3 and nn.MaxPool2d(2).stride == 2
+    np.testing.assert_allclose(host(m(x)), R.avg_pool2d_ex(a, 3, 2, 1, True, False),
+                               rtol=1e-5, atol=1e-6)
+    m = nn.AdaptiveMaxPool2d((2, None), return_indices=True)
+    assert repr(m) == "AdaptiveMaxPool2d(output_size=(2, None), return_indices=True)"
+    y, idx = m(x)
+    ref = R.adaptive_max_pool2d(a, (2, 7))
+    np.testing.assert_allclose(host(y), ref[0], rtol=1e-6)
+    np.testing.assert_array_equal(host(idx), ref[1])
+    y = nn.AdaptiveAvgPool2d(3)(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(host(y), R.adaptive_avg_pool2d(a, 3), rtol=1e-5, atol=1e-6)
+    assert y.dtype == nn.AdaptiveMaxPool2d(3)(x).dtype == np.float32
+
+
+TORCH_CASES = [
+    ("max", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("max", dict(kernel_size=2, stride=2, ceil_mode=True)),
+    ("max", dict(kernel_size=3, stride=1, padding=1, dilation=2)),
+    ("max", dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), dilation=(2, 1),
+                 ceil_mode=True)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)),
+    ("avg", dict(kernel_size=2, stride=3, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, divisor_override=5)),
+    ("adaptive_avg", dict(output_size=(4, 3))), ("adaptive_avg", dict(output_size=11)),
+    ("adaptive_max", dict(output_size=(4, 3))), ("adaptive_max", dict(output_size=(None, 2))),
+    ("adaptive_max", dict(output_size=11)),
+]
+
+
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("kind,kw", TORCH_CASES)
+def test_torch_parity_full_arguments(rng, kind, kw, ties):
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    x = (rng.integers(-2, 2, (2, 2, 9, 8)).astype(np.float64) if ties
+         else rng.standard_normal((2, 2, 9, 8)))
+    ours = getattr(F, f"{kind}_pool2d")
+    theirs = getattr(TF, f"{kind}_pool2d")
+    if kind in ("max", "adaptive_max"):
+        kw = dict(kw, return_indices=True)
+    xt, xm = torch.tensor(x, requires_grad=True), minidl.tensor(x, requires_grad=True)
+    yt, ym = theirs(xt, **kw), ours(xm, **kw)
+    if isinstance(yt, tuple):
+        (yt, it), (ym, im) = yt, ym
+        np.testing.assert_array_equal(im.numpy(), it.numpy())
+    np.testing.assert_allclose(ym.numpy(), yt.detach().numpy(), atol=1e-12)
+    g = rng.standard_normal(yt.shape)
+    yt.backward(torch.tensor(g))
+    ym.backward(minidl.tensor(g))
+    np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), atol=1e-12)
+
+
+def test_torch_parity_nan_indices(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((1, 2, 6, 5))
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = x[0, 1, 4, 4] = np.nan
+    yt, it = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, ceil_mode=True,
+                                            return_indices=True)
+    ym, im = F.max_pool2d(minidl.tensor(x), 3, 2, 1, ceil_mode=True, return_indices=True)
+    np.testing.assert_array_equal(ym.numpy(), yt.numpy())
+    np.testing.assert_array_equal(im.numpy(), it.numpy())
+    yt, it = torch.nn.functional.adaptive_max_pool2d(torch.tensor(x), 4, return_indices=True)
+    ym, im = F.adaptive_max_pool2d(minidl.tensor(x), 4, return_indices=True)
+    np.testing.assert_array_equal(ym.numpy(), yt.numpy())
+    np.testing.assert_array_equal(im.numpy(), it.numpy())
+
+
+X8 = minidl.zeros(1, 1, 8, 8)
+
+
+@pytest.mark.parametrize("fn,args,kw,exc,match", [
+    (F.max_pool2d, (X8, 2), dict(dilation=(0, 1)), ValueError,
+     r"max_pool2d: 'dilation' must be positive, got \(0, 1\)"),
+    (F.max_pool2d, (X8, 3, 1, 2), dict(dilation=2), ValueError,
+     r"max_pool2d: padding 2 must be at most half the kernel height 3"),
+    (F.max_pool2d, (minidl.zeros(1, 1, 4, 8), 3), dict(dilation=2), ValueError,
+     r"max_pool2d: dilated kernel height 5 \(kernel 3, dilation 2\) is larger than the padded "
+     r"input height 4"),
+    (F.max_pool2d, (X8, 2), dict(ceil_mode=1), TypeError,
+     r"max_pool2d: 'ceil_mode' must be a bool, got 1"),
+    (F.max_pool2d, (X8, 2), dict(return_indices="yes"), TypeError,
+     r"max_pool2d: 'return_indices' must be a bool"),
+    (F.max_pool2d, (X8, 2), dict(stride=(1, -1)), ValueError,
+     r"max_pool2d: 'stride' must be positive, got \(1, -1\)"),
+    (F.avg_pool2d, (X8, 2), dict(divisor_override=0), ValueError,
+     r"avg_pool2d: 'divisor_override' must not be zero, got 0"),
+    (F.avg_pool2d, (X8, 2), dict(divisor_override=2.5), TypeError,
+     r"avg_pool2d: 'divisor_override' must be None or an int, got 2.5"),
+    (F.avg_pool2d, (X8, 2), dict(count_include_pad=None), TypeError,
+     r"avg_pool2d: 'count_include_pad' must be a bool, got None"),
+    (F.avg_pool2d, (X8, (2, 4), 1, (1, 3)), {}, ValueError,
+     r"avg_pool2d: padding 3 must be at most half the kernel width 4"),
+    (F.adaptive_avg_pool2d, (X8, (3, 0)), {}, ValueError,
+     r"adaptive_avg_pool2d: 'output_size' must be positive, got \(3, 0\)"),
+    (F.adaptive_max_pool2d, (X8, -1), {}, ValueError,
+     r"adaptive_max_pool2d: 'output_size' must be positive, got -1"),
+    (F.adaptive_max_pool2d, (X8, (2, 2, 2)), {}, TypeError,
+     r"adaptive_max_pool2d: 'output_size' must be an int or a pair of ints"),
+    (F.adaptive_max_pool2d, (minidl.zeros(8, 8), 2), {}, ValueError,
+     r"adaptive_max_pool2d: 'input' must be 4-D \(N, C, H, W\), got shape \(8, 8\)"),
+    (F.adaptive_max_pool2d, (X8, 2), dict(return_indices=1), TypeError,
+     r"adaptive_max_pool2d: 'return_indices' must be a bool, got 1"),
+    (F.adaptive_max_pool2d, (minidl.zeros(1, 1, 4, 4, dtype=minidl.int64), 2), {}, TypeError,
+     r"adaptive_max_pool2d: argument 'input' must be a floating-point tensor"),
+])
+def test_bad_arguments(fn, args, kw, exc, match):
+    with pytest.raises(exc, match=match):
+        fn(*args, **kw)
+
+
+def test_bad_module_arguments_fail_at_forward():
+    with pytest.raises(ValueError, match=r"max_pool2d: 'kernel_size' must be positive"):
+        nn.MaxPool2d(0)(X8)
+    with pytest.raises(ValueError, match=r"adaptive_max_pool2d: 'output_size' must be posit"):
+        nn.AdaptiveMaxPool2d(0)(X8)

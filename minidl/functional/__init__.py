@@ -24,7 +24,8 @@ from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip
                     transpose, unbind, unsqueeze, view)
 from .indexing import gather, getitem, masked_fill, narrow, one_hot, tril, triu
 from .conv import conv2d
-from .pooling import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
+from .pooling import avg_pool2d, max_pool2d
+from .adaptive_pooling import adaptive_avg_pool2d, adaptive_max_pool2d, global_avg_pool2d
 from .normalization import batch_norm, batch_norm_relu
 from .group_norm import group_norm, layer_norm
 from .dropout import dropout, dropout2d

@@ -1,4 +1,5 @@
-"""2-D pooling: max_pool2d, avg_pool2d, adaptive_avg_pool2d, global_avg_pool2d.
+"""2-D pooling over sliding windows: max_pool2d and avg_pool2d, with PyTorch's arguments and
+semantics (adaptive and global pooling are in ``adaptive_pooling.py``).
 
 Windows are visited with one strided slice per kernel offset (a loop over KH*KW offsets, never
 over pixels), on the channel-major view ``x.transpose(1, 0, 2, 3)`` that conv2d produces, so
@@ -6,34 +7,68 @@ the usual CNHW memory is read in place; results are returned as NCHW views of CN
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from .. import backend, kernels
+from .. import backend
 from ..autograd import Function
 from ._utils import check_float, check_pair
 
 
+def _pool_len(size, k, s, p, d, ceil_mode):
+    """Output length along one axis (PyTorch's rule): floor or ceil of
+    (size + 2p - d(k-1) - 1) / s, plus 1; with ceil_mode a last window that would start in
+    the right padding (at or past size + p) is dropped."""
+    span = size + 2 * p - d * (k - 1) - 1
+    if not ceil_mode:
+        return span // s + 1
+    n = -(-span // s) + 1
+    return n - 1 if (n - 1) * s >= size + p else n
+
+
+def _geometry(x_shape, k, s, p, d, ceil_mode):
+    """(OH, OW), and the padding that ceil_mode's last windows need past the bottom/right
+    padding (they may stick out of the padded input)."""
+    out, extra = [], []
+    for size, kk, ss, pp, dd in zip(x_shape[2:], k, s, p, d):
+        n = _pool_len(size, kk, ss, pp, dd, ceil_mode)
+        out.append(n)
+        extra.append(max(0, (n - 1) * ss + dd * (kk - 1) + 1 - (size + 2 * pp)))
+    return tuple(out), tuple(extra)
+
+
 def _window(i, j, stride, out_hw):
-    """Slices picking, for every output pixel, the input at kernel offset (i, j)."""
+    """Slices picking, for every output pixel, the padded input at offset (i, j) from the
+    window's corner (offsets are kernel indices times the dilation)."""
     (sh, sw), (OH, OW) = stride, out_hw
     return (slice(None), slice(None), slice(i, i + sh * (OH - 1) + 1, sh),
             slice(j, j + sw * (OW - 1) + 1, sw))
 
 
-def _overlapping(kernel_size, stride):
-    """Whether neighbouring windows share input pixels (then gradients must be added)."""
-    return stride[0] < kernel_size[0] or stride[1] < kernel_size[1]
+def _offsets(kernel_size, dilation):
+    """(i, j) offsets of a window's cells in row-major kernel order."""
+    (KH, KW), (dh, dw) = kernel_size, dilation
+    return [(a * dh, b * dw) for a in range(KH) for b in range(KW)]
 
 
-def _padded(x, padding, fill):
-    """x (N, C, H, W) -> (C, N, H + 2*PH, W + 2*PW) channel-major copy with constant borders."""
+def _overlapping(kernel_size, stride, dilation=(1, 1)):
+    """Whether two (window, offset) pairs can reach the same input pixel (then gradients must
+    be added): unless on both axes the kernel is 1 or the windows' spans are disjoint."""
+    return not all(k == 1 or s >= d * (k - 1) + 1
+                   for k, s, d in zip(kernel_size, stride, dilation))
+
+
+def _padded(x, padding, extra, fill):
+    """x (N, C, H, W) -> (C, N, H + 2*PH + EH, W + 2*PW + EW) channel-major, with constant
+    borders (``extra``: more at the bottom/right)."""
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
-    ph, pw = padding
+    (ph, pw), (eh, ew) = padding, extra
     xt = x.transpose(1, 0, 2, 3)
-    if ph == 0 and pw == 0:
+    if ph == pw == eh == ew == 0:
         return xt
-    out = xp.full((C, N, H + 2 * ph, W + 2 * pw), fill, dtype=x.dtype)
+    out = xp.full((C, N, H + 2 * ph + eh, W + 2 * pw + ew), fill, dtype=x.dtype)
     out[:, :, ph:ph + H, pw:pw + W] = xt
     return out
 
@@ -46,7 +81,10 @@ def _unpad(g, x_shape, padding):
 
 
 class MaxPool2d(Function):
-    """y[n, c, oh, ow] = max over the window of xpad (padding is -inf, never chosen).
+    """y[n, c, oh, ow] = max over i < KH, j < KW of xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]
+    (padding is -inf, never chosen); indices (return_indices) = h * W + w of that maximum in
+    the input, the first one in row-major window order, or the window's last NaN (as
+    PyTorch).
 
     Gradient: each window's gy goes to one element, its first maximum in row-major window
     order (ties are broken the same way every time): gx[argmax] += gy. The argmax is not
@@ -58,110 +96,139 @@ class MaxPool2d(Function):
     NaN.
     """
 
-    def __init__(self, kernel_size, stride, padding):
+    def __init__(self, kernel_size, stride, padding, dilation=(1, 1), ceil_mode=False,
+                 return_indices=False):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode, self.return_indices = dilation, ceil_mode, return_indices
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        (KH, KW), s, p = self.kernel_size, self.stride, self.padding
-        OH = kernels.out_size(x.shape[2], KH, s[0], p[0], 1)
-        OW = kernels.out_size(x.shape[3], KW, s[1], p[1], 1)
-        xpad = _padded(x, p, -np.inf)                                    # (C, N, Hp, Wp)
-        y = xpad[_window(0, 0, s, (OH, OW))].copy()                      # (C, N, OH, OW)
-        for k in range(1, KH * KW):
-            xp.maximum(y, xpad[_window(k // KW, k % KW, s, (OH, OW))], out=y)
-        self.out_hw = (OH, OW)
+        s = self.stride
+        self.out_hw, self.extra = _geometry(x.shape, self.kernel_size, s, self.padding,
+                                            self.dilation, self.ceil_mode)
+        offsets = _offsets(self.kernel_size, self.dilation)
+        xpad = _padded(x, self.padding, self.extra, -np.inf)             # (C, N, Hp, Wp)
+        y = xpad[_window(*offsets[0], s, self.out_hw)].copy()            # (C, N, OH, OW)
+        for i, j in offsets[1:]:
+            xp.maximum(y, xpad[_window(i, j, s, self.out_hw)], out=y)
         self.save_for_backward(x, y)
-        return y.transpose(1, 0, 2, 3)
+        if not self.return_indices:
+            return y.transpose(1, 0, 2, 3)
+        return y.transpose(1, 0, 2, 3), self._indices(xpad, y, x.shape).transpose(1, 0, 2, 3)
 
-    def backward(self, gy):
+    def _indices(self, xpad, y, x_shape):
+        """(C, N, OH, OW) int64 flat input indices of the maxima (see the class docstring)."""
+        xp = backend.xp_of(y)
+        H, W = x_shape[2:]
+        (sh, sw), (ph, pw), (OH, OW) = self.stride, self.padding, self.out_hw
+        rows = xp.arange(OH, dtype=np.int64) * sh - ph       # input row of each window's top
+        cols = xp.arange(OW, dtype=np.int64) * sw - pw
+        idx = xp.zeros(y.shape, dtype=np.int64)
+        claimed = xp.zeros(y.shape, dtype=bool)
+        for i, j in _offsets(self.kernel_size, self.dilation):
+            h, w = rows + i, cols + j
+            inside = ((h >= 0) & (h < H))[:, None] & ((w >= 0) & (w < W))[None, :]
+            v = xpad[_window(i, j, self.stride, self.out_hw)]
+            first = (v == y) & inside & ~claimed
+            claimed |= first
+            idx = xp.where(first | (v != v), h[:, None] * W + w[None, :], idx)
+        return idx
+
+    def backward(self, gy, gindices=None):
         x, y = self.saved
         xp = backend.xp_of(gy)
-        (KH, KW), s, (ph, pw) = self.kernel_size, self.stride, self.padding
-        N, C, H, W = x.shape
-        xpad = _padded(x, self.padding, np.nan)            # never equal to y (see docstring)
+        s = self.stride
+        xpad = _padded(x, self.padding, self.extra, np.nan)  # never equal to y (see docstring)
         gt = gy.transpose(1, 0, 2, 3)                                    # (C, N, OH, OW)
-        gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), gy.dtype)
+        gx = xp.zeros(xpad.shape, gy.dtype)
+        overlapping = _overlapping(self.kernel_size, s, self.dilation)
+        offsets = _offsets(self.kernel_size, self.dilation)
         claimed = None
-        for k in range(KH * KW):
-            win = _window(k // KW, k % KW, s, self.out_hw)
+        for k, (i, j) in enumerate(offsets):
+            win = _window(i, j, s, self.out_hw)
             hit = xpad[win] == y
             if claimed is None:
                 claimed = hit
             else:
                 hit &= ~claimed
-                if k < KH * KW - 1:
+                if k < len(offsets) - 1:
                     claimed |= hit
-            if _overlapping(self.kernel_size, s):
+            if overlapping:
                 gx[win] += gt * hit
             else:                   # windows are disjoint: plain (faster) strided stores
                 gx[win] = gt * hit
         return _unpad(gx, x.shape, self.padding)
 
 
-class AvgPool2d(Function):
-    """y = (sum of the window of zero-padded x) / (KH*KW)   (count_include_pad=True).
+def _window_counts(xp, n_out, size, k, s, p, include_pad):
+    """Per output position along one axis, the cells of a window that avg_pool2d counts: those
+    inside the padded input (include_pad; a ceil_mode window can stick out past it), or those
+    inside the input."""
+    start = xp.arange(n_out) * s - p
+    end = xp.minimum(start + k, size + p)
+    if include_pad:
+        return end - start
+    return xp.minimum(end, size) - xp.maximum(start, 0)
 
-    Gradient: gx[window pixel] += gy / (KH*KW) for every window that covers it.
+
+class AvgPool2d(Function):
+    """y[n, c, oh, ow] = (sum of the window of zero-padded x) / divisor[oh, ow].
+
+    divisor = divisor_override if given; else the number of the window's cells inside the
+    padded input (count_include_pad=True: KH*KW except for ceil_mode's last windows) or inside
+    the input (count_include_pad=False). Both factor as counts_h[oh] * counts_w[ow].
+
+    Gradient: gx[window pixel] += gy / divisor for every window that covers it.
     """
 
-    def __init__(self, kernel_size, stride, padding):
+    def __init__(self, kernel_size, stride, padding, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def _scale(self, xp, x_shape, dtype):
+        """1 / divisor: a Python float when all windows share it, else an (OH, OW) array."""
+        if self.divisor_override is not None:
+            return 1.0 / self.divisor_override
+        args = list(zip(self.out_hw, x_shape[2:], self.kernel_size, self.stride, self.padding))
+        counts = [_window_counts(np, *a, self.count_include_pad) for a in args]
+        if all(c.min() == c.max() for c in counts):
+            return 1.0 / int(counts[0][0] * counts[1][0])
+        ch, cw = (_window_counts(xp, *a, self.count_include_pad) for a in args)
+        return (1.0 / (ch[:, None] * cw[None, :])).astype(dtype)
 
     def forward(self, x):
-        (KH, KW), s, p = self.kernel_size, self.stride, self.padding
-        OH = kernels.out_size(x.shape[2], KH, s[0], p[0], 1)
-        OW = kernels.out_size(x.shape[3], KW, s[1], p[1], 1)
-        xpad = _padded(x, p, 0)
-        y = xpad[_window(0, 0, s, (OH, OW))].copy()
-        for k in range(1, KH * KW):
-            y += xpad[_window(k // KW, k % KW, s, (OH, OW))]
-        y *= 1.0 / (KH * KW)
-        self.x_shape, self.out_hw = x.shape, (OH, OW)
+        xp = backend.xp_of(x)
+        s = self.stride
+        self.out_hw, self.extra = _geometry(x.shape, self.kernel_size, s, self.padding,
+                                            (1, 1), self.ceil_mode)
+        offsets = _offsets(self.kernel_size, (1, 1))
+        xpad = _padded(x, self.padding, self.extra, 0)
+        y = xpad[_window(*offsets[0], s, self.out_hw)].copy()            # (C, N, OH, OW)
+        for i, j in offsets[1:]:
+            y += xpad[_window(i, j, s, self.out_hw)]
+        self.scale = self._scale(xp, x.shape, x.dtype)
+        y *= self.scale
+        self.x_shape, self.pad_shape = x.shape, xpad.shape
         return y.transpose(1, 0, 2, 3)
 
     def backward(self, gy):
         xp = backend.xp_of(gy)
-        (KH, KW), s, (ph, pw) = self.kernel_size, self.stride, self.padding
-        N, C, H, W = self.x_shape
-        g = gy.transpose(1, 0, 2, 3) * (1.0 / (KH * KW))                 # (C, N, OH, OW)
-        gx = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), gy.dtype)
-        for k in range(KH * KW):
-            if _overlapping(self.kernel_size, s):
-                gx[_window(k // KW, k % KW, s, self.out_hw)] += g
+        s = self.stride
+        g = gy.transpose(1, 0, 2, 3) * self.scale                        # (C, N, OH, OW)
+        gx = xp.zeros(self.pad_shape, gy.dtype)
+        overlapping = _overlapping(self.kernel_size, s)
+        for i, j in _offsets(self.kernel_size, (1, 1)):
+            if overlapping:
+                gx[_window(i, j, s, self.out_hw)] += g
             else:
-                gx[_window(k // KW, k % KW, s, self.out_hw)] = g
+                gx[_window(i, j, s, self.out_hw)] = g
         return _unpad(gx, self.x_shape, self.padding)
-
-
-class BlockMean2d(Function):
-    """y[n, c, i, j] = mean of x over the non-overlapping block (i*BH.., j*BW..) of size
-    BH x BW (adaptive average pooling when the output size divides the input; BH = H and
-    BW = W is global average pooling).
-
-    Gradient: gx[n, c, h, w] = gy[n, c, h // BH, w // BW] / (BH*BW).
-    """
-
-    def __init__(self, block):
-        self.block = block
-
-    def forward(self, x):
-        N, C, H, W = x.shape
-        bh, bw = self.block
-        self.x_shape = x.shape
-        return x.reshape(N, C, H // bh, bh, W // bw, bw).mean(axis=(3, 5))
-
-    def backward(self, gy):
-        xp = backend.xp_of(gy)
-        N, C, H, W = self.x_shape
-        bh, bw = self.block
-        g = (gy * (1.0 / (bh * bw)))[:, :, :, None, :, None]
-        return xp.broadcast_to(g, (N, C, H // bh, bh, W // bw, bw)).reshape(N, C, H, W)
 
 
 # ---------------------------------------------------------------------------------------------
 # public wrappers
-
 
 
 def _check_input(op, x):
@@ -170,53 +237,72 @@ def _check_input(op, x):
         raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {x.shape}")
 
 
-def _window_args(op, input, kernel_size, stride, padding):
+def _check_bool(op, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: '{name}' must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checked (kernel, stride, padding, dilation, ceil_mode); stride None (or empty, as
+    PyTorch allows) means the kernel size."""
     _check_input(op, input)
     k = check_pair(op, "kernel_size", kernel_size, 1)
-    s = k if stride is None else check_pair(op, "stride", stride, 1)
+    empty = isinstance(stride, (tuple, list)) and len(stride) == 0
+    s = k if stride is None or empty else check_pair(op, "stride", stride, 1)
     p = check_pair(op, "padding", padding, 0)
-    for axis, size, kk, pp in (("height", input.shape[2], k[0], p[0]),
-                               ("width", input.shape[3], k[1], p[1])):
+    d = check_pair(op, "dilation", dilation, 1)
+    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    for axis, size, kk, pp, dd in zip(("height", "width"), input.shape[2:], k, p, d):
         if 2 * pp > kk:
             raise ValueError(f"{op}: padding {pp} must be at most half the kernel {axis} {kk}")
-        if kk > size + 2 * pp:
-            raise ValueError(f"{op}: kernel {axis} {kk} is larger than the padded input "
-                             f"{axis} {size + 2 * pp} (input {input.shape}, padding {pp})")
-    return k, s, p
+        span = dd * (kk - 1) + 1
+        if span > size + 2 * pp:
+            what = f"kernel {axis} {kk}" if dd == 1 else \
+                f"dilated kernel {axis} {span} (kernel {kk}, dilation {dd})"
+            raise ValueError(f"{op}: {what} is larger than the padded input {axis} "
+                             f"{size + 2 * pp} (input {input.shape}, padding {pp})")
+    return k, s, p, d, ceil_mode
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0):
-    """Max over KH x KW windows (stride defaults to the kernel size; padding is -inf).
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max over dilated KH x KW windows (padding is -inf), as ``torch.nn.functional.max_pool2d``.
 
-    Args: input (N, C, H, W); kernel_size, stride, padding: int or (h, w).
-    Returns: (N, C, OH, OW), OH = floor((H + 2*PH - KH) / SH) + 1.
+    Args: input (N, C, H, W); kernel_size, stride (default: kernel_size), padding (at most
+    half the kernel), dilation: int or (h, w); ceil_mode: round the output size up (a last
+    window must still start inside the input or the left padding); return_indices: also
+    return the maxima's positions.
+    Returns: (N, C, OH, OW), OH = floor((H + 2*PH - DH*(KH - 1) - 1) / SH) + 1 (ceil with
+    ceil_mode); with return_indices a pair (y, indices), indices int64 h * W + w in the input.
     """
-    k, s, p = _window_args("max_pool2d", input, kernel_size, stride, padding)
-    return MaxPool2d(k, s, p)(input)
+    op = "max_pool2d"
+    k, s, p, d, ceil_mode = _window_args(op, input, kernel_size, stride, padding, dilation,
+                                         ceil_mode)
+    return_indices = _check_bool(op, "return_indices", return_indices)
+    return MaxPool2d(k, s, p, d, ceil_mode, return_indices)(input)
 
 
-def avg_pool2d(input, kernel_size, stride=None, padding=0):
-    """Mean over KH x KW windows, zero padding counted in the divisor (PyTorch's default
-    count_include_pad=True). Shapes as in ``max_pool2d``."""
-    k, s, p = _window_args("avg_pool2d", input, kernel_size, stride, padding)
-    return AvgPool2d(k, s, p)(input)
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """Mean over KH x KW windows of zero-padded input, as ``torch.nn.functional.avg_pool2d``.
 
-
-def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a fixed (OH, OW) output; each output size must divide the input size
-    (so every bin has the same size H/OH x W/OW). ``output_size`` 1 is global average pooling.
+    Args: input, kernel_size, stride, padding, ceil_mode as in ``max_pool2d``;
+    count_include_pad: the divisor counts the window's padding cells (only those inside the
+    padded input); else only its cells inside the input; divisor_override: a nonzero int
+    divisor for every window.
+    Returns: (N, C, OH, OW), sizes as in ``max_pool2d``.
     """
-    op = "adaptive_avg_pool2d"
-    _check_input(op, input)
-    oh, ow = check_pair(op, "output_size", output_size, 1)
-    H, W = input.shape[2:]
-    if H % oh or W % ow:
-        raise ValueError(f"{op}: output size ({oh}, {ow}) must divide the input size ({H}, {W}) "
-                         f"(only equal-size bins are supported), got input {input.shape}")
-    return BlockMean2d((H // oh, W // ow))(input)
+    op = "avg_pool2d"
+    k, s, p, _, ceil_mode = _window_args(op, input, kernel_size, stride, padding, 1, ceil_mode)
+    count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
+                                                                numbers.Integral):
+            raise TypeError(f"{op}: 'divisor_override' must be None or an int, "
+                            f"got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: 'divisor_override' must not be zero, got 0")
+        divisor_override = int(divisor_override)
+    return AvgPool2d(k, s, p, ceil_mode, count_include_pad, divisor_override)(input)
 
-
-def global_avg_pool2d(input):
-    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
-    _check_input("global_avg_pool2d", input)
-    return BlockMean2d(input.shape[2:])(input)
