@@ -24,6 +24,8 @@ from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip
                     transpose, unbind, unsqueeze, view)
 from .indexing import gather, getitem, masked_fill, narrow, one_hot, tril, triu
 from .conv import conv2d
+from .conv_transpose import conv_transpose2d
+from .upsample import interpolate
 from .pooling import avg_pool2d, max_pool2d
 from .adaptive_pooling import adaptive_avg_pool2d, adaptive_max_pool2d, global_avg_pool2d
 from .normalization import batch_norm, batch_norm_relu

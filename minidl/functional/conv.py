@@ -292,8 +292,6 @@ def _group_t(W, groups):
 # ---------------------------------------------------------------------------------------------
 # argument checking
 
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in PyTorch) of an NCHW batch.
 
@@ -354,4 +352,3 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if bias.dtype != input.dtype:
         raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
     return Conv2d(s, p, d, groups)(input, weight, bias)
-

@@ -7,7 +7,8 @@ from .containers import Flatten, Identity, ModuleDict, ModuleList, Sequential
 from .linear import Linear
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter
-from .conv import Conv2d
+from .conv import Conv2d, ConvTranspose2d
+from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormReLU2d
 from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
