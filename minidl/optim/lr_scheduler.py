@@ -4,12 +4,15 @@ A scheduler is built on an optimizer, immediately sets each group's ``lr`` for s
 moves one step per ``step()`` call (after ``optimizer.step()``). ``base_lrs`` are the groups'
 ``'initial_lr'`` (recorded in the groups the first time a scheduler is attached).
 
-Like PyTorch's, StepLR, MultiStepLR, LinearLR and CosineAnnealingLR are *chainable*: each step
-changes the group's current ``lr`` by the schedule's ratio between consecutive steps, so two
-schedulers stepped together compose (multiply) and a manual change to ``group['lr']`` carries
-on. Run uninterrupted, each follows the closed form given in its docstring. OneCycleLR is not
-chainable: it sets the lr from its phases directly. SequentialLR runs schedulers one after
-another (e.g. a linear warm-up, then cosine annealing).
+Like PyTorch's, StepLR, MultiStepLR, LinearLR, CosineAnnealingLR, MultiplicativeLR,
+ExponentialLR, ConstantLR and PolynomialLR are *chainable*: each step changes the group's
+current ``lr`` by the schedule's ratio between consecutive steps, so two schedulers stepped
+together compose (multiply; ChainedScheduler steps them with one call) and a manual change to
+``group['lr']`` carries on. Run uninterrupted, each follows the closed form given in its
+docstring. LambdaLR, CosineAnnealingWarmRestarts and OneCycleLR are not chainable: they set the
+lr from ``base_lrs`` directly. SequentialLR runs schedulers one after another (e.g. a linear
+warm-up, then cosine annealing). ReduceLROnPlateau is stepped with a metric instead
+(``step(val_loss)``) and lowers the lr when the metric stops improving.
 
 ``state_dict()`` holds only Python numbers, strings and lists (no optimizer); restore the
 optimizer's own state dict alongside it, since the current lrs live in its param groups.
@@ -19,9 +22,11 @@ from __future__ import annotations
 import bisect
 import copy
 import math
+import numbers
 
 import numpy as np
 
+from ..tensor import Tensor
 from .optimizer import Optimizer, check_bool, check_int, check_number
 
 
@@ -90,6 +95,8 @@ class LRScheduler:
         return list(self._last_lr)
 
     _not_saved = ("optimizer",)
+    #: saved lists with one entry per param group (checked by ``load_state_dict``)
+    _group_lists = ("base_lrs",)
 
     def state_dict(self):
         """Everything but the optimizer, as Python numbers, strings and lists."""
@@ -110,9 +117,12 @@ class LRScheduler:
                              f"{missing}, unexpected {unexpected}); was it saved from another "
                              "kind of scheduler?")
         n = len(self.optimizer.param_groups)
-        if len(state_dict["base_lrs"]) != n:
-            raise ValueError(f"{name}: the state dict has {len(state_dict['base_lrs'])} "
-                             f"base_lrs, the optimizer has {n} param group(s)")
+        for key in self._group_lists:
+            got = state_dict[key]
+            if not isinstance(got, (list, tuple, np.ndarray)) or len(got) != n:
+                raise ValueError(f"{name}: the state dict has "
+                                 f"{len(got) if hasattr(got, '__len__') else got!r} {key}, "
+                                 f"the optimizer has {n} param group(s)")
         for key, value in state_dict.items():
             setattr(self, key, _to_python(copy.deepcopy(value)))
 
@@ -247,6 +257,248 @@ class LinearLR(LRScheduler):
         s, e, n = self.start_factor, self.end_factor, self.total_iters
         factor = s + (e - s) * min(self.last_epoch, n) / n
         return [b * factor for b in self.base_lrs]
+
+
+def _lr_lambdas(owner, lr_lambda, n):
+    """One callable per param group, from a callable or a list/tuple of ``n`` of them."""
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != n:
+            raise ValueError(f"{owner}: lr_lambda has {len(lr_lambda)} functions, the "
+                             f"optimizer has {n} param group(s)")
+        fns = list(lr_lambda)
+    else:
+        fns = [lr_lambda] * n
+    for i, fn in enumerate(fns):
+        if not callable(fn):
+            raise TypeError(f"{owner}: lr_lambda must be a function of the step count (or a "
+                            f"list of one per param group), got {type(fn).__name__} "
+                            f"{fn!r}" + (f" at index {i}" if isinstance(lr_lambda,
+                                                                       (list, tuple)) else ""))
+    return fns
+
+
+class _LambdaScheduler(LRScheduler):
+    """LambdaLR and MultiplicativeLR: the user's functions are not saved by ``state_dict()``
+    (it holds ``None`` for each, PyTorch's layout for plain functions); rebuild the scheduler
+    with the same functions and load the state into it."""
+
+    _not_saved = ("optimizer", "lr_lambdas")
+
+    def __init__(self, optimizer, lr_lambda):
+        _check_optimizer(type(self).__name__, optimizer)
+        self.lr_lambdas = _lr_lambdas(type(self).__name__, lr_lambda,
+                                      len(optimizer.param_groups))
+        super().__init__(optimizer)
+
+    def _factors(self):
+        """``lr_lambda[i](last_epoch)`` for each group, checked to be a number >= 0."""
+        t, owner = self.last_epoch, type(self).__name__
+        return [check_number(owner, f"the factor returned by lr_lambda[{i}]", fn(t),
+                             f" at step {t}", low=0.0) for i, fn in enumerate(self.lr_lambdas)]
+
+    def state_dict(self):
+        out = super().state_dict()
+        out["lr_lambdas"] = [None] * len(self.lr_lambdas)
+        return out
+
+    def load_state_dict(self, state_dict):
+        if isinstance(state_dict, dict) and "lr_lambdas" in state_dict:
+            saved = state_dict["lr_lambdas"]
+            if not isinstance(saved, (list, tuple)) or any(s is not None for s in saved):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: 'lr_lambdas' must "
+                                 "be a list of None (the functions are not saved; build the "
+                                 f"scheduler with them), got {saved!r}")
+            state_dict = {k: v for k, v in state_dict.items() if k != "lr_lambdas"}
+        super().load_state_dict(state_dict)
+
+
+class LambdaLR(_LambdaScheduler):
+    """Set the lr to the initial lr times a function of the step count.
+
+    ``lr(t) = base_lr * lr_lambda(t)``: not chainable (it overrides other schedulers' changes).
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        lr_lambda: a function ``t -> factor`` (a number >= 0), or a list of one per param
+            group. Not saved by ``state_dict()``.
+    """
+
+    def __init__(self, optimizer, lr_lambda):
+        super().__init__(optimizer, lr_lambda)
+
+    def get_lr(self):
+        return [b * f for b, f in zip(self.base_lrs, self._factors())]
+
+
+class MultiplicativeLR(_LambdaScheduler):
+    """Multiply the current lr by a function of the step count at every step but the first.
+
+    ``lr(0) = base_lr``, ``lr(t) = lr(t - 1) * lr_lambda(t)`` for ``t >= 1``: chainable.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        lr_lambda: a function ``t -> factor`` (a number >= 0), or a list of one per param
+            group. Not saved by ``state_dict()``.
+    """
+
+    def __init__(self, optimizer, lr_lambda):
+        super().__init__(optimizer, lr_lambda)
+
+    def get_lr(self):
+        groups = self.optimizer.param_groups
+        if self.last_epoch == 0:
+            return [g["lr"] for g in groups]
+        return [g["lr"] * f for g, f in zip(groups, self._factors())]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the lr by ``gamma`` every step.
+
+    Closed form: ``lr(t) = base_lr * gamma ** t``.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        gamma: multiplicative factor (>= 0).
+    """
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = check_number("ExponentialLR", "gamma", gamma, low=0.0)
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        factor = 1.0 if self.last_epoch == 0 else self.gamma
+        return [g["lr"] * factor for g in self.optimizer.param_groups]
+
+    def _get_closed_form_lr(self):
+        return [b * self.gamma ** self.last_epoch for b in self.base_lrs]
+
+
+class ConstantLR(LRScheduler):
+    """Scale the lr by ``factor`` for the first ``total_iters`` steps, then restore it.
+
+    Closed form: ``lr(t) = base_lr * (factor if t < total_iters else 1)``.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        factor: the scale, in (0, 1]. Default: 1/3. (PyTorch accepts 0 and then fails with
+            a division by zero at step ``total_iters``; minidl refuses it up front.)
+        total_iters: number of scaled steps (int >= 1). Default: 5.
+    """
+
+    def __init__(self, optimizer, factor=1.0 / 3, total_iters=5):
+        self.factor = check_number("ConstantLR", "factor", factor, low=0.0, high=1.0,
+                                   low_open=True)
+        self.total_iters = check_int("ConstantLR", "total_iters", total_iters, low=1)
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        t, groups = self.last_epoch, self.optimizer.param_groups
+        if t == 0:
+            return [g["lr"] * self.factor for g in groups]
+        if t == self.total_iters:
+            return [g["lr"] * (1.0 / self.factor) for g in groups]
+        return [g["lr"] for g in groups]
+
+    def _get_closed_form_lr(self):
+        f = self.factor if self.last_epoch < self.total_iters else 1.0
+        return [b * f for b in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the lr to 0 along a polynomial over ``total_iters`` steps, then keep it at 0.
+
+    Closed form: ``lr(t) = base_lr * (1 - min(t, total_iters) / total_iters) ** power``.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        total_iters: number of steps of the decay (int >= 1). Default: 5.
+        power: the polynomial's power (>= 0). Default: 1.0 (linear).
+    """
+
+    def __init__(self, optimizer, total_iters=5, power=1.0):
+        self.total_iters = check_int("PolynomialLR", "total_iters", total_iters, low=1)
+        self.power = check_number("PolynomialLR", "power", power, low=0.0)
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        t, n, groups = self.last_epoch, self.total_iters, self.optimizer.param_groups
+        if t == 0 or t > n:
+            return [g["lr"] for g in groups]
+        # factor(t) / factor(t - 1)
+        ratio = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [g["lr"] * ratio for g in groups]
+
+    def _get_closed_form_lr(self):
+        n = self.total_iters
+        return [b * (1.0 - min(n, self.last_epoch) / n) ** self.power for b in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing with warm restarts (SGDR): anneal from ``base_lr`` to ``eta_min`` over
+    ``T_0`` steps, restart at ``base_lr``, and make each period ``T_mult`` times longer.
+
+    With ``T_cur`` the steps since the last restart and ``T_i`` the current period::
+
+        lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    ``step()`` advances one step; ``step(epoch)`` jumps to ``epoch``, which may be fractional
+    (e.g. ``step(epoch + i / iters_per_epoch)`` to anneal within epochs): the restarts before it
+    are at ``T_0``, ``T_0 + T_0 * T_mult``, ... Not chainable.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are set.
+        T_0: number of steps of the first period (int >= 1).
+        T_mult: growth factor of the period after each restart (int >= 1). Default: 1.
+        eta_min: the lowest lr (>= 0). Default: 0.
+
+    Reference: Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", 2017.
+    """
+
+    def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0):
+        name = "CosineAnnealingWarmRestarts"
+        self.T_0 = check_int(name, "T_0", T_0, low=1)
+        self.T_mult = check_int(name, "T_mult", T_mult, low=1)
+        self.eta_min = check_number(name, "eta_min", eta_min, low=0.0)
+        self.T_i = self.T_0
+        self.T_cur = -1
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        c = (1.0 + math.cos(math.pi * self.T_cur / self.T_i)) / 2.0
+        return [self.eta_min + (b - self.eta_min) * c for b in self.base_lrs]
+
+    def step(self, epoch=None):
+        """Advance one step, or (``epoch`` given, a number >= 0) jump to step ``epoch``."""
+        if epoch is None and self.last_epoch >= 0:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur -= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            if epoch is None:
+                epoch = 0
+            elif isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)):
+                epoch = check_number("CosineAnnealingWarmRestarts.step", "epoch", epoch,
+                                     low=0.0)
+                if math.isinf(epoch):
+                    raise ValueError("CosineAnnealingWarmRestarts.step: epoch must be "
+                                     f"finite, got {epoch!r}")
+            else:
+                epoch = check_int("CosineAnnealingWarmRestarts.step", "epoch", epoch, low=0)
+            # walk the periods (exact, unlike a logarithm)
+            T_cur, T_i = epoch, self.T_0
+            if self.T_mult == 1:
+                T_cur = epoch % T_i
+            while T_cur >= T_i:
+                T_cur -= T_i
+                T_i *= self.T_mult
+            self.T_cur, self.T_i = T_cur, T_i
+        self.last_epoch = math.floor(epoch)
+        self._set_lrs(self.get_lr())
+
+    def _restart(self):
+        self.step(0)
 
 
 class OneCycleLR(LRScheduler):
@@ -387,7 +639,46 @@ def _per_group(owner, name, value, n, low=None, high=None):
     return [check_number(owner, name, value, low=low, high=high)] * n
 
 
-class SequentialLR(LRScheduler):
+class _Container(LRScheduler):
+    """SequentialLR and ChainedScheduler: their state dict nests their schedulers'."""
+
+    _not_saved = ("optimizer", "_schedulers")
+
+    def state_dict(self):
+        out = super().state_dict()
+        out["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return out
+
+    def load_state_dict(self, state_dict):
+        subs = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
+        if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected a state dict "
+                             f"with {len(self._schedulers)} '_schedulers' entries, got "
+                             f"{len(subs) if isinstance(subs, (list, tuple)) else subs!r}")
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
+        for s, sd in zip(self._schedulers, subs):
+            s.load_state_dict(sd)
+
+
+def _check_schedulers(owner, schedulers, optimizer):
+    """A non-empty list of step()-able schedulers, all built on ``optimizer``."""
+    schedulers = list(schedulers) if isinstance(schedulers, (list, tuple)) else None
+    if not schedulers:
+        raise ValueError(f"{owner}: schedulers must be a non-empty list of schedulers")
+    for i, s in enumerate(schedulers):
+        if not isinstance(s, LRScheduler):
+            raise TypeError(f"{owner}: schedulers[{i}] must be a scheduler, got "
+                            f"{type(s).__name__}")
+        if isinstance(s, ReduceLROnPlateau):
+            raise ValueError(f"{owner}: schedulers[{i}] is a ReduceLROnPlateau, which needs "
+                             "the metric in step(metrics); step it on its own")
+        if s.optimizer is not optimizer:
+            raise ValueError(f"{owner}: schedulers[{i}] ({type(s).__name__}) is built on "
+                             "another optimizer than the one given")
+    return schedulers
+
+
+class SequentialLR(_Container):
     """Run ``schedulers`` one after another, switching at the ``milestones`` steps: e.g. a
     linear warm-up for 5 epochs, then cosine annealing::
 
@@ -408,16 +699,11 @@ class SequentialLR(LRScheduler):
     def __init__(self, optimizer, schedulers, milestones):
         name = "SequentialLR"
         _check_optimizer(name, optimizer)
-        schedulers = list(schedulers) if isinstance(schedulers, (list, tuple)) else None
-        if not schedulers:
-            raise ValueError(f"{name}: schedulers must be a non-empty list of schedulers")
+        schedulers = _check_schedulers(name, schedulers, optimizer)
         for i, s in enumerate(schedulers):
-            if not isinstance(s, LRScheduler):
-                raise TypeError(f"{name}: schedulers[{i}] must be a scheduler, got "
-                                f"{type(s).__name__}")
-            if s.optimizer is not optimizer:
-                raise ValueError(f"{name}: schedulers[{i}] ({type(s).__name__}) is built on "
-                                 "another optimizer than the one given")
+            if isinstance(s, _Container):
+                raise ValueError(f"{name}: schedulers[{i}] is a {type(s).__name__}; nesting "
+                                 "it in a SequentialLR is not supported")
         if not isinstance(milestones, (list, tuple)):
             raise TypeError(f"{name}: milestones must be a list of ints, got "
                             f"{type(milestones).__name__}")
@@ -449,19 +735,186 @@ class SequentialLR(LRScheduler):
         self.last_epoch = t
         self._last_lr = current.get_last_lr()
 
-    _not_saved = ("optimizer", "_schedulers")
 
-    def state_dict(self):
-        out = super().state_dict()
-        out["_schedulers"] = [s.state_dict() for s in self._schedulers]
-        return out
+
+class ChainedScheduler(_Container):
+    """Step several schedulers together, one ``step()`` for all: their chainable changes
+    multiply (e.g. a ``ConstantLR`` warm-up on top of an ``ExponentialLR`` decay)::
+
+        sched = ChainedScheduler([ConstantLR(opt, 0.1, total_iters=2), ExponentialLR(opt, 0.9)])
+
+    Construction does not step (the schedulers have taken their first step when built).
+
+    Args:
+        schedulers: list of schedulers (at least one) built on the same optimizer.
+        optimizer: that optimizer (default: the first scheduler's).
+    """
+
+    _group_lists = ("_last_lr",)
+
+    def __init__(self, schedulers, optimizer=None):
+        name = "ChainedScheduler"
+        if not isinstance(schedulers, (list, tuple)) or not schedulers:
+            raise ValueError(f"{name}: schedulers must be a non-empty list of schedulers, got "
+                             f"{schedulers!r}")
+        if optimizer is None:
+            if not isinstance(schedulers[0], LRScheduler):
+                raise TypeError(f"{name}: schedulers[0] must be a scheduler, got "
+                                f"{type(schedulers[0]).__name__}")
+            optimizer = schedulers[0].optimizer
+        _check_optimizer(name, optimizer)
+        self.optimizer = optimizer
+        self._schedulers = _check_schedulers(name, schedulers, optimizer)
+        self._last_lr = [float(g["lr"]) for g in optimizer.param_groups]
+
+    def step(self):
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by ``factor`` when a metric (e.g. the validation loss) has stopped
+    improving for more than ``patience`` steps. Call ``step(metrics)`` once per evaluation.
+
+    With ``best`` the best metric so far, a new value ``a`` is an improvement when::
+
+        mode='min', threshold_mode='rel':  a < best * (1 - threshold)
+        mode='min', threshold_mode='abs':  a < best - threshold
+        mode='max', threshold_mode='rel':  a > best * (1 + threshold)
+        mode='max', threshold_mode='abs':  a > best + threshold
+
+    Each step without improvement adds one bad step (a NaN metric counts as one, as in
+    PyTorch); an improvement resets the count. When the count exceeds ``patience``, every
+    group's lr becomes ``max(lr * factor, min_lr)`` (unchanged when that moves it by at most
+    ``eps``), the count restarts, and the next ``cooldown`` steps count no bad steps.
+
+    Args:
+        optimizer: the optimizer whose groups' lrs are reduced.
+        mode: ``'min'`` (the metric should decrease) or ``'max'``. Default: ``'min'``.
+        factor: the reduction factor, in [0, 1). Default: 0.1.
+        patience: bad steps tolerated before reducing (int >= 0). Default: 10.
+        threshold: the least change that counts as an improvement (>= 0). Default: 1e-4.
+        threshold_mode: ``'rel'`` or ``'abs'`` (see above). Default: ``'rel'``.
+        cooldown: steps to wait after a reduction before counting again (int >= 0).
+            Default: 0.
+        min_lr: lower bound on the lr (>= 0), a number or one per param group. Default: 0.
+        eps: smallest change of the lr that is applied (>= 0). Default: 1e-8.
+    """
+
+    _group_lists = ()
+    _MODES, _THRESHOLD_MODES = ("min", "max"), ("rel", "abs")
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        name = "ReduceLROnPlateau"
+        _check_optimizer(name, optimizer)
+        self._check_modes(name, mode, threshold_mode)
+        self.factor = check_number(name, "factor", factor, low=0.0, high=1.0, high_open=True)
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            self.default_min_lr = None
+            self.min_lrs = _per_group(name, "min_lr", min_lr, n, low=0.0)
+        else:
+            self.default_min_lr = check_number(name, "min_lr", min_lr, low=0.0)
+            self.min_lrs = [self.default_min_lr] * n
+        self.patience = check_int(name, "patience", patience, low=0)
+        self.threshold = check_number(name, "threshold", threshold, low=0.0)
+        if mode == "min" and threshold_mode == "rel" and self.threshold >= 1.0:
+            raise ValueError(f"{name}: threshold must be < 1 with mode='min' and "
+                             "threshold_mode='rel' (no value could count as an improvement), "
+                             f"got {self.threshold!r}")
+        self.cooldown = check_int(name, "cooldown", cooldown, low=0)
+        self.eps = check_number(name, "eps", eps, low=0.0)
+        self.optimizer = optimizer
+        self.mode, self.threshold_mode = mode, threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.last_epoch = 0
+        self._last_lr = [float(g["lr"]) for g in optimizer.param_groups]
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @classmethod
+    def _check_modes(cls, owner, mode, threshold_mode):
+        if mode not in cls._MODES:
+            raise ValueError(f"{owner}: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in cls._THRESHOLD_MODES:
+            raise ValueError(f"{owner}: threshold_mode must be 'rel' or 'abs', got "
+                             f"{threshold_mode!r}")
+
+    @property
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def _is_better(self, a, best):
+        if self.mode == "min":
+            return a < (best * (1.0 - self.threshold) if self.threshold_mode == "rel"
+                        else best - self.threshold)
+        return a > (best * (1.0 + self.threshold) if self.threshold_mode == "rel"
+                    else best + self.threshold)
+
+    def step(self, metrics):
+        """Record one value of the metric (a number, or a one-element Tensor or array, e.g.
+        the validation loss) and reduce the lrs if it has plateaued."""
+        current = _metric_value(metrics)
+        self.last_epoch += 1
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def _reduce_lr(self):
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(
+                    f"ReduceLROnPlateau: the optimizer has {len(groups)} param groups but "
+                    f"min_lr was given for {len(self.min_lrs)} (was a group added?); set "
+                    "scheduler.min_lrs to one value per group")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, low in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, low)
+            if old - new > self.eps:
+                group["lr"] = new
+
+    def get_lr(self):
+        raise NotImplementedError("ReduceLROnPlateau has no schedule of its own: its lrs "
+                                  "depend on the metrics given to step(metrics)")
 
     def load_state_dict(self, state_dict):
-        subs = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
-        if not isinstance(subs, (list, tuple)) or len(subs) != len(self._schedulers):
-            raise ValueError(f"SequentialLR.load_state_dict: expected a state dict with "
-                             f"{len(self._schedulers)} '_schedulers' entries, got "
-                             f"{len(subs) if isinstance(subs, (list, tuple)) else subs!r}")
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
-        for s, sd in zip(self._schedulers, subs):
-            s.load_state_dict(sd)
+        super().load_state_dict(state_dict)
+        name = "ReduceLROnPlateau.load_state_dict"
+        self._check_modes(name, self.mode, self.threshold_mode)
+        n = len(self.optimizer.param_groups)
+        if self.default_min_lr is None and len(self.min_lrs) != n:
+            raise ValueError(f"{name}: the state dict has {len(self.min_lrs)} min_lrs, the "
+                             f"optimizer has {n} param group(s)")
+
+
+def _metric_value(metrics):
+    """``ReduceLROnPlateau.step``'s metric as a Python float."""
+    owner = "ReduceLROnPlateau.step"
+    value = metrics
+    if isinstance(value, Tensor):
+        value = value.data
+    if hasattr(value, "shape") and hasattr(value, "item"):      # NumPy/CuPy array or scalar
+        if getattr(value, "size", 1) != 1:
+            raise ValueError(f"{owner}: metrics must be a number or a one-element Tensor "
+                             f"(e.g. the mean validation loss), got a "
+                             f"{type(metrics).__name__} of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: metrics must be a real number or a one-element Tensor, "
+                        f"got {type(metrics).__name__} {metrics!r}")
+    return float(value)
