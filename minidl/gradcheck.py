@@ -92,7 +92,10 @@ def _numerical_jacobian(fn, inputs, checked, eps):
     cols = []
     for i in checked:
         xp = backend.xp_of(inputs[i].data)
-        inputs[i].data = data = xp.ascontiguousarray(inputs[i].data)   # so flat is a view
+        data = inputs[i].data
+        if not data.flags.c_contiguous:   # so that flat is a view; the reshape keeps a 0-d
+            data = xp.ascontiguousarray(data).reshape(data.shape)   # input 0-d (not (1,))
+            inputs[i].data = data
         flat = data.reshape(-1)
         for j in range(data.size):
             orig = flat[j].item()

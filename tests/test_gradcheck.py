@@ -99,6 +99,23 @@ def test_inputs_restored_after_check():
     assert x.grad is None
 
 
+def test_a_0d_or_strided_input_keeps_its_shape_and_values():
+    """The numerical Jacobian perturbs a contiguous copy of a strided input in place; that
+    copy keeps the input's shape (a 0-d input once came back 1-d, so ops that check ndim saw
+    a (1,) tensor instead of the 0-d one they were given)."""
+    shapes = []
+
+    def f(s, m):
+        shapes.append(s.shape)
+        return s * m
+    s = minidl.tensor(np.array(1.5), requires_grad=True)
+    m = minidl.tensor(np.arange(12.0).reshape(3, 4).T, requires_grad=True)   # strided
+    before = m.numpy()
+    assert minidl.gradcheck(f, [s, m])
+    assert set(shapes) == {()} and s.shape == () and m.shape == (4, 3)
+    np.testing.assert_array_equal(m.numpy(), before)
+
+
 class SqrtWrongBackward(Function):
     """sqrt with a wrong gradient: gradchecked at 0, where sqrt has no finite derivative."""
 
