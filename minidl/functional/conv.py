@@ -292,6 +292,36 @@ def _group_t(W, groups):
 # ---------------------------------------------------------------------------------------------
 # argument checking
 
+def check_conv_args(op, input, weight, layout, stride, padding, dilation, groups):
+    """The checks conv2d and conv_transpose2d share: float 4-D input and weight (``layout``
+    names the weight's axes) of one dtype, stride/padding/dilation pairs and the groups.
+    Returns (stride, padding, dilation, groups) as pairs and an int."""
+    check_float(op, "input", input)
+    check_float(op, "weight", weight)
+    if input.ndim != 4:
+        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: 'weight' must be 4-D {layout}, got shape {weight.shape}")
+    if input.dtype != weight.dtype:
+        raise TypeError(f"{op}: input and weight must have the same dtype, got {input.dtype} "
+                        f"and {weight.dtype}")
+    s = check_pair(op, "stride", stride, 1)
+    p = check_pair(op, "padding", padding, 0)
+    d = check_pair(op, "dilation", dilation, 1)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
+    return s, p, d, int(groups)
+
+
+def check_conv_bias(op, bias, channels, input):
+    """bias: a float (channels,) tensor of input's dtype."""
+    check_float(op, "bias", bias)
+    if bias.shape != (channels,):
+        raise ValueError(f"{op}: 'bias' must have shape ({channels},), got {bias.shape}")
+    if bias.dtype != input.dtype:
+        raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in PyTorch) of an NCHW batch.
 
@@ -307,22 +337,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         The result is an NCHW view of channel-major memory (see the module docstring).
     """
     op = "conv2d"
-    check_float(op, "input", input)
-    check_float(op, "weight", weight)
-    if input.ndim != 4:
-        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {input.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: 'weight' must be 4-D (C_out, C_in/groups, KH, KW), got shape "
-                         f"{weight.shape}")
-    if input.dtype != weight.dtype:
-        raise TypeError(f"{op}: input and weight must have the same dtype, got {input.dtype} "
-                        f"and {weight.dtype}")
-    s = check_pair(op, "stride", stride, 1)
-    p = check_pair(op, "padding", padding, 0)
-    d = check_pair(op, "dilation", dilation, 1)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
-    groups = int(groups)
+    s, p, d, groups = check_conv_args(op, input, weight, "(C_out, C_in/groups, KH, KW)", stride,
+                                      padding, dilation, groups)
     N, C, H, W = input.shape
     O, Cg, KH, KW = weight.shape
     if O < 1 or Cg < 1:
@@ -346,9 +362,5 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                 f"padding {pad})")
     if bias is None:
         return Conv2d(s, p, d, groups)(input, weight)
-    check_float(op, "bias", bias)
-    if bias.shape != (O,):
-        raise ValueError(f"{op}: 'bias' must have shape ({O},), got {bias.shape}")
-    if bias.dtype != input.dtype:
-        raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    check_conv_bias(op, bias, O, input)
     return Conv2d(s, p, d, groups)(input, weight, bias)

@@ -3,13 +3,11 @@ from conv2d's own pieces (im2col/col2im, the grouped GEMM, the flipped kernel) o
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import kernels
 from ..autograd import Function
-from ._utils import check_float, check_pair
+from ._utils import check_pair
 from .conv import (_columns, _conv_forward, _flipped_transposed, _grouped_matmul,
-                   _input_grad_col2im)
+                   _input_grad_col2im, check_conv_args, check_conv_bias)
 
 
 def conv_transpose_out_size(size, kernel, stride, padding, output_padding, dilation):
@@ -105,23 +103,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         (N, C_out, OH, OW), OH = (H-1)*SH - 2*PH + DH*(KH-1) + OPH + 1 (same for W).
     """
     op = "conv_transpose2d"
-    check_float(op, "input", input)
-    check_float(op, "weight", weight)
-    if input.ndim != 4:
-        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {input.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"{op}: 'weight' must be 4-D (C_in, C_out/groups, KH, KW), got shape "
-                         f"{weight.shape}")
-    if input.dtype != weight.dtype:
-        raise TypeError(f"{op}: input and weight must have the same dtype, got {input.dtype} "
-                        f"and {weight.dtype}")
-    s = check_pair(op, "stride", stride, 1)
-    p = check_pair(op, "padding", padding, 0)
+    s, p, d, groups = check_conv_args(op, input, weight, "(C_in, C_out/groups, KH, KW)", stride,
+                                      padding, dilation, groups)
     opad = check_pair(op, "output_padding", output_padding, 0)
-    d = check_pair(op, "dilation", dilation, 1)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
-    groups = int(groups)
     for a in range(2):
         if opad[a] >= s[a] and opad[a] >= d[a]:
             raise ValueError(f"{op}: 'output_padding' must be smaller than either stride or "
@@ -143,10 +127,5 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                          f"{opad}, dilation {d})")
     if bias is None:
         return ConvTranspose2d(s, p, opad, d, groups)(input, weight)
-    check_float(op, "bias", bias)
-    O = Og * groups
-    if bias.shape != (O,):
-        raise ValueError(f"{op}: 'bias' must have shape ({O},), got {bias.shape}")
-    if bias.dtype != input.dtype:
-        raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
+    check_conv_bias(op, bias, Og * groups, input)
     return ConvTranspose2d(s, p, opad, d, groups)(input, weight, bias)

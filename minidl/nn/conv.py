@@ -59,17 +59,21 @@ class Conv2d(Module):
                         self.groups)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_repr(self)
+
+
+def _conv_repr(m):
+    """The arguments of a Conv2d or ConvTranspose2d as PyTorch prints them (defaults left out)."""
+    s = (f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, "
+         f"stride={m.stride}")
+    for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)),
+                          ("dilation", (1, 1)), ("groups", 1)):
+        value = getattr(m, name, default)
+        if value != default:
+            s += f", {name}={value}"
+    if m.bias is None:
+        s += ", bias=False"
+    return s
 
 
 class ConvTranspose2d(Module):
@@ -151,16 +155,4 @@ class ConvTranspose2d(Module):
         return tuple(pad)
 
     def extra_repr(self):
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
-        if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_repr(self)
