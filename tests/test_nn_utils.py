@@ -223,3 +223,24 @@ def test_clip_grad_norm_in_a_graphed_step_equals_eager():
     assert graphed.captures == 1
     for a, b in zip(eager_model.parameters(), graph_model.parameters()):
         np.testing.assert_allclose(host(b), host(a), rtol=1e-12)
+
+
+def test_clip_grad_norm_of_float16_gradients_sums_in_float32(device):
+    """Squares of float16 values above 256 overflow float16 (65504): summed there, the norm
+    was inf and every gradient was scaled to 0."""
+    g = np.full(16, 200.0, np.float16)               # total 2-norm 800
+    p = to_tensor(np.zeros(16, np.float16), device, requires_grad=True)
+    p.grad = to_tensor(g, device)
+    total = clip_grad_norm_([p], 1.0)
+    assert total.dtype == np.float16 and host(total).item() == pytest.approx(800.0, rel=1e-3)
+    np.testing.assert_allclose(host(p.grad), np.full(16, 0.25), rtol=2e-3)
+
+
+def test_vector_to_parameters_checks_every_device_before_writing(device):
+    if device == "cpu":
+        pytest.skip("needs a second device")
+    a = minidl.zeros(2, requires_grad=True)
+    b = minidl.zeros(2, device="cuda", requires_grad=True)
+    with pytest.raises(ValueError, match="vector_to_parameters: a parameter is on cuda"):
+        vector_to_parameters(minidl.arange(4.0), [a, b])
+    np.testing.assert_array_equal(a.numpy(), [0.0, 0.0])        # nothing half-written

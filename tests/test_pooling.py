@@ -205,6 +205,19 @@ def test_max_pool_ceil_mode_shapes():
         assert want == R.pool_out_len(H, k, s, p, 1, True)
 
 
+@pytest.mark.parametrize("fn", ["max_pool2d", "avg_pool2d"])
+@pytest.mark.parametrize("H,k,s", [(2, 3, 2), (1, 2, 2), (3, 4, 3)])
+def test_ceil_mode_keeps_one_window_larger_than_the_input(device, fn, H, k, s):
+    """With ceil_mode a kernel larger than the input still gives the one window that starts
+    inside it (PyTorch: MaxPool2d(3, 2, ceil_mode=True) on a 2x2 map gives its max)."""
+    x = np.arange(1.0, H * H + 1).reshape(1, 1, H, H)
+    y = getattr(F, fn)(to_tensor(x, device), k, s, ceil_mode=True)
+    assert y.shape == (1, 1, 1, 1)
+    assert host(y).item() == (x.max() if fn == "max_pool2d" else x.mean())
+    with pytest.raises(ValueError, match=f"{fn}: kernel height {k} is larger than the padded"):
+        getattr(F, fn)(to_tensor(x, device), k, s)
+
+
 def test_max_pool_nan_and_minus_inf(device):
     """A NaN window gives NaN, its last NaN as index (as PyTorch) and no gradient; a -inf
     window gives its first input cell."""
@@ -425,6 +438,11 @@ X8 = minidl.zeros(1, 1, 8, 8)
      r"adaptive_max_pool2d: 'output_size' must be an int or a pair of ints"),
     (F.adaptive_max_pool2d, (minidl.zeros(8, 8), 2), {}, ValueError,
      r"adaptive_max_pool2d: 'input' must be 4-D \(N, C, H, W\), got shape \(8, 8\)"),
+    (F.adaptive_max_pool2d, (minidl.zeros(1, 1, 0, 3), 2), {}, ValueError,
+     r"adaptive_max_pool2d: the input's height and width must be non-zero, got shape "
+     r"\(1, 1, 0, 3\)"),
+    (F.adaptive_avg_pool2d, (minidl.zeros(1, 1, 3, 0), 2), {}, ValueError,
+     r"adaptive_avg_pool2d: the input's height and width must be non-zero"),
     (F.adaptive_max_pool2d, (X8, 2), dict(return_indices=1), TypeError,
      r"adaptive_max_pool2d: 'return_indices' must be a bool, got 1"),
     (F.adaptive_max_pool2d, (minidl.zeros(1, 1, 4, 4, dtype=minidl.int64), 2), {}, TypeError,

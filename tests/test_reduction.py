@@ -476,3 +476,53 @@ def test_new_reductions_match_torch_values_and_gradients(rng):
         np.testing.assert_allclose(host(ours_in.grad), ref_in.grad.numpy(), rtol=1e-12,
                                    atol=1e-15, err_msg=k)
     assert minidl.max(minidl.tensor(x), 1).indices.tolist() == torch.tensor(x).max(1)[1].tolist()
+
+
+# --- findings of the review of the PyTorch-parity reductions ---------------------------------
+
+def test_norm_below_one_has_a_zero_gradient_at_zero(device):
+    """d/dx ||x||_p at x_i = 0 for p < 1: |x_i|^(p-1) is infinite but sign(x_i) is 0; PyTorch
+    (and the limit along the other coordinates) gives 0 there, not 0 * inf = nan."""
+    x = to_tensor(np.array([0.0, 1.0, 2.0]), device, requires_grad=True)
+    x.norm(0.5).backward()
+    y = 1.0 + np.sqrt(2.0)                                   # (sqrt(1) + sqrt(2))^2 ^ ...
+    n = y ** 2
+    want = [0.0, n ** 0.5 * 1.0 ** -0.5, n ** 0.5 * 2.0 ** -0.5]   # y^(1-p) |x|^(p-1)
+    np.testing.assert_allclose(host(x.grad), want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("p,want", [(2, 500.0), (3, (300.0 ** 3 + 400.0 ** 3) ** (1 / 3))])
+def test_float16_norm_sums_in_float32(device, p, want):
+    y = to_tensor(np.array([300.0, 400.0], np.float16), device).norm(p)
+    assert y.dtype == np.float16 and host(y).item() == pytest.approx(want, rel=1e-3)
+
+
+def test_full_max_of_a_nan_sends_the_gradient_to_the_nan(device):
+    x = to_tensor(np.array([1.0, np.nan, 3.0]), device, requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 1.0, 0.0])
+    a = to_tensor(np.array([1.0, np.nan, 3.0]), device, requires_grad=True)
+    a.amax().backward()                                          # amax: NaNs, as PyTorch
+    assert np.isnan(host(a.grad)).all()
+
+
+@pytest.mark.parametrize("op", ["sum", "prod", "cumsum"])
+def test_unsigned_and_bool_sums_are_int64(device, op):
+    for dtype in (np.uint8, np.bool_, np.int32):
+        x = to_tensor(np.array([1, 1, 0], dtype), device)
+        y = getattr(x, op)(0) if op == "cumsum" else getattr(x, op)()
+        assert y.dtype == np.int64, (op, dtype, y.dtype)
+
+
+def test_argmax_of_a_0d_tensor_with_keepdim_stays_0d():
+    assert minidl.tensor(3.0).argmax(0, keepdim=True).shape == ()
+    assert minidl.tensor(3.0).argmin(keepdim=True).shape == ()
+
+
+@pytest.mark.parametrize("call", [lambda x: x.sum(1, None), lambda x: x.prod(1, keepdim="a"),
+                                  lambda x: x.max(1, keepdim="yes"), lambda x: x.amax(0, 1),
+                                  lambda x: x.argmax(0, keepdim=None),
+                                  lambda x: x.all(0, keepdim=2)])
+def test_keepdim_must_be_a_bool(call):
+    with pytest.raises(TypeError, match=r"\w+: 'keepdim' must be a bool, got"):
+        call(minidl.randn(2, 3))

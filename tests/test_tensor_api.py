@@ -251,3 +251,15 @@ def test_backward_refuses_a_saved_tensor_changed_in_place(device):
         a.add_(1.0)
     with pytest.raises(RuntimeError, match="was modified in place"):
         y.backward()
+
+
+def test_comparisons_promote_tensors_as_the_arithmetic_ops_do(device):
+    """float32 vs a float64 0-d tensor compares in float32 (PyTorch's promotion), so
+    ``a == b`` agrees with ``a - b == 0``; int64 vs float32 compares in float32."""
+    a = to_tensor(np.array([0.1], np.float32), device)
+    b = to_tensor(np.array(0.1), device)
+    assert host(a == b).tolist() == [True] == host((a - b) == 0).tolist()
+    h = to_tensor(np.array([0.1], np.float16), device)
+    assert host(h < to_tensor(np.array(0.1, np.float32), device)).tolist() == [False]
+    i = to_tensor(np.array([16777217]), device)
+    assert host(i.eq(to_tensor(np.array([16777216.0], np.float32), device))).tolist() == [True]

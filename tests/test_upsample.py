@@ -264,3 +264,20 @@ def test_interpolate_in_a_cuda_graph_step_replays_the_eager_results(rng):
     upsample._DEVICE_MAPS.clear()         # as if other sizes had used up the kept copies
     with pytest.raises(RuntimeError, match="interpolate with sizes it did not run with"):
         new_sizes(x.detach())
+
+
+@pytest.mark.parametrize("scale", [1.3, (1.0, 1.1), (1.1, 2.5)])
+def test_bilinear_copies_an_axis_whose_size_the_factor_keeps(device, scale):
+    """floor(size * scale_factor) == size: PyTorch copies that axis (it does not resample it
+    with step 1/scale_factor, which shrank and shifted the image)."""
+    x = np.arange(1.0, 25.0).reshape(1, 1, 4, 6)
+    y = host(F.interpolate(to_tensor(x, device), scale_factor=scale, mode="bilinear"))
+    sh, sw = scale if isinstance(scale, tuple) else (scale, scale)
+    if math.floor(4 * sh) == 4:
+        kept = y if math.floor(6 * sw) == 6 else y[..., :1]       # rows of column 0
+        np.testing.assert_array_equal(kept[0, 0, :, 0], x[0, 0, :, 0])
+    if math.floor(6 * sw) == 6:
+        np.testing.assert_array_equal(y[0, 0, 0, :], x[0, 0, 0, :] if math.floor(4 * sh) == 4
+                                      else y[0, 0, 0, :])
+        for r in range(y.shape[2]):       # every row of the output is a blend of input rows,
+            assert np.all(np.diff(y[0, 0, r]) == 1.0)       # each keeping the step 1 along W

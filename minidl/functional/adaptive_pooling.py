@@ -137,6 +137,9 @@ class AdaptiveMaxPool2d(Function):
 def _output_size(op, input, output_size):
     """Checked (OH, OW): an int or a pair, where None keeps that input size."""
     _check_input(op, input)
+    if min(input.shape[2:]) < 1:
+        raise ValueError(f"{op}: the input's height and width must be non-zero, got shape "
+                         f"{input.shape}")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(n if o is None else o for o, n in zip(output_size, input.shape[2:]))
     return check_pair(op, "output_size", output_size, 1)

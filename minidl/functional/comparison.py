@@ -13,6 +13,7 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor, is_real
 from ._utils import check_broadcast, check_tensor
+from .elementwise import result_dtype
 
 
 def _is_operand(x):
@@ -36,9 +37,16 @@ def _operand(op, input, other):
 
 
 def _named(op, ufunc, input, other):
+    """input <op> other, both tensors first converted to the dtype PyTorch's promotion gives
+    them (as the arithmetic ops do: a float32 tensor equals a float64 0-d tensor holding the
+    same float32 value); Python numbers compare as they are."""
     check_tensor(op, "input", input)
     b = _operand(op, input, other)
-    return Tensor(getattr(backend.xp_of(input.data), ufunc)(input.data, b))
+    a = input.data
+    if isinstance(other, Tensor):
+        r = result_dtype(input, other)
+        a, b = a.astype(r, copy=False), b.astype(r, copy=False)
+    return Tensor(getattr(backend.xp_of(input.data), ufunc)(a, b))
 
 
 def eq(input, other):

@@ -253,11 +253,13 @@ def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
     p = check_pair(op, "padding", padding, 0)
     d = check_pair(op, "dilation", dilation, 1)
     ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
-    for axis, size, kk, pp, dd in zip(("height", "width"), input.shape[2:], k, p, d):
+    for axis, size, kk, ss, pp, dd in zip(("height", "width"), input.shape[2:], k, s, p, d):
         if 2 * pp > kk:
             raise ValueError(f"{op}: padding {pp} must be at most half the kernel {axis} {kk}")
         span = dd * (kk - 1) + 1
-        if span > size + 2 * pp:
+        # a kernel larger than the padded input leaves no window, unless ceil_mode keeps one
+        # that overhangs the end (PyTorch's rule)
+        if _pool_len(size, kk, ss, pp, dd, ceil_mode) < 1:
             what = f"kernel {axis} {kk}" if dd == 1 else \
                 f"dilated kernel {axis} {span} (kernel {kk}, dilation {dd})"
             raise ValueError(f"{op}: {what} is larger than the padded input {axis} "

@@ -42,7 +42,7 @@ class Sum(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
-        return x.sum(axis=self.axes, keepdims=self.keepdim)
+        return x.sum(axis=self.axes, keepdims=self.keepdim, dtype=_int64_if_integer(x))
 
     def backward(self, gy):
         return _expand_back(gy, self.in_shape, self.axes, self.keepdim)
@@ -66,15 +66,22 @@ class Mean(Function):
                             self.keepdim)
 
 
+def _int64_if_integer(x):
+    """int64 for bool and integer arrays (PyTorch's sums of them; NumPy gives uint64 for
+    unsigned ones), None (keep the dtype) for floats."""
+    return np.int64 if x.dtype.kind in "biu" else None
+
+
 class Amax(Function):
     """y = max of x over ``axes``.  Gradient: gy is split evenly among the elements equal to
     the maximum, gx = gy [x == y] / #{x == y} (PyTorch's amax and full max(); a valid
-    subgradient when several tie)."""
+    subgradient when several tie). With ``nan_wins`` (full max()) a NaN result sends the
+    gradient to the NaN elements instead, as PyTorch's max() does (amax gives NaNs)."""
 
     mode = "max"
 
-    def __init__(self, axes, keepdim):
-        self.axes, self.keepdim = axes, keepdim
+    def __init__(self, axes, keepdim, nan_wins=False):
+        self.axes, self.keepdim, self.nan_wins = axes, keepdim, nan_wins
 
     def forward(self, x):
         y = x.max(axis=self.axes, keepdims=True) if self.mode == "max" else \
@@ -84,9 +91,13 @@ class Amax(Function):
 
     def backward(self, gy):
         x, y = self.saved
+        xp = backend.xp_of(x)
         hit = x == y
+        if self.nan_wins:           # full max()/min(): a NaN maximum gets the gradient (PyTorch)
+            hit |= xp.isnan(x) & xp.isnan(y)
         count = hit.sum(axis=self.axes, keepdims=True).astype(x.dtype)
-        return hit * (gy.reshape(y.shape) / count)
+        g = hit * (gy.reshape(y.shape) / xp.where(count == 0, 1, count))
+        return xp.where(count == 0, xp.nan, g)   # a NaN amax: NaN gradients (PyTorch's 0/0)
 
 
 class Amin(Amax):
@@ -105,7 +116,7 @@ class Prod(Function):
 
     def forward(self, x):
         self.save_for_backward(x)
-        return x.prod(axis=self.axes, keepdims=self.keepdim)
+        return x.prod(axis=self.axes, keepdims=self.keepdim, dtype=_int64_if_integer(x))
 
     def backward(self, gy):
         (x,) = self.saved
@@ -152,7 +163,8 @@ class Cumsum(Function):
     def forward(self, x):
         self.in_shape = x.shape
         xr = x.reshape(1) if x.ndim == 0 else x
-        return backend.xp_of(x).cumsum(xr, axis=self.dim).reshape(x.shape)
+        return backend.xp_of(x).cumsum(xr, axis=self.dim,
+                                       dtype=_int64_if_integer(x)).reshape(x.shape)
 
     def backward(self, gy):
         xp = backend.xp_of(gy)
@@ -174,7 +186,9 @@ class Norm(Function):
     def forward(self, x):
         xp = backend.xp_of(x)
         a, p, axes = xp.abs(x), self.p, self.axes
-        acc = np.float32 if x.dtype == np.float16 else None      # float16 sums overflow
+        acc = None
+        if x.dtype == np.float16:       # squares and sums of float16 values overflow it early
+            a, acc = a.astype(np.float32), np.float32
         if p == math.inf:
             y = a.max(axis=axes, keepdims=True)
         elif p == -math.inf:
@@ -206,7 +220,8 @@ class Norm(Function):
         if p == 2:
             return x * xp.where(y == 0, 0, gy / safe)
         k = xp.where(y == 0, 0, gy / safe ** (p - 1))
-        return xp.sign(x) * xp.abs(x) ** (p - 1) * k
+        a = xp.abs(x)                   # |x|^(p-1) is inf at 0 for p < 1: sign(x) = 0 wins
+        return xp.sign(x) * xp.where(a == 0, 1, a).astype(x.dtype, copy=False) ** (p - 1) * k
 
 
 class Var(Function):
@@ -255,21 +270,29 @@ class Std(Var):
         return _expand_back(k, self.in_shape, self.axes, self.keepdim) * (centered * self.scale)
 
 
-def _reduce_args(op, input, dim):
+def _check_keepdim(op, keepdim):
+    if not isinstance(keepdim, (bool, np.bool_)):
+        raise TypeError(f"{op}: 'keepdim' must be a bool, got {type(keepdim).__name__} "
+                        f"{keepdim!r}")
+    return bool(keepdim)
+
+
+def _reduce_args(op, input, dim, keepdim=False):
     check_tensor(op, "input", input)
+    _check_keepdim(op, keepdim)
     axes = normalize_dims(op, dim, input.ndim)         # checked for a 0-d input too
     return axes if input.ndim else ()
 
 
 def sum(input, dim=None, keepdim=False):
     """Sum over ``dim`` (all axes when None)."""
-    return Sum(_reduce_args("sum", input, dim), keepdim)(input)
+    return Sum(_reduce_args("sum", input, dim, keepdim), keepdim)(input)
 
 
 def mean(input, dim=None, keepdim=False):
     """Mean over ``dim`` (all axes when None)."""
     check_float("mean", "input", input)
-    return Mean(_reduce_args("mean", input, dim), keepdim)(input)
+    return Mean(_reduce_args("mean", input, dim, keepdim), keepdim)(input)
 
 
 def _check_nonempty(op, input, axes):
@@ -281,6 +304,7 @@ def _check_nonempty(op, input, axes):
 
 def _max_min(op, input, dim, keepdim):
     check_tensor(op, "input", input)
+    keepdim = _check_keepdim(op, keepdim)
     if isinstance(dim, Tensor):                     # max(input, other): elementwise
         if keepdim:
             raise TypeError(f"{op}: 'keepdim' cannot be used with a tensor 'other' "
@@ -297,7 +321,8 @@ def _max_min(op, input, dim, keepdim):
         if input.data.size == 0:
             raise ValueError(f"{op}: the input (shape {input.shape}) is empty: it has no "
                              f"{op}imum")
-        return (Amax if op == "max" else Amin)(tuple(range(input.ndim)), False)(input)
+        return (Amax if op == "max" else Amin)(tuple(range(input.ndim)), False,
+                                               nan_wins=True)(input)
     d = normalize_dim(op, dim, input.ndim)
     if input.ndim:
         _check_nonempty(op, input, (d,))
@@ -325,14 +350,14 @@ def min(input, dim=None, keepdim=False):
 def amax(input, dim=None, keepdim=False):
     """Maximum over ``dim`` (an int, a tuple of ints, or None/() for all dims); the gradient is
     split evenly among tied maxima, as PyTorch's ``amax``."""
-    axes = _reduce_args("amax", input, dim)
+    axes = _reduce_args("amax", input, dim, keepdim)
     _check_nonempty("amax", input, axes)
     return Amax(axes, keepdim)(input)
 
 
 def amin(input, dim=None, keepdim=False):
     """Minimum over ``dim`` (int, tuple or all); ties split the gradient (PyTorch's ``amin``)."""
-    axes = _reduce_args("amin", input, dim)
+    axes = _reduce_args("amin", input, dim, keepdim)
     _check_nonempty("amin", input, axes)
     return Amin(axes, keepdim)(input)
 
@@ -340,13 +365,13 @@ def amin(input, dim=None, keepdim=False):
 def prod(input, dim=None, keepdim=False):
     """Product over ``dim`` (all axes when None); correct gradients with zeros in the input
     (see ``Prod``). Integer and bool inputs give int64, as in PyTorch."""
-    return Prod(_reduce_args("prod", input, dim), keepdim)(input)
+    return Prod(_reduce_args("prod", input, dim, keepdim), keepdim)(input)
 
 
 def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(input))) over ``dim`` (an int or a tuple), computed stably."""
     check_float("logsumexp", "input", input)
-    axes = _reduce_args("logsumexp", input, dim)
+    axes = _reduce_args("logsumexp", input, dim, keepdim)
     _check_nonempty("logsumexp", input, axes)
     return LogSumExp(axes, keepdim)(input)
 
@@ -372,14 +397,14 @@ def norm(input, p="fro", dim=None, keepdim=False):
         p = 2
     if not is_real(p) or not p >= 0 and p != -math.inf:
         raise ValueError(f"norm: 'p' must be 'fro', inf, -inf or a number >= 0, got {p!r}")
-    axes = _reduce_args("norm", input, dim)
+    axes = _reduce_args("norm", input, dim, keepdim)
     if p in (math.inf, -math.inf):
         _check_nonempty("norm", input, axes)
     return Norm(axes, keepdim, float(p))(input)
 
 
 def _logical(op, input, dim, keepdim):
-    axes = _reduce_args(op, input, dim)
+    axes = _reduce_args(op, input, dim, keepdim)
     xp = backend.xp_of(input.data)
     fn = xp.all if op == "all" else xp.any
     return Tensor(xp.asarray(fn(input.data, axis=axes, keepdims=keepdim)))
@@ -406,17 +431,18 @@ def var(input, dim=None, unbiased=True, keepdim=False):
     """Variance over ``dim``; divides by n - 1 when ``unbiased`` (PyTorch's default), else n.
     The arguments come in PyTorch's order (dim, unbiased, keepdim)."""
     check_float("var", "input", input)
-    return Var(_reduce_args("var", input, dim), keepdim, _ddof("var", unbiased))(input)
+    return Var(_reduce_args("var", input, dim, keepdim), keepdim, _ddof("var", unbiased))(input)
 
 
 def std(input, dim=None, unbiased=True, keepdim=False):
     """Standard deviation, sqrt(var), with var's arguments (see ``Std`` for the gradient)."""
     check_float("std", "input", input)
-    return Std(_reduce_args("std", input, dim), keepdim, _ddof("std", unbiased))(input)
+    return Std(_reduce_args("std", input, dim, keepdim), keepdim, _ddof("std", unbiased))(input)
 
 
 def _arg(op, input, dim, keepdim):
     check_tensor(op, "input", input)
+    keepdim = _check_keepdim(op, keepdim)
     xp = backend.xp_of(input.data)
     fn = xp.argmax if op == "argmax" else xp.argmin
     if dim is None and input.data.size == 0:
@@ -431,7 +457,7 @@ def _arg(op, input, dim, keepdim):
         return Tensor(out.astype("int64"))
     d = normalize_dim(op, dim, input.ndim)
     out = fn(input.data, axis=d)
-    if keepdim:
+    if keepdim and input.ndim:                  # a 0-d input keeps its 0 dims
         out = xp.expand_dims(out, d)
     return Tensor(out.astype("int64"))
 

@@ -50,8 +50,11 @@ def _linear_map(n_in, n_out, scale, align_corners):
         align_corners: src = dst * (n_in - 1)/(n_out - 1)            (0 when n_out == 1)
         else:          src = max((dst + 0.5) * s - 0.5, 0), s = 1/scale_factor or n_in/n_out
         i0 = min(floor(src), n_in - 1), i1 = min(i0 + 1, n_in - 1), l = clip(src - i0, 0, 1)
-        y[dst] = (1 - l) * x[i0] + l * x[i1]."""
+        y[dst] = (1 - l) * x[i0] + l * x[i1].
+    An axis whose size is kept is copied (the identity map, without weights)."""
     dst = np.arange(n_out, dtype=np.float64)
+    if n_out == n_in:        # an axis that keeps its size is copied, whatever scale_factor
+        return np.arange(n_out)[None], None                      # says (as PyTorch does)
     if align_corners:
         s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
         src = dst * s

@@ -66,8 +66,8 @@ def _conv_repr(m):
     """The arguments of a Conv2d or ConvTranspose2d as PyTorch prints them (defaults left out)."""
     s = (f"{m.in_channels}, {m.out_channels}, kernel_size={m.kernel_size}, "
          f"stride={m.stride}")
-    for name, default in (("padding", (0, 0)), ("output_padding", (0, 0)),
-                          ("dilation", (1, 1)), ("groups", 1)):
+    for name, default in (("padding", (0, 0)), ("dilation", (1, 1)),
+                          ("output_padding", (0, 0)), ("groups", 1)):
         value = getattr(m, name, default)
         if value != default:
             s += f", {name}={value}"

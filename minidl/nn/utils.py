@@ -98,10 +98,12 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return Tensor(np.zeros((), np.float32))
     first = grads[0].data
     xp = backend.xp_of(first)
-    norms = [backend.to_device(xp.asarray(_array_norm(g.data, p)).astype(first.dtype),
+    # float16 is summed in float32 (as PyTorch does): squares of values above 256 overflow it
+    acc = np.dtype(np.float32) if first.dtype == np.float16 else first.dtype
+    norms = [backend.to_device(xp.asarray(_array_norm(g.data.astype(acc, copy=False), p)),
                                backend.device_of(first)) for g in grads if g.data.size]
     if not norms:
-        total = xp.zeros((), first.dtype)
+        total = xp.zeros((), acc)
     elif p == math.inf:
         total = xp.stack(norms).max()
     elif p == 2.0:
@@ -122,7 +124,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         xp_g = backend.xp_of(g.data)
         xp_g.multiply(g.data, c, out=g.data)
         g._version += 1
-    return Tensor(total)
+    return Tensor(total.astype(first.dtype))
 
 
 @no_grad()
@@ -168,10 +170,11 @@ def vector_to_parameters(vec, parameters):
     total = sum(t.numel() for t in params)
     if vec.shape[0] != total:
         raise ValueError(f"{op}: 'vec' has {vec.shape[0]} values, the parameters {total}")
-    lo = 0
-    for t in params:
+    for t in params:                     # all checked before any parameter is written
         if t.device != vec.device:
             raise ValueError(f"{op}: a parameter is on {t.device}, 'vec' on {vec.device}")
+    lo = 0
+    for t in params:
         n = t.numel()
         t.data[...] = vec.data[lo:lo + n].reshape(t.shape).astype(t.dtype, copy=False)
         t._version += 1
