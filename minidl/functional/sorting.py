@@ -77,10 +77,11 @@ def _sort_indices(x, dim, descending):
     """Positions that sort ``x`` along ``dim`` stably (ties keep their order) and NaN last
     (first when descending)."""
     xp = backend.xp_of(x)
-    if not descending:
-        return xp.argsort(x, axis=dim, kind="stable")
+    stable = {"kind": "stable"} if xp is np else {}     # CuPy's sorts are stable, and older
+    if not descending:                                   # CuPy takes no 'kind'
+        return xp.argsort(x, axis=dim, **stable)
     # a stable ascending sort of the reversed slice, read backwards, keeps ties in order
-    rev = xp.argsort(xp.flip(x, dim), axis=dim, kind="stable")
+    rev = xp.argsort(xp.flip(x, dim), axis=dim, **stable)
     return (x.shape[dim] - 1) - xp.flip(rev, dim)
 
 
