@@ -190,3 +190,11 @@ def test_bad_input():
         nn.Softplus(beta=0.0)
     with pytest.raises(ValueError, match=r"Softmax2d: expected a 3-D \(C, H, W\) or 4-D"):
         nn.Softmax2d()(minidl.ones(2, 3))
+
+
+def test_hardswish_gradient_at_minus_infinity_is_zero(device):
+    """Below -3 the gradient is 0 (PyTorch), also at -inf where gy * (x/3 + 1/2) is -inf."""
+    x = to_tensor(np.array([-np.inf, -4.0]), device, requires_grad=True)
+    with np.errstate(invalid="ignore"):                  # forward: -inf * 0 is NaN, as torch
+        F.hardswish(x).sum().backward()
+    np.testing.assert_array_equal(host(x.grad), [0.0, 0.0])

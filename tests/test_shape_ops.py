@@ -140,7 +140,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="pad: 'pad' needs an even number"):
         F.pad(x, (1,))
     with pytest.raises(ValueError, match="pad: negative padding"):
-        F.pad(x, (-1, 1))
+        F.pad(x, (-4, 1))      # x is (2, 3): -4 crops more than the dim holds (-1 crops one)
 
 
 def test_zero_dim_edges_of_cat_and_transpose():

@@ -32,5 +32,10 @@ from .normalization import batch_norm, batch_norm_relu
 from .group_norm import group_norm, layer_norm
 from .dropout import dropout, dropout2d
 from .checkpoint import checkpoint
+from .activation_more import (hardshrink, logsigmoid, prelu, softshrink, softsign,
+                              tanhshrink)
+from .fold import fold, pixel_shuffle, pixel_unshuffle, unfold
+from .distance import cosine_similarity, normalize, pairwise_distance
+from .embedding import embedding
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

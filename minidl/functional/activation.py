@@ -279,7 +279,7 @@ class Hardswish(Function):
         (x,) = self.saved
         xp = backend.xp_of(x)
         gx = xp.where(x >= 3.0, gy, gy * (x * (1.0 / 3.0) + 0.5))
-        return gx * (x > -3.0)
+        return xp.where(x > -3.0, gx, 0)          # (gx * mask would be NaN at x = -inf)
 
 
 def relu(input, inplace=False):

@@ -11,6 +11,7 @@ from .. import backend
 from ..kernels import threads
 from ..autograd import Function
 from ..tensor import Tensor
+from . import padding
 from ._utils import check_shape_arg, check_tensor, normalize_dim, sum_to
 
 
@@ -379,22 +380,23 @@ def chunk(input, chunks, dim=0):
     return split(input, max(1, -(-n // chunks)), dim)
 
 
-def pad(input, pad, mode="constant", value=0.0):
-    """Pad with a constant, PyTorch-style: ``pad`` = (left, right) for the last axis,
-    then (top, bottom) for the one before, and so on."""
+def pad(input, pad, mode="constant", value=None):
+    """Pad, PyTorch-style: ``pad`` = (left, right) for the last axis, then (top, bottom) for
+    the one before, and so on. ``mode``: 'constant' (fill with ``value``, default 0; negative
+    widths crop), 'reflect' (mirror without repeating the edge; widths < the dim's size),
+    'replicate' (repeat the edge) or 'circular' (wrap around, at most once); the last three
+    pad the last 1, 2 or 3 dims of an input with 1 or 2 more dims (see ``padding.py``)."""
     check_tensor("pad", "input", input)
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
     pad = check_shape_arg("pad", pad, "pad")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: 'pad' needs an even number of entries, at most 2 per "
                          f"dimension ({2 * input.ndim}), got {len(pad)}")
-    if any(p < 0 for p in pad):
-        raise ValueError(f"pad: negative padding is not supported, got {pad}")
+    if mode != "constant" or any(p < 0 for p in pad):
+        return padding.pad_other(input, pad, mode, value)
     widths = [(0, 0)] * input.ndim
     for k in range(len(pad) // 2):
         widths[input.ndim - 1 - k] = (pad[2 * k], pad[2 * k + 1])
-    return Pad(tuple(widths), value)(input)
+    return Pad(tuple(widths), padding.fill_value(value))(input)
 
 
 def flip(input, dims):

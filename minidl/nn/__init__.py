@@ -13,4 +13,14 @@ from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNormReLU2d
 from .normalization import GroupNorm, InstanceNorm2d, LayerNorm
 from .dropout import Dropout, Dropout2d
+from .activation import (Hardshrink, LogSigmoid, PReLU, Softshrink, Softsign,
+                         Tanhshrink)
+from .containers import Unflatten
+from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d,
+                      ConstantPad2d, ConstantPad3d, ReflectionPad1d, ReflectionPad2d,
+                      ReflectionPad3d, ReplicationPad1d, ReplicationPad2d, ReplicationPad3d,
+                      ZeroPad1d, ZeroPad2d, ZeroPad3d)
+from .fold import Fold, PixelShuffle, PixelUnshuffle, Unfold
+from .distance import CosineSimilarity, PairwiseDistance
+from .embedding import Embedding
 from . import functional, utils

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from .. import functional as F
 from ..tensor import Tensor
-from .module import Module
+from .module import Module, Parameter
 
 
 class ReLU(Module):
@@ -175,3 +177,75 @@ class Softplus(Module):
 
     def extra_repr(self):
         return f"beta={self.beta}, threshold={self.threshold}"
+
+
+class PReLU(Module):
+    """x if x > 0 else a * x with a learned slope ``a``: one shared (``num_parameters=1``) or
+    one per channel (dim 1 of the input), initialized to ``init``."""
+
+    def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
+        super().__init__()
+        if isinstance(num_parameters, bool) or not isinstance(num_parameters, numbers.Integral) \
+                or num_parameters < 1:
+            raise ValueError(f"PReLU: 'num_parameters' must be a positive int, got "
+                             f"{num_parameters!r}")
+        self.num_parameters = int(num_parameters)
+        self.weight = Parameter(np.full((self.num_parameters,), _number("PReLU", "init", init),
+                                        dtype=dtype))
+
+    def forward(self, x):
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"
+
+
+class LogSigmoid(Module):
+    """log(sigmoid(x)), computed stably."""
+
+    def forward(self, x):
+        return F.logsigmoid(x)
+
+
+class Softsign(Module):
+    """x / (1 + |x|)."""
+
+    def forward(self, x):
+        return F.softsign(x)
+
+
+class Tanhshrink(Module):
+    """x - tanh(x)."""
+
+    def forward(self, x):
+        return F.tanhshrink(x)
+
+
+class Softshrink(Module):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between (lambd >= 0)."""
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        self.lambd = _number("Softshrink", "lambd", lambd)
+        if self.lambd < 0:
+            raise ValueError(f"Softshrink: 'lambd' must be non-negative, got {lambd}")
+
+    def forward(self, x):
+        return F.softshrink(x, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"
+
+
+class Hardshrink(Module):
+    """x where |x| > lambd, else 0."""
+
+    def __init__(self, lambd=0.5):
+        super().__init__()
+        self.lambd = _number("Hardshrink", "lambd", lambd)
+
+    def forward(self, x):
+        return F.hardshrink(x, self.lambd)
+
+    def extra_repr(self):
+        return f"{self.lambd}"

@@ -1,9 +1,11 @@
-"""Containers: Sequential, ModuleList, ModuleDict, and the pass-through Identity and Flatten."""
+"""Containers: Sequential, ModuleList, ModuleDict, and the pass-through Identity, Flatten and
+Unflatten."""
 from __future__ import annotations
 
 from collections import OrderedDict
 
 from .. import functional as F
+from ..functional._utils import check_tensor, normalize_dim
 from .module import Module
 
 
@@ -127,3 +129,36 @@ class Flatten(Module):
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Expands dimension ``dim`` into ``unflattened_size`` (a tuple of ints whose product is
+    that dimension's size; one entry may be -1, inferred): the inverse of Flatten."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"Unflatten: 'dim' must be an int, got {dim!r}")
+        if not isinstance(unflattened_size, (tuple, list)) or not unflattened_size or not all(
+                isinstance(s, int) and not isinstance(s, bool) and (s >= 0 or s == -1)
+                for s in unflattened_size) or list(unflattened_size).count(-1) > 1:
+            raise TypeError(f"Unflatten: 'unflattened_size' must be a non-empty tuple of "
+                            f"non-negative ints (one may be -1), got {unflattened_size!r}")
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        check_tensor("Unflatten", "input", x)
+        if x.ndim == 0:
+            raise ValueError("Unflatten: cannot unflatten a 0-d tensor")
+        d = normalize_dim("Unflatten", self.dim, x.ndim)
+        sizes, n = self.unflattened_size, x.shape[d]
+        known = 1
+        for s in sizes:
+            known *= s if s != -1 else 1
+        if (-1 not in sizes and known != n) or (-1 in sizes and (known == 0 or n % known)):
+            raise ValueError(f"Unflatten: dim {d} of size {n} (input shape {x.shape}) cannot "
+                             f"be unflattened into {sizes}")
+        return F.reshape(x, x.shape[:d] + sizes + x.shape[d + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
