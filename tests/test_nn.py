@@ -198,7 +198,8 @@ def test_activation_modules():
         np.testing.assert_allclose(mod(x).numpy(), fn(x).numpy())
     loss = nn.CrossEntropyLoss(label_smoothing=0.1)
     t = minidl.tensor([0, 2])
-    np.testing.assert_allclose(loss(x, t).item(), F.cross_entropy(x, t, 0.1).item())
+    np.testing.assert_allclose(loss(x, t).item(),
+                               F.cross_entropy(x, t, label_smoothing=0.1).item())
 
 
 def test_init_statistics():

@@ -13,7 +13,9 @@ from .elementwise import (abs, add, cast, clamp, clip, div, lerp, maximum, minim
                           sub, to_device, where)
 from .unary import cos, exp, expm1, log, log1p, reciprocal, rsqrt, sign, sin, sqrt, square
 from .linalg import linear, matmul
-from .loss import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
+from .loss import cross_entropy, nll_loss
+from .loss_pointwise import (binary_cross_entropy, binary_cross_entropy_with_logits, huber_loss,
+                             kl_div, l1_loss, mse_loss, smooth_l1_loss)
 from .reduction import argmax, argmin, max, mean, min, std, sum, var
 from .reduction import (all, amax, amin, any, cumsum, logsumexp, norm, prod)
 from .sorting import argsort, return_types, sort, topk

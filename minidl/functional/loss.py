@@ -1,17 +1,21 @@
-"""Losses: cross_entropy, nll_loss, binary_cross_entropy_with_logits, mse_loss.
+"""Classification losses: cross_entropy and nll_loss (class-index or class-probability targets,
+class weights, ignore_index, label smoothing, inputs (N, C) or (N, C, d1, d2, ...)), and the
+argument checks every loss shares (``loss_pointwise`` holds the element-wise losses).
 
-Each is one Function with a closed-form backward, computed stably: log-sum-exp with the max
-subtracted for softmax losses, log1p(exp(-|x|)) for the logistic one, so logits of 1e4 give
-finite losses and gradients.
+Each loss is one Function with a closed-form backward, computed stably (log-sum-exp with the
+max subtracted), so logits of 1e4 give finite losses and gradients. Spatial inputs are handled
+inside the Function by moving the class axis last: (N, C, d1, ...) -> (N*d1*..., C) "rows".
 """
 from __future__ import annotations
 
-from .. import backend
-from ..autograd import Function
-from ..tensor import Tensor, is_real
-from ._utils import check_float, check_tensor
+import numpy as np
 
-_REDUCTIONS = ("mean", "sum", "none")
+from .. import backend
+from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor, is_real
+from ._utils import check_float, check_tensor, type_name
+
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def _reduce(loss, reduction):
@@ -34,188 +38,356 @@ def _expand_reduced(gy, shape, reduction):
     return gy * (1.0 / n if n else float("nan"))      # an empty batch's mean is NaN too
 
 
-class CrossEntropy(Function):
-    """loss_i = -sum_c q_ic log softmax(x_i)_c with q_i = (1 - s) onehot(t_i) + s / C.
+def _rows(a, C):
+    """(N, C, d1, ...) -> (N*d1*..., C), class axis last; (N, C) as it is; (C,) -> (1, C)."""
+    if a.ndim == 2:
+        return a
+    if a.ndim == 1:
+        return a.reshape(1, C)
+    return backend.xp_of(a).moveaxis(a, 1, -1).reshape(-1, C)
 
-    Gradient: gx_i = (softmax(x_i) - q_i) * g_i, where g_i is the upstream gradient of loss_i
-    (gy / N for 'mean', gy for 'sum').
+
+def _unrows(g, shape):
+    """The inverse of ``_rows``: (M, C) back to ``shape``."""
+    if len(shape) == 2:
+        return g
+    if len(shape) == 1:
+        return g.reshape(shape)
+    g = g.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],))
+    xp = backend.xp_of(g)
+    return xp.ascontiguousarray(xp.moveaxis(g, -1, 1))
+
+
+def _row_factor(gy, reduction, M, divisor=None):
+    """Upstream gradient per row, shaped (M, 1) or a scalar: gy / divisor for 'mean' (0 when
+    the divisor is 0: then every row was ignored and has no gradient), gy for 'sum'."""
+    if reduction == "none":
+        return gy.reshape(M, 1)
+    if reduction == "sum" or divisor is None:
+        return _expand_reduced(gy, (M,), reduction)
+    xp = backend.xp_of(divisor)
+    return gy / xp.where(divisor == 0, 1.0, divisor).astype(divisor.dtype)
+
+
+def _weighted_mean(loss, divisor):
+    """sum(loss) / divisor; NaN (no warning) when every row was ignored, as in PyTorch."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return loss.sum() / divisor
+
+
+def _log_softmax_rows(x2):
+    xp = backend.xp_of(x2)
+    shifted = x2 - x2.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+
+class CrossEntropy(Function):
+    """Class-index targets: loss_i = -sum_c a_ic log softmax(x_i)_c over rows i, with
+    a_ic = v_i ((1 - s) w_c [c = t_i] + s w_c / C): s the label smoothing, w the class weights
+    (1 if none), v_i = 0 for rows whose target is ignore_index, else 1. 'mean' divides the sum
+    by D = sum_i v_i w_{t_i} (PyTorch's weighted mean; the row count when unweighted).
+
+    Gradient: gx_ic = g_i (softmax(x_i)_c sum_c' a_ic' - a_ic), g_i the upstream gradient of
+    loss_i (gy / D for 'mean', gy for 'sum'); ignored rows get 0.
     """
 
     def __init__(self, smoothing, reduction):
         self.smoothing, self.reduction = smoothing, reduction
 
-    def forward(self, x, t):
+    def forward(self, x, t, valid=None, w=None):
         xp = backend.xp_of(x)
-        shifted = x - x.max(axis=1, keepdims=True)
-        logz = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-        logp = shifted - logz                                   # (N, C)
+        C = x.shape[min(1, x.ndim - 1)]
+        self.shape, tshape = x.shape, t.shape
+        logp = _log_softmax_rows(_rows(x, C))                   # (M, C)
+        t = t.reshape(-1)
         picked = xp.take_along_axis(logp, t[:, None], axis=1)[:, 0]
-        loss = -picked
-        if self.smoothing:
-            s, C = self.smoothing, x.shape[1]
-            loss = (1.0 - s) * loss - (s / C) * logp.sum(axis=1)
-        self.save_for_backward(logp, t)
-        return _reduce(loss, self.reduction)
+        s = self.smoothing
+        if valid is None and w is None:     # the plain case (fast path): every row counts once
+            loss = -picked
+            if s:
+                loss = (1.0 - s) * loss - (s / C) * logp.sum(axis=1)
+            self.save_for_backward(logp, t)
+            return _reduce(loss.reshape(tshape), self.reduction)
+        v = (xp.ones(t.shape, x.dtype) if valid is None
+             else valid.reshape(-1).astype(x.dtype))
+        wt = v if w is None else w[t] * v                       # (M,) weight of each row
+        loss = (-(1.0 - s)) * wt * picked
+        if s:
+            loss -= (s / C) * v * (logp.sum(axis=1) if w is None else logp @ w)
+        divisor = wt.sum()
+        self.save_for_backward(logp, t, v, wt, w, divisor)
+        if self.reduction == "mean":
+            return _weighted_mean(loss, divisor)
+        return _reduce(loss.reshape(tshape), self.reduction)
 
     def backward(self, gy):
-        logp, t = self.saved
-        xp = backend.xp_of(logp)
-        N, C = logp.shape
-        gx = xp.exp(logp)
+        xp = backend.xp_of(gy)
+        if len(self.saved) == 2:
+            logp, t = self.saved
+            N, C = logp.shape
+            gx = xp.exp(logp)
+            s = self.smoothing
+            if s:
+                gx -= s / C
+            gx[xp.arange(N), t] -= 1.0 - s          # each row has one label: no repeats
+            g = _expand_reduced(gy, (N,), self.reduction)
+            g = g.reshape(N, 1) if self.reduction == "none" else g
+            return _unrows(gx * g, self.shape), None
+        logp, t, v, wt, w, divisor = self.saved
+        M, C = logp.shape
+        s = self.smoothing
+        W = float(C) if w is None else w.sum()
+        gx = xp.exp(logp) * ((1.0 - s) * wt + (s / C) * W * v)[:, None]
+        if s:
+            gx -= (s / C) * (v[:, None] if w is None else v[:, None] * w)
+        gx[xp.arange(M), t] -= (1.0 - s) * wt
+        gx *= _row_factor(gy, self.reduction, M, divisor)
+        return _unrows(gx, self.shape), None, None, None
+
+
+class SoftCrossEntropy(Function):
+    """Class-probability targets p (input's shape): loss_i = -sum_c w_c q_ic log softmax(x_i)_c
+    with q = (1 - s) p + s / C; 'mean' divides by the number of rows (not by the weights).
+
+    Gradient: gx_ic = g_i (softmax(x_i)_c sum_c' w_c' q_ic' - w_c q_ic),
+    gp_ic = -(1 - s) g_i w_c log softmax(x_i)_c.
+    """
+
+    def __init__(self, smoothing, reduction):
+        self.smoothing, self.reduction = smoothing, reduction
+
+    def forward(self, x, p, w=None):
+        C = x.shape[min(1, x.ndim - 1)]
+        self.shape = x.shape
+        logp = _log_softmax_rows(_rows(x, C))                   # (M, C)
+        q = _rows(p, C)
         s = self.smoothing
         if s:
-            gx -= s / C
-        gx[xp.arange(N), t] -= 1.0 - s          # each row has one label: no repeats
-        g = _expand_reduced(gy, (N,), self.reduction)
-        return gx * (g[:, None] if self.reduction == "none" else g), None
+            q = (1.0 - s) * q + s / C
+        wq = q if w is None else q * w
+        loss = -(wq * logp).sum(axis=1)
+        self.save_for_backward(logp, wq, w)
+        tshape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        return _reduce(loss.reshape(tshape), self.reduction)
+
+    def backward(self, gy):
+        logp, wq, w = self.saved
+        xp = backend.xp_of(logp)
+        M = logp.shape[0]
+        g = _row_factor(gy, self.reduction, M)
+        gx = gp = None
+        if self.needs_input_grad[0]:
+            gx = (xp.exp(logp) * wq.sum(axis=1, keepdims=True) - wq) * g
+            gx = _unrows(gx, self.shape)
+        if self.needs_input_grad[1]:
+            gp = logp * ((-(1.0 - self.smoothing)) * g)
+            gp = _unrows(gp if w is None else gp * w, self.shape)
+        return gx, gp, None
 
 
 class NLLLoss(Function):
-    """loss_i = -x_i[t_i] (x holds log-probabilities).
-    Gradient: gx_i = -g_i at column t_i, 0 elsewhere."""
+    """loss_i = -v_i w_{t_i} x_i[t_i] (x holds log-probabilities; v_i = 0 where t_i is
+    ignore_index; w the class weights, 1 if none); 'mean' divides by D = sum_i v_i w_{t_i}.
+
+    Gradient: gx_i = -v_i w_{t_i} g_i at column t_i, 0 elsewhere (g_i = gy / D for 'mean')."""
 
     def __init__(self, reduction):
         self.reduction = reduction
 
-    def forward(self, x, t):
+    def forward(self, x, t, valid=None, w=None):
         xp = backend.xp_of(x)
-        self.save_for_backward(t)
-        self.shape = x.shape
-        return _reduce(-xp.take_along_axis(x, t[:, None], axis=1)[:, 0], self.reduction)
+        C = x.shape[min(1, x.ndim - 1)]
+        self.shape, tshape = x.shape, t.shape
+        t = t.reshape(-1)
+        picked = xp.take_along_axis(_rows(x, C), t[:, None], axis=1)[:, 0]
+        if valid is None and w is None:
+            self.save_for_backward(t, None, None)
+            return _reduce(-picked.reshape(tshape), self.reduction)
+        v = (xp.ones(t.shape, x.dtype) if valid is None
+             else valid.reshape(-1).astype(x.dtype))
+        wt = v if w is None else w[t] * v
+        divisor = wt.sum()
+        self.save_for_backward(t, wt, divisor)
+        loss = -(wt * picked)
+        if self.reduction == "mean":
+            return _weighted_mean(loss, divisor)
+        return _reduce(loss.reshape(tshape), self.reduction)
 
     def backward(self, gy):
-        (t,) = self.saved
+        t, wt, divisor = self.saved
         xp = backend.xp_of(gy)
-        N = self.shape[0]
-        gx = xp.zeros(self.shape, dtype=gy.dtype)
-        g = _expand_reduced(gy, (N,), self.reduction)
-        gx[xp.arange(N), t] = -g
-        return gx, None
-
-
-class BCEWithLogits(Function):
-    """loss = max(x, 0) - x t + log(1 + exp(-|x|)) (= -t log s(x) - (1-t) log(1-s(x))).
-    Gradient: gx = (sigmoid(x) - t) * g, gt = -x * g."""
-
-    def __init__(self, reduction):
-        self.reduction = reduction
-
-    def forward(self, x, t):
-        xp = backend.xp_of(x)
-        self.save_for_backward(x, t)
-        loss = xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
-        return _reduce(loss, self.reduction)
-
-    def backward(self, gy):
-        x, t = self.saved
-        xp = backend.xp_of(x)
-        z = xp.exp(-xp.abs(x))
-        sig = xp.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-        g = _expand_reduced(gy, x.shape, self.reduction)
-        gx = (sig - t) * g if self.needs_input_grad[0] else None
-        gt = -x * g if self.needs_input_grad[1] else None
-        return gx, gt
-
-
-class MSELoss(Function):
-    """loss = (x - t)^2.  Gradient: gx = 2 (x - t) g, gt = -gx."""
-
-    def __init__(self, reduction):
-        self.reduction = reduction
-
-    def forward(self, x, t):
-        d = x - t
-        self.save_for_backward(d)
-        return _reduce(d * d, self.reduction)
-
-    def backward(self, gy):
-        (d,) = self.saved
-        gx = d * (2.0 * _expand_reduced(gy, d.shape, self.reduction))
-        return (gx if self.needs_input_grad[0] else None,
-                -gx if self.needs_input_grad[1] else None)
+        M = t.shape[0]
+        C = self.shape[min(1, len(self.shape) - 1)]
+        gx = xp.zeros((M, C), dtype=gy.dtype)
+        g = _row_factor(gy, self.reduction, M, divisor).reshape(-1)
+        gx[xp.arange(M), t] = -g if wt is None else -(g * wt)
+        gx = _unrows(gx, self.shape)
+        return (gx, None) if wt is None else (gx, None, None, None)
 
 
 # ---------------------------------------------------------------------------------------------
+# argument checks (shared with loss_pointwise and the nn loss modules)
 
-def _check_reduction(op, reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{op}: 'reduction' must be one of {_REDUCTIONS}, got {reduction!r}")
+def check_reduction(op, reduction, allowed=REDUCTIONS):
+    if not isinstance(reduction, str) or reduction not in allowed:
+        raise ValueError(f"{op}: 'reduction' must be one of {allowed}, got {reduction!r}")
 
 
-def _check_class_target(op, input, target):
-    """(N, C) float input, (N,) integer labels in [0, C) on the same device; returns the
-    target to use (clamped into range while a GPU check of the labels is pending)."""
+def check_legacy(op, size_average, reduce):
+    """PyTorch's deprecated size_average/reduce: accepted only as None (their default)."""
+    for name, value in (("size_average", size_average), ("reduce", reduce)):
+        if value is not None:
+            raise ValueError(f"{op}: '{name}' is deprecated in PyTorch and not supported by "
+                             f"minidl, got {value!r}; use reduction='mean' | 'sum' | 'none' "
+                             "(pass reduction by keyword)")
+
+
+def check_label_smoothing(op, label_smoothing):
+    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: 'label_smoothing' must be a number in [0, 1], got "
+                         f"{label_smoothing!r}")
+    return float(label_smoothing)
+
+
+def check_ignore_index(op, ignore_index):
+    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
+            ignore_index, (int, np.integer)):
+        raise TypeError(f"{op}: 'ignore_index' must be an int, got "
+                        f"{type(ignore_index).__name__} {ignore_index!r}")
+    return int(ignore_index)
+
+
+def _check_input(op, input, target):
     check_float(op, "input", input)
     check_tensor(op, "target", target)
-    if input.ndim != 2:
-        raise ValueError(f"{op}: 'input' must be 2-D (N, C), got shape {input.shape}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: 'target' must hold integer class labels, got dtype "
-                        f"{target.dtype} (convert with .long())")
-    if target.shape != (input.shape[0],):
-        raise ValueError(f"{op}: 'target' must have shape ({input.shape[0]},) to match input "
-                         f"{input.shape}, got {target.shape}")
+    if input.ndim == 0:
+        raise ValueError(f"{op}: 'input' must be (C,), (N, C) or (N, C, d1, ...), got a 0-d "
+                         "tensor")
     if target.device != input.device:
         raise RuntimeError(f"{op}: 'target' is on {target.device}, 'input' on {input.device}")
-    if target.shape[0]:
-        t, n_classes = target.data, input.shape[1]
-
-        def error():
-            lo, hi = int(t.min()), int(t.max())
-            if 0 <= lo and hi < n_classes:      # a CUDA graph replayed other labels since
-                return ValueError(f"{op}: 'target' held a label outside [0, {n_classes}) for "
-                                  f"{n_classes} classes in a step since the last "
-                                  "synchronization")
-            bad = lo if lo < 0 else hi
-            return ValueError(f"{op}: 'target' holds label {bad}, outside [0, {n_classes}) for "
-                              f"{n_classes} classes")
-        # on a GPU the flag is read back at the next sync, not here (no wait per step); until
-        # then the labels are clamped so that no index falls outside the logits
-        if backend.check_later(((t < 0) | (t >= n_classes)).any(), error):
-            target = Tensor(backend.xp_of(t).clip(t, 0, n_classes - 1))
-    return target
+    return input.shape[min(1, input.ndim - 1)]
 
 
-def cross_entropy(input, target, label_smoothing=0.0, reduction="mean"):
-    """Softmax cross-entropy of logits ``input`` (N, C) against integer labels ``target`` (N,).
+def _check_class_weight(op, weight, input, C):
+    """The class weights as a raw array of input's dtype, or None. They are constants (PyTorch
+    does not differentiate them either)."""
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor):
+        hint = (f" (label_smoothing is the keyword argument label_smoothing={weight!r})"
+                if is_real(weight) else "")
+        raise TypeError(f"{op}: 'weight' must be a float Tensor of shape ({C},) or None, got "
+                        f"{type_name(weight)}{hint}")
+    check_float(op, "weight", weight)
+    if weight.shape != (C,):
+        raise ValueError(f"{op}: 'weight' must have shape ({C},), one weight per class of "
+                         f"input {input.shape}, got {weight.shape}")
+    if weight.device != input.device:
+        raise RuntimeError(f"{op}: 'weight' is on {weight.device}, 'input' on {input.device}")
+    if weight.requires_grad and is_grad_enabled():
+        raise ValueError(f"{op}: 'weight' requires grad, but class weights are constants (no "
+                         "gradient, as in PyTorch); pass weight.detach()")
+    return weight.data.astype(input.dtype, copy=False)
 
-    ``label_smoothing`` s mixes the one-hot target with the uniform distribution:
-    q = (1 - s) onehot + s / C, as in PyTorch.
+
+def _check_class_target(op, input, target, ignore_index, C):
+    """Integer labels of shape (N, d1, ...) in [0, C) or equal to ignore_index. Returns
+    (labels safe to index with, valid mask or None when every row counts)."""
+    expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: 'target' must hold integer class labels of shape {expected} "
+                        f"(convert with .long()) or, for cross_entropy, class probabilities "
+                        f"of input's shape {input.shape}; got dtype {target.dtype}, shape "
+                        f"{target.shape}")
+    if target.shape != expected:
+        raise ValueError(f"{op}: 'target' must have shape {expected} to match input "
+                         f"{input.shape}, got {target.shape}")
+    t = target.data
+    if t.size == 0:
+        return t, None
+    xp = backend.xp_of(t)
+    ignore_inside = 0 <= ignore_index < C
+    bad = (t < 0) | (t >= C)
+
+    def error():
+        labels = t[t != ignore_index]
+        lo = int(labels.min()) if labels.size else 0
+        hi = int(labels.max()) if labels.size else 0
+        if 0 <= lo and hi < C:      # a CUDA graph replayed other labels since
+            return ValueError(f"{op}: 'target' held a label outside [0, {C}) for {C} classes "
+                              "in a step since the last synchronization")
+        bad_label = lo if lo < 0 else hi
+        return ValueError(f"{op}: 'target' holds label {bad_label}, outside [0, {C}) for "
+                          f"{C} classes")
+    flag = bad.any() if ignore_inside else (bad & (t != ignore_index)).any()
+    # on a GPU the flag is read back at the next sync, not here (no wait per step); until
+    # then out-of-range labels point at class 0 and their rows are masked out
+    deferred = backend.check_later(flag, error)
+    if ignore_inside:
+        return (xp.where(bad, 0, t) if deferred else t), t != ignore_index
+    if deferred or bad.any():       # on the host: only ignored labels are out of range
+        return xp.where(bad, 0, t), ~bad
+    return t, None
+
+
+def _class_loss(op, input, target, weight, ignore_index, reduction, smoothing):
+    C = _check_input(op, input, target)
+    check_reduction(op, reduction)
+    ignore_index = check_ignore_index(op, ignore_index)
+    w = _check_class_weight(op, weight, input, C)
+    if op == "cross_entropy" and target.dtype.kind == "f":
+        if target.shape != input.shape:
+            raise ValueError(f"{op}: a float 'target' holds class probabilities and must have "
+                             f"input's shape {input.shape}, got {target.shape} (class "
+                             "indices need an integer dtype: .long())")
+        if target.dtype != input.dtype:
+            raise TypeError(f"{op}: probability 'target' has dtype {target.dtype}, 'input' "
+                            f"{input.dtype}; they must match")
+        return SoftCrossEntropy(smoothing, reduction)(input, target, w)
+    t, valid = _check_class_target(op, input, target, ignore_index, C)
+    fn = CrossEntropy(smoothing, reduction) if op == "cross_entropy" else NLLLoss(reduction)
+    if valid is None and w is None:
+        return fn(input, Tensor(t) if t is not target.data else target)
+    return fn(input, Tensor(t), valid, w)
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """Softmax cross-entropy of logits ``input`` against ``target``, as PyTorch defines it.
+
+    Args:
+        input: logits (N, C), (N, C, d1, d2, ...) or unbatched (C,).
+        target: integer class labels (N,) / (N, d1, ...) / () in [0, C) or equal to
+            ``ignore_index``; or float class probabilities of input's shape (mixup, cutmix).
+        weight: optional (C,) class weights w (constants).
+        ignore_index: label whose rows give no loss and no gradient (class-index targets only).
+        reduction: 'mean' | 'sum' | 'none' (per row, of target's shape without C).
+        label_smoothing: s in [0, 1]; the target becomes q = (1 - s) target + s / C.
+        size_average, reduce: PyTorch's deprecated arguments; only None is accepted.
+
+    Math, per row i with log-probabilities l_i = log softmax(x_i):
+        class index t_i:  loss_i = -v_i ((1 - s) w_{t_i} l_{i,t_i} + (s / C) sum_c w_c l_ic),
+            v_i = 0 if t_i == ignore_index else 1; 'mean' = sum_i loss_i / sum_i v_i w_{t_i}
+            (NaN when every row is ignored, as in PyTorch).
+        probabilities p_i:  loss_i = -sum_c w_c q_ic l_ic; 'mean' = sum_i loss_i / (#rows).
+
+    Gradient: see ``CrossEntropy`` and ``SoftCrossEntropy`` (both softmax(x) times the row's
+    total target weight minus the weighted target); probability targets get one too.
     """
-    target = _check_class_target("cross_entropy", input, target)
-    _check_reduction("cross_entropy", reduction)
-    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: 'label_smoothing' must be a number in [0, 1], got "
-                         f"{label_smoothing!r}")
-    return CrossEntropy(float(label_smoothing), reduction)(input, target)
+    check_legacy("cross_entropy", size_average, reduce)
+    smoothing = check_label_smoothing("cross_entropy", label_smoothing)
+    return _class_loss("cross_entropy", input, target, weight, ignore_index, reduction,
+                       smoothing)
 
 
-def nll_loss(input, target, reduction="mean"):
-    """Negative log-likelihood of log-probabilities ``input`` (N, C) at labels ``target``."""
-    target = _check_class_target("nll_loss", input, target)
-    _check_reduction("nll_loss", reduction)
-    return NLLLoss(reduction)(input, target)
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of log-probabilities ``input`` (N, C) / (N, C, d1, ...) / (C,)
+    at integer labels ``target`` (N,) / (N, d1, ...) / ().
 
-
-def _check_same_shape(op, input, target):
-    check_float(op, "input", input)
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{op}: 'target' must be a Tensor, got {type(target).__name__}")
-    check_float(op, "target", target)
-    if target.shape != input.shape:
-        raise ValueError(f"{op}: 'target' shape {target.shape} must equal 'input' shape "
-                         f"{input.shape}")
-
-
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    """Logistic loss of logits ``input`` against probabilities ``target`` (same shape)."""
-    _check_same_shape("binary_cross_entropy_with_logits", input, target)
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
-    return BCEWithLogits(reduction)(input, target)
-
-
-def mse_loss(input, target, reduction="mean"):
-    """Squared error (input - target)^2, averaged by default."""
-    _check_same_shape("mse_loss", input, target)
-    _check_reduction("mse_loss", reduction)
-    return MSELoss(reduction)(input, target)
+    loss_i = -v_i w_{t_i} input_i[t_i] with v_i = 0 where t_i == ignore_index; 'mean' divides
+    the sum by sum_i v_i w_{t_i} (NaN when every row is ignored, as in PyTorch).
+    Gradient: -v_i w_{t_i} g_i at column t_i, 0 elsewhere.
+    """
+    check_legacy("nll_loss", size_average, reduce)
+    return _class_loss("nll_loss", input, target, weight, ignore_index, reduction, 0.0)

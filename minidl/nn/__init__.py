@@ -5,7 +5,8 @@ from .activation import (ELU, Hardsigmoid, Hardswish, Hardtanh, Mish, ReLU6, SiL
                          Softmax2d, Softplus)
 from .containers import Flatten, Identity, ModuleDict, ModuleList, Sequential
 from .linear import Linear
-from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module, Parameter
 from .conv import Conv2d, ConvTranspose2d
 from .upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
