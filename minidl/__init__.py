@@ -13,7 +13,8 @@ from .backend import (Device, get_array_module, is_cuda_available, set_tf32, syn
 from .backend import Device as device
 from .random import default_generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from .tensor import Tensor, bool_, float16, float32, float64, int8, int32, int64, uint8
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .autograd import (Function, enable_grad, inference_mode, is_grad_enabled, no_grad,
+                       set_grad_enabled)
 from . import functional
 from .functional import (abs, argmax, argmin, cat, chunk, clamp, clip, exp, flatten, log,
                          matmul, maximum, mean, minimum, pad, permute, reshape, sigmoid, softmax,

@@ -1,4 +1,4 @@
-"""The reverse-mode autograd engine: grad mode, ``Function`` (the op contract) and backward.
+"""The reverse-mode autograd engine: ``Function`` (the op contract) and backward.
 
 Every differentiable operation is a ``Function``: ``forward`` maps input arrays to output
 arrays and saves what ``backward`` needs; ``backward`` maps the gradients of the outputs to the
@@ -10,73 +10,29 @@ program runs (define-by-run).
 order, with an explicit stack (no recursion, so a chain of 10,000 ops works), sums the
 gradients that reach a node along several paths before calling its backward, accumulates into
 the ``.grad`` of leaves as PyTorch does, and then frees each node's saved arrays unless
-``retain_graph=True``.
+``retain_graph=True``. Tensor hooks (``Tensor.register_hook``, ``minidl.hooks``) run where a
+tensor's gradient is complete: a non-leaf's when its node is taken off the queue, a leaf's
+before it is added into ``.grad``.
 
+Grad mode (``no_grad`` and the rest) lives in ``minidl.grad_mode`` and is re-exported here.
 ``minidl.tensor`` defines ``Tensor`` first and imports this module at its end, so both can
 refer to each other; import either through ``minidl``.
 """
 from __future__ import annotations
 
 import sys
-import threading
 
 import numpy as np
 
 from . import backend
 from .kernels import threads
 from .tensor import Tensor
+from .hooks import run_tensor_hooks
+from .grad_mode import _mode
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
-# ---------------------------------------------------------------------------------------------
-# grad mode: per thread, as in PyTorch (a no_grad block in one thread, e.g. a data or
-# evaluation thread, does not switch recording off in the others); every thread starts on
-
-class _Mode(threading.local):
-    enabled = True
-
-    def __init__(self):
-        self.saved = []          # modes to restore, innermost last (one stack per thread)
-
-
-_mode = _Mode()
-
-
-def is_grad_enabled():
-    """True unless inside ``no_grad()`` (in this thread)."""
-    return _mode.enabled
-
-
-class _GradMode:
-    _value = True
-
-    def __enter__(self):        # the previous mode goes on this thread's stack, not on self:
-        _mode.saved.append(_mode.enabled)     # one no_grad() object may be entered by several
-        _mode.enabled = self._value           # threads, or nested, at once
-
-    def __exit__(self, *exc):
-        _mode.enabled = _mode.saved.pop()
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        mode = type(self)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with mode():
-                return fn(*args, **kwargs)
-        return wrapper
-
-
-class no_grad(_GradMode):
-    """Context manager / decorator: ops inside record no graph (inference, optimizer steps)."""
-    _value = False
-
-
-class enable_grad(_GradMode):
-    """Context manager / decorator: turn recording back on inside a ``no_grad`` block."""
-    _value = True
-
+__all__ = ["Function", "run_backward", "enable_grad", "inference_mode", "is_grad_enabled",
+           "no_grad", "set_grad_enabled"]      # grad mode re-exported: `from .autograd import`
 
 # ---------------------------------------------------------------------------------------------
 # Function: the op contract
@@ -97,6 +53,7 @@ class Function:
     _inputs = None
     _versions = ()
     _retained = None
+    _hooks = None          # {output index: OrderedDict of tensor hooks} (minidl.hooks)
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
@@ -328,6 +285,9 @@ def run_backward(root, grad, retain_graph=False, collect=()):
     collected = [None] * len(wanted)
     fn0 = root.grad_fn
     if fn0 is None:
+        hooks = getattr(root, "_hooks", None)
+        if hooks:
+            grad = run_tensor_hooks(hooks, grad)
         if id(root) in wanted:
             collected[wanted[id(root)]] = grad
         else:
@@ -343,6 +303,10 @@ def run_backward(root, grad, retain_graph=False, collect=()):
             continue
         for g in gys:           # handed on from here: fn.backward may pass g on as it is
             summed.pop(id(g), None)
+        if fn._hooks:           # the outputs' gradients are complete here: their hooks
+            for i, hooks in fn._hooks.items():
+                if hooks and gys[i] is not None:
+                    gys[i] = run_tensor_hooks(hooks, gys[i])
         if fn._retained:
             for i, ref in fn._retained.items():
                 t = ref()
@@ -388,6 +352,9 @@ def run_backward(root, grad, retain_graph=False, collect=()):
     summed.clear()
     while leaf_grads:
         x, g = leaf_grads.popitem()[1]
+        hooks = getattr(x, "_hooks", None)     # complete: every path has been summed
+        if hooks:
+            g = run_tensor_hooks(hooks, g)
         if id(x) in wanted:
             collected[wanted[id(x)]] = g
         else:

@@ -100,7 +100,7 @@ class Tensor(TensorMethods):
     """
 
     __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "_out_index", "_vc",
-                 "__weakref__")
+                 "_hooks", "__weakref__")         # _hooks: a leaf's (see register_hook)
     __array_priority__ = 1000   # make numpy scalars defer to Tensor's reflected operators
     __array_ufunc__ = None
 
@@ -395,6 +395,20 @@ class Tensor(TensorMethods):
             fn._retained[self._out_index] = weakref.ref(self)
         return self
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with d(output)/d(self) each time backward computes it.
+
+        ``grad`` is complete (summed over every path) when the hook runs; the hook may return
+        a Tensor of the same shape, dtype and device to use instead, or None. On a leaf the
+        hooks run before the gradient is added into ``.grad``; on a non-leaf before
+        ``retain_grad`` keeps it and before it flows on. Several hooks run in registration
+        order, each seeing the previous one's result. Nothing is read back from the device.
+
+        Returns:
+            A handle; ``handle.remove()`` unregisters the hook.
+        """
+        return register_tensor_hook(self, hook)
+
     # -- in-place data ops (no graph; for init and optimizers) ---------------------------------
     def _check_inplace(self, name):
         if is_grad_enabled() and self.requires_grad:
@@ -526,3 +540,4 @@ class Tensor(TensorMethods):
 
 # The autograd engine creates Tensors, so it is imported once Tensor exists.
 from .autograd import is_grad_enabled, run_backward  # noqa: E402
+from .hooks import register_tensor_hook  # noqa: E402

@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend
 from ..autograd import no_grad
 from ..tensor import Tensor
+from .hooks import ModuleHooks, call_with_hooks
 
 
 class Parameter(Tensor):
@@ -30,11 +31,22 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def _owner(mod, path):
+    """How an error message names module ``mod`` found at dotted ``path`` (a list)."""
+    where = repr(".".join(path)) if path else "the root module"
+    return f"{type(mod).__name__} ({where})"
+
+
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-class Module:
-    """Base class of all layers and networks: subclass it and define ``forward``."""
+class Module(ModuleHooks):
+    """Base class of all layers and networks: subclass it and define ``forward``.
+
+    Forward and backward hooks (``register_forward_hook`` and the others, in ``nn.hooks``)
+    are kept in ordered dictionaries on the module, run by ``__call__``, and are not part of
+    ``state_dict``.
+    """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
@@ -42,6 +54,7 @@ class Module:
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+        self._init_hooks()
 
     # -- registration --------------------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -135,18 +148,30 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        if (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                or self._backward_pre_hooks):
+            return call_with_hooks(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     # -- traversal -----------------------------------------------------------------------------
-    def named_modules(self, prefix=""):
-        """(name, module) for this module and every descendant, depth first, each once."""
-        seen = set()
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) for this module and every descendant, depth first (pre-order).
+
+        Args:
+            memo: a set of modules already listed (skipped, with their subtrees); updated.
+            prefix: put before every name (``prefix.child``).
+            remove_duplicate: list a module reachable along several paths only once (its
+                first path); False lists every path.
+        """
+        if memo is None:
+            memo = set()
         stack = [(prefix, self)]
         while stack:
             name, mod = stack.pop()
-            if id(mod) in seen:
+            if mod in memo:
                 continue
-            seen.add(id(mod))
+            if remove_duplicate:
+                memo.add(mod)
             yield name, mod
             children = [(f"{name}.{n}" if name else n, m) for n, m in mod._modules.items()
                         if m is not None]
@@ -165,30 +190,80 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def _named(self, registry, recurse):
+    def _named(self, registry, prefix, recurse, remove_duplicate):
         seen = set()
-        mods = self.named_modules() if recurse else [("", self)]
-        for prefix, mod in mods:
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+                if recurse else [(prefix, self)])
+        for pre, mod in mods:
             for n, t in getattr(mod, registry).items():
-                if t is None or id(t) in seen:
+                if t is None or (remove_duplicate and id(t) in seen):
                     continue
                 seen.add(id(t))
-                yield (f"{prefix}.{n}" if prefix else n), t
+                yield (f"{pre}.{n}" if pre else n), t
 
-    def named_parameters(self, recurse=True):
-        """(dotted name, Parameter) pairs in registration order; shared ones listed once."""
-        return self._named("_parameters", recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, Parameter) pairs in registration order; shared ones listed once
+        (unless ``remove_duplicate=False``). ``recurse=False``: this module's own only."""
+        return self._named("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
-        for _, p in self.named_parameters(recurse):
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
 
-    def named_buffers(self, recurse=True):
-        return self._named("_buffers", recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, buffer) pairs, as ``named_parameters``."""
+        return self._named("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
-        for _, b in self.named_buffers(recurse):
+        for _, b in self.named_buffers(recurse=recurse):
             yield b
+
+    def get_submodule(self, target):
+        """The descendant named by dotted path ``target`` ("" is this module), e.g.
+        ``net.get_submodule("layer1.0.conv1")``; AttributeError names the missing part."""
+        if not isinstance(target, str):
+            raise TypeError(f"get_submodule: target must be a str, got {type(target).__name__}")
+        return self._walk("get_submodule", target, target)
+
+    def _walk(self, op, path, target):
+        """The module at dotted ``path`` (part of ``target``, for the error messages)."""
+        mod = self
+        done = []
+        for item in path.split(".") if path else ():
+            owner = _owner(mod, done)
+            child = mod._modules.get(item)
+            if child is None:
+                if item in mod._modules or hasattr(mod, item):
+                    raise AttributeError(f"{op}: '{item}' of {owner} is not a Module (in "
+                                         f"target '{target}')")
+                raise AttributeError(f"{op}: {owner} has no submodule '{item}' (in target "
+                                     f"'{target}')")
+            mod = child
+            done.append(item)
+        return mod
+
+    def _get_entry(self, op, target, registry, kind):
+        if not isinstance(target, str):
+            raise TypeError(f"{op}: target must be a str, got {type(target).__name__}")
+        path, _, name = target.rpartition(".")
+        mod = self._walk(op, path, target)
+        reg = getattr(mod, registry)
+        owner = _owner(mod, path.split(".") if path else [])
+        if not hasattr(mod, name):
+            raise AttributeError(f"{op}: {owner} has no attribute '{name}' (in target "
+                                 f"'{target}')")
+        if name not in reg or (kind == "parameter" and reg[name] is None):
+            raise AttributeError(f"{op}: '{name}' of {owner} is not a {kind} (in target "
+                                 f"'{target}')")
+        return reg[name]
+
+    def get_parameter(self, target):
+        """The Parameter named by dotted path ``target`` (``"layer1.0.conv1.weight"``)."""
+        return self._get_entry("get_parameter", target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer named by dotted path ``target`` (``"bn1.running_mean"``)."""
+        return self._get_entry("get_buffer", target, "_buffers", "buffer")
 
     def num_parameters(self, trainable_only=True):
         """Total number of parameter elements."""
@@ -216,6 +291,10 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (freeze with False); returns self."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}.requires_grad_: requires_grad must be a "
+                            f"bool, got {type(requires_grad).__name__} {requires_grad!r}")
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -261,6 +340,10 @@ class Module:
 
     def double(self):
         return self.to(dtype=np.float64)
+
+    def half(self):
+        """Cast floating-point parameters and buffers to float16, in place; returns self."""
+        return self.to(dtype=np.float16)
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self):

@@ -1,0 +1,136 @@
+"""Grad mode: whether operations record the graph, per thread, as in PyTorch.
+
+``no_grad``, ``enable_grad``, ``set_grad_enabled`` and ``inference_mode`` switch it (as context
+managers, decorators, or, for ``set_grad_enabled``, a plain call); ``Function.__call__``
+(``minidl.autograd``, which re-exports all of these) reads it on every op. A no_grad block in
+one thread, e.g. a data or evaluation thread, does not switch recording off in the others.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+class _Mode(threading.local):
+    enabled = True
+
+    def __init__(self):
+        self.saved = []          # modes to restore, innermost last (one stack per thread)
+
+
+_mode = _Mode()
+
+
+def is_grad_enabled():
+    """Whether operations record the graph in this thread (every thread starts with it on;
+    ``no_grad()``, ``inference_mode()`` and ``set_grad_enabled(False)`` turn it off)."""
+    return _mode.enabled
+
+
+class _GradMode:
+    _value = True
+
+    def __enter__(self):        # the previous mode goes on this thread's stack, not on self:
+        _mode.saved.append(_mode.enabled)     # one no_grad() object may be entered by several
+        _mode.enabled = self._value           # threads, or nested, at once
+
+    def __exit__(self, *exc):
+        _mode.enabled = _mode.saved.pop()
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        mode = type(self)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with mode():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Context manager / decorator: ops inside record no graph (inference, optimizer steps)."""
+    _value = False
+
+
+class enable_grad(_GradMode):
+    """Context manager / decorator: turn recording back on inside a ``no_grad`` block."""
+    _value = True
+
+
+class set_grad_enabled(_GradMode):
+    """Switch recording on or off (``mode``, a bool) in this thread, as PyTorch does.
+
+    Called as a function it switches at once and for good: ``minidl.set_grad_enabled(False)``.
+    As a context manager (``with minidl.set_grad_enabled(is_train):``) the previous mode comes
+    back when the block ends; as a decorator (``@minidl.set_grad_enabled(False)``) every call
+    of the function runs in ``mode``, and the decoration itself changes nothing.
+    """
+
+    def __init__(self, mode):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got "
+                            f"{type(mode).__name__} {mode!r}")
+        self._value = bool(mode)
+        self._prev = _mode.enabled      # the constructor switches (function form)
+        _mode.enabled = self._value
+
+    def __enter__(self):
+        pass
+
+    def __exit__(self, *exc):
+        _mode.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        _mode.enabled = self._prev      # decorating is not switching
+        value = self._value
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(value):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class inference_mode(_GradMode):
+    """Context manager / decorator for inference: in minidl the same as ``no_grad()``.
+
+    PyTorch's inference mode also marks the tensors made inside as inference tensors (no
+    version counters, refused by autograd later) to save a little bookkeeping; minidl has no
+    such tensors, so ``inference_mode()`` only turns recording off in this thread.
+    ``inference_mode(False)`` changes nothing (it does not turn recording on). Usable bare as
+    a decorator too (``@minidl.inference_mode``), as in PyTorch.
+    """
+
+    def __new__(cls, mode=True):
+        if not isinstance(mode, (bool, np.bool_)):
+            if callable(mode):                      # @inference_mode without parentheses
+                return cls()(mode)
+            raise TypeError(f"inference_mode: mode must be a bool, got "
+                            f"{type(mode).__name__} {mode!r}")
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self._mode_on = bool(mode)
+
+    def __enter__(self):
+        _mode.saved.append(_mode.enabled)
+        if self._mode_on:
+            _mode.enabled = False
+
+    def __call__(self, fn):
+        import functools
+
+        on = self._mode_on
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(on):
+                return fn(*args, **kwargs)
+        return wrapper

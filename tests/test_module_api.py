@@ -1,0 +1,210 @@
+"""Module lookup and traversal API (get_submodule, get_parameter, get_buffer, named_modules,
+named_parameters, half, requires_grad_) and the grad-mode API (set_grad_enabled,
+inference_mode), against expectations written here and against PyTorch where installed."""
+import threading
+
+import numpy as np
+import pytest
+
+import minidl
+import minidl.nn as nn
+
+
+def _net(lib_nn):
+    """The same small tree in minidl or torch: a shared Linear reached along two paths."""
+    shared = lib_nn.Linear(2, 2)
+    inner = lib_nn.Sequential(lib_nn.Linear(2, 3), lib_nn.BatchNorm1d(3))
+    return lib_nn.Sequential(inner, shared, lib_nn.Sequential(shared, lib_nn.ReLU()))
+
+
+# ---------------------------------------------------------------------------------------------
+# lookup
+
+def test_get_submodule_parameter_buffer():
+    net = _net(nn)
+    assert net.get_submodule("") is net
+    assert net.get_submodule("0.1") is net[0][1]
+    assert net.get_submodule("2.0") is net[1]
+    assert net.get_parameter("0.0.weight") is net[0][0].weight
+    assert net.get_parameter("1.bias") is net[1].bias
+    assert net.get_buffer("0.1.running_mean") is net[0][1].running_mean
+
+
+def test_lookup_errors_name_the_missing_part():
+    net = _net(nn)
+    with pytest.raises(AttributeError, match=r"get_parameter: Sequential \('0'\) has no "
+                                             r"submodule '7' \(in target '0\.7\.weight'\)"):
+        net.get_parameter("0.7.weight")
+    with pytest.raises(AttributeError, match=r"get_submodule: 'weight' of Linear \('0\.0'\) "
+                                             r"is not a Module"):
+        net.get_submodule("0.0.weight.x")
+    with pytest.raises(AttributeError, match=r"get_buffer: Sequential \(the root module\) has "
+                                             r"no submodule 'x'"):
+        net.get_buffer("x.running_mean")
+    with pytest.raises(AttributeError, match=r"get_parameter: Linear \('1'\) has no attribute "
+                                             r"'kernel'"):
+        net.get_parameter("1.kernel")
+    with pytest.raises(AttributeError, match=r"get_parameter: 'running_mean' of BatchNorm1d "
+                                             r"\('0\.1'\) is not a parameter"):
+        net.get_parameter("0.1.running_mean")
+    with pytest.raises(AttributeError, match=r"get_buffer: 'weight' of BatchNorm1d \('0\.1'\) "
+                                             r"is not a buffer"):
+        net.get_buffer("0.1.weight")
+    with pytest.raises(TypeError, match="get_submodule: target must be a str, got int"):
+        net.get_submodule(0)
+    with pytest.raises(TypeError, match="get_buffer: target must be a str, got NoneType"):
+        net.get_buffer(None)
+
+
+# ---------------------------------------------------------------------------------------------
+# traversal
+
+def test_named_modules_memo_prefix_duplicates_match_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = _net(nn), _net(torch.nn)
+    for kwargs in ({}, {"prefix": "net"}, {"remove_duplicate": False},
+                   {"prefix": "m", "remove_duplicate": False}):
+        assert ([n for n, _ in ours.named_modules(**kwargs)]
+                == [n for n, _ in theirs.named_modules(**kwargs)]), kwargs
+    memo_o, memo_t = {ours[1]}, {theirs[1]}
+    assert ([n for n, _ in ours.named_modules(memo_o)]
+            == [n for n, _ in theirs.named_modules(memo_t)])
+    assert len(memo_o) == len(memo_t)
+    for kwargs in ({}, {"prefix": "p"}, {"remove_duplicate": False}, {"recurse": False}):
+        assert ([n for n, _ in ours.named_parameters(**kwargs)]
+                == [n for n, _ in theirs.named_parameters(**kwargs)]), kwargs
+        assert ([n for n, _ in ours.named_buffers(**kwargs)]
+                == [n for n, _ in theirs.named_buffers(**kwargs)]), kwargs
+
+
+def test_named_modules_written_out():
+    net = _net(nn)
+    assert [n for n, _ in net.named_modules()] == ["", "0", "0.0", "0.1", "1", "2", "2.1"]
+    assert [n for n, _ in net.named_modules(remove_duplicate=False)] == [
+        "", "0", "0.0", "0.1", "1", "2", "2.0", "2.1"]
+    memo = set()
+    assert [n for n, _ in net[0].named_modules(memo, "x")] == ["x", "x.0", "x.1"]
+    assert [n for n, _ in net.named_modules(memo)] == ["", "1", "2", "2.1"]   # net[0] known
+    assert [n for n, _ in net.named_parameters(remove_duplicate=False)][-2:] == [
+        "2.0.weight", "2.0.bias"]
+    assert len(list(net.parameters())) == 6      # the shared Linear's two listed once
+
+
+# ---------------------------------------------------------------------------------------------
+# dtype and requires_grad
+
+def test_half_casts_floating_state():
+    bn = nn.BatchNorm1d(3)
+    assert bn.half() is bn
+    assert bn.weight.dtype == minidl.float16 and bn.running_var.dtype == minidl.float16
+    assert bn.num_batches_tracked.dtype == minidl.int64
+    assert isinstance(bn.weight, nn.Parameter) and bn.weight.requires_grad
+
+
+def test_requires_grad_():
+    net = _net(nn)
+    assert net.requires_grad_(False) is net
+    assert not any(p.requires_grad for p in net.parameters())
+    net[0].requires_grad_()
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == [
+        "0.0.weight", "0.0.bias", "0.1.weight", "0.1.bias"]
+    with pytest.raises(TypeError, match="requires_grad_: requires_grad must be a bool, got str"):
+        net.requires_grad_("yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# grad mode
+
+def _records():
+    x = minidl.ones(2, requires_grad=True)
+    return (x * 2.0).requires_grad
+
+
+def test_set_grad_enabled_function_context_decorator():
+    assert minidl.is_grad_enabled()
+    with minidl.set_grad_enabled(False):
+        assert not minidl.is_grad_enabled() and not _records()
+        with minidl.set_grad_enabled(True):
+            assert _records()
+        assert not minidl.is_grad_enabled()
+    assert minidl.is_grad_enabled()
+    try:
+        minidl.set_grad_enabled(False)          # as a function: switches for good
+        assert not minidl.is_grad_enabled()
+    finally:
+        minidl.set_grad_enabled(True)
+    assert minidl.is_grad_enabled()
+
+    @minidl.set_grad_enabled(False)
+    def f():
+        return minidl.is_grad_enabled(), _records()
+    assert minidl.is_grad_enabled()             # decorating switches nothing
+    assert f() == (False, False)
+    assert minidl.is_grad_enabled()
+    with minidl.no_grad():
+        g = minidl.set_grad_enabled(True)(lambda: _records())
+        assert g() and not minidl.is_grad_enabled()
+    with pytest.raises(TypeError, match="set_grad_enabled: mode must be a bool, got int 1"):
+        minidl.set_grad_enabled(1)
+    assert minidl.is_grad_enabled()
+
+
+def test_set_grad_enabled_restores_after_error():
+    with pytest.raises(KeyError):
+        with minidl.set_grad_enabled(False):
+            raise KeyError("x")
+    assert minidl.is_grad_enabled()
+
+
+def test_inference_mode():
+    with minidl.inference_mode():
+        assert not minidl.is_grad_enabled() and not _records()
+    assert minidl.is_grad_enabled()
+    with minidl.inference_mode(False):          # changes nothing
+        assert minidl.is_grad_enabled()
+    with minidl.no_grad():
+        with minidl.inference_mode(False):      # does not turn recording on
+            assert not minidl.is_grad_enabled()
+
+    @minidl.inference_mode
+    def bare():
+        return _records()
+
+    @minidl.inference_mode()
+    def called():
+        return _records()
+    assert bare() is False and called() is False and minidl.is_grad_enabled()
+    with pytest.raises(TypeError, match="inference_mode: mode must be a bool, got str"):
+        minidl.inference_mode("on")
+
+
+def test_grad_mode_is_per_thread():
+    seen = {}
+    stop = threading.Event()
+    inside = threading.Event()
+
+    def worker():
+        with minidl.inference_mode():
+            minidl.set_grad_enabled(False)
+            inside.set()
+            stop.wait(5)
+            seen["worker"] = minidl.is_grad_enabled()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    inside.wait(5)
+    seen["main"] = minidl.is_grad_enabled()
+    stop.set()
+    t.join()
+    assert seen == {"main": True, "worker": False}
+
+
+def test_grad_mode_matches_torch_semantics():
+    torch = pytest.importorskip("torch")
+    for lib in (minidl, torch):
+        with lib.no_grad():
+            with lib.set_grad_enabled(True):
+                on = lib.is_grad_enabled()
+            off = lib.is_grad_enabled()
+        assert (on, off) == (True, False), lib.__name__
+    np.testing.assert_array_equal(minidl.ones(2).numpy(), torch.ones(2).numpy())
