@@ -52,6 +52,7 @@ class Function:
     saved = ()
     _inputs = None
     _versions = ()
+    _out_versions = ()     # (id of the output array, its version counter, version at forward)
     _retained = None
     _hooks = None          # {output index: OrderedDict of tensor hooks} (minidl.hooks)
 
@@ -119,6 +120,8 @@ class Function:
             self.saved = ()
             results = [Tensor(y) for y in outputs]
         _share_versions(inputs, results)
+        if self._inputs is not None:      # outputs the forward saved (exp, sqrt keep theirs)
+            self._out_versions = tuple((id(t.data), t._vc, t._vc[0]) for t in results)
         return results[0] if single else tuple(results)
 
     def _release(self):
@@ -251,9 +254,16 @@ def _share_versions(inputs, results):
 
 def _holds(saved, a):
     """Whether one of ``saved`` (what a forward kept) is array ``a`` or a view of it."""
+    return _holds_id(saved, id(a))
+
+
+def _holds_id(saved, ident):
+    """``_holds`` by the array's id: an output's id is kept instead of the output itself (which
+    would keep every activation alive); a saved array with that id is that output, since both
+    were alive when the forward returned."""
     for s in saved:
         while s is not None:
-            if s is a:
+            if id(s) == ident:
                 return True
             s = getattr(s, "base", None)
     return False
@@ -271,6 +281,12 @@ def _check_versions(fn):
                 f"in place after the forward that saved it (version {v}, now {x._version}); "
                 "its gradient would be wrong. Change it after backward, or give the "
                 "forward a copy")
+    for i, (ident, vc, v) in enumerate(fn._out_versions):
+        if vc[0] != v and _holds_id(fn.saved or (), ident):
+            raise RuntimeError(
+                f"backward: output {i} of {type(fn).__name__}, which its backward uses, was "
+                f"modified in place after the forward (version {v}, now {vc[0]}); its "
+                "gradient would be wrong. Change a copy (y.clone()) instead")
 
 
 def run_backward(root, grad, retain_graph=False, collect=()):

@@ -313,7 +313,11 @@ class Tensor(TensorMethods):
                    for n in size):
             raise ValueError(f"{op}: size must be non-negative ints, got {size}")
         shape = tuple(int(n) for n in size)
-        dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        try:
+            dtype = self.data.dtype if dtype is None else np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{op}: 'dtype' must be a dtype such as minidl.float32, got "
+                            f"{dtype!r}") from None
         dev = self.device if device is None else backend.get_device(device)
         xp = backend.array_module_for(dev)
         if xp is np:
@@ -343,8 +347,14 @@ class Tensor(TensorMethods):
         if not isinstance(fill_value, (numbers.Real, np.generic)):
             raise TypeError(f"new_full: 'fill_value' must be a number, got "
                             f"{type(fill_value).__name__}")
-        return self._new("new_full", lambda xp, s, d: xp.full(s, fill_value, d), (size,),
-                         dtype, device, requires_grad)
+        def fill(xp, shape, dtype):
+            if dtype.kind in "iu" and isinstance(fill_value, (numbers.Integral, np.integer)):
+                info = np.iinfo(dtype)
+                if not info.min <= fill_value <= info.max:
+                    raise ValueError(f"new_full: 'fill_value' {fill_value} does not fit in "
+                                     f"{dtype} ({info.min}..{info.max}), as PyTorch refuses")
+            return xp.full(shape, fill_value, dtype)
+        return self._new("new_full", fill, (size,), dtype, device, requires_grad)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         """A copy of ``data`` with this tensor's dtype and device (unless given)."""
@@ -479,6 +489,8 @@ class Tensor(TensorMethods):
         b = other.data if isinstance(other, Tensor) else other
         if alpha != 1:
             b = b * alpha
+        if self.dtype.kind in "iu" and isinstance(b, (numbers.Integral, np.integer)):
+            b = np.array(int(b), np.int64).astype(self.dtype)[()]   # wraps as PyTorch: u8 - 1
         xp = backend.xp_of(self.data)
         getattr(xp, ufunc)(self.data, b, out=self.data, casting="unsafe")
         self._version += 1

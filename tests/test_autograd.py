@@ -448,3 +448,22 @@ def test_one_no_grad_object_nested_and_reused():
             assert not minidl.is_grad_enabled()
         assert not minidl.is_grad_enabled()        # the inner exit restored "off", not "on"
     assert minidl.is_grad_enabled()
+
+
+@pytest.mark.parametrize("op", ["exp", "sqrt", "sigmoid", "tanh", "reciprocal"])
+def test_backward_refuses_an_output_its_op_saved_changed_in_place(op):
+    """exp, sqrt, sigmoid... keep their output for backward; scaling it in place afterwards
+    (through the tensor or a detached alias) made the gradient silently wrong. PyTorch
+    raises, and so does minidl now."""
+    for alias in (lambda y: y, lambda y: y.detach()):
+        x = minidl.tensor(np.array([1.0, 2.0]), requires_grad=True)
+        y = getattr(x, op)()
+        z = y.sum()
+        with minidl.no_grad():
+            alias(y).mul_(10)
+        with pytest.raises(RuntimeError, match=f"output 0 of {op.capitalize()}, which its "
+                           "backward uses, was modified in place"):
+            z.backward()
+    x = minidl.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = getattr(x, op)()
+    (y * 2).sum().backward()                 # untouched: fine

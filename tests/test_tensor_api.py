@@ -263,3 +263,15 @@ def test_comparisons_promote_tensors_as_the_arithmetic_ops_do(device):
     assert host(h < to_tensor(np.array(0.1, np.float32), device)).tolist() == [False]
     i = to_tensor(np.array([16777217]), device)
     assert host(i.eq(to_tensor(np.array([16777216.0], np.float32), device))).tolist() == [True]
+
+
+def test_in_place_integer_arithmetic_wraps_and_new_full_checks_its_value(device):
+    """uint8 add_(-1) wraps as in PyTorch (NumPy raised a bare OverflowError); new_full with a
+    value the dtype cannot hold is refused with minidl's message, as PyTorch refuses it."""
+    a = to_tensor(np.array([0, 5], np.uint8), device)
+    a.add_(-1)
+    assert host(a).tolist() == [255, 4]
+    with pytest.raises(ValueError, match=r"new_full: 'fill_value' 300 does not fit in uint8"):
+        a.new_full((2,), 300)
+    with pytest.raises(TypeError, match=r"new_zeros: 'dtype' must be a dtype"):
+        a.new_zeros(2, dtype="foo")
