@@ -230,8 +230,8 @@ def test_logsumexp_is_stable_and_handles_infinities(device):
     out = F.logsumexp(h, 1)
     assert out.dtype == np.float16
     np.testing.assert_allclose(host(out).astype(np.float64), 0.5 + np.log(40000), rtol=1e-3)
-    with pytest.raises(TypeError, match="logsumexp: argument 'input' must be a floating"):
-        F.logsumexp(minidl.tensor([1, 2]), 0)
+    with pytest.raises(TypeError, match="logsumexp: argument 'input' must be a Tensor"):
+        F.logsumexp([1.0, 2.0], 0)
     with pytest.raises(IndexError, match="logsumexp: 'dim'=3 is out of range"):
         F.logsumexp(x, 3)
 
@@ -526,3 +526,14 @@ def test_argmax_of_a_0d_tensor_with_keepdim_stays_0d():
 def test_keepdim_must_be_a_bool(call):
     with pytest.raises(TypeError, match=r"\w+: 'keepdim' must be a bool, got"):
         call(minidl.randn(2, 3))
+
+
+def test_logsumexp_of_an_empty_dim_is_minus_inf_and_ints_give_float32(device):
+    x = to_tensor(np.zeros((0, 3)), device, requires_grad=True)
+    y = F.logsumexp(x, 0)
+    assert host(y).tolist() == [-np.inf] * 3
+    y.sum().backward()
+    assert x.grad.shape == (0, 3)
+    z = F.logsumexp(to_tensor(np.array([1, 2, 3]), device), 0)
+    assert z.dtype == np.float32
+    assert host(z).item() == pytest.approx(np.log(np.exp([1.0, 2.0, 3.0]).sum()), rel=1e-6)

@@ -16,7 +16,7 @@ from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor, is_real
 from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
-from .elementwise import maximum, minimum
+from .elementwise import _promoted, maximum, minimum
 from .sorting import max_along
 
 
@@ -139,6 +139,11 @@ class LogSumExp(Function):
 
     def forward(self, x):
         xp = backend.xp_of(x)
+        if x.size == 0:                     # an empty sum is 0: log 0 = -inf (PyTorch too)
+            shape = tuple(1 if i in self.axes else n for i, n in enumerate(x.shape))
+            y = xp.full(shape, -np.inf, x.dtype)
+            self.save_for_backward(x, y)
+            return y if self.keepdim else y.reshape(_reduced_shape(x.shape, self.axes))
         m = x.max(axis=self.axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0).astype(x.dtype, copy=False)
         acc = np.float32 if x.dtype == np.float16 else None      # float16 sums overflow
@@ -369,10 +374,10 @@ def prod(input, dim=None, keepdim=False):
 
 
 def logsumexp(input, dim, keepdim=False):
-    """log(sum(exp(input))) over ``dim`` (an int or a tuple), computed stably."""
-    check_float("logsumexp", "input", input)
+    """log(sum(exp(input))) over ``dim`` (an int or a tuple), computed stably; an empty
+    dim gives -inf and integer inputs give float32, as in PyTorch."""
     axes = _reduce_args("logsumexp", input, dim, keepdim)
-    _check_nonempty("logsumexp", input, axes)
+    (input,) = _promoted([input], floating=True)
     return LogSumExp(axes, keepdim)(input)
 
 
