@@ -290,3 +290,21 @@ def test_unflatten(rng):
     with pytest.raises(TypeError, match=r"Unflatten: 'unflattened_size' must be"):
         nn.Unflatten(1, (-1, -1))
     assert "unflattened_size=(3, -1)" in repr(nn.Unflatten(1, (3, -1)))
+
+
+@pytest.mark.parametrize("fn", ["hardshrink", "softshrink"])
+def test_shrink_keeps_nan_and_passes_its_gradient(device, fn):
+    """A NaN is not inside [-lambd, lambd]: it stays NaN and gets the upstream gradient, as in
+    PyTorch (it was silently turned into 0)."""
+    x = to_tensor(np.array([np.nan, 0.7, 0.5]), device, requires_grad=True)
+    y = getattr(F, fn)(x)
+    y.sum().backward()
+    assert np.isnan(host(y)[0]) and host(y)[2] == 0.0
+    np.testing.assert_array_equal(host(x.grad), [1.0, 1.0, 0.0])
+
+
+def test_fold_checks_its_arguments_under_its_own_name():
+    with pytest.raises(ValueError, match="Fold: 'kernel_size' must be positive"):
+        nn.Fold(4, kernel_size=0)
+    assert not isinstance(nn.Fold(4, 2), nn.Unfold)
+    assert nn.PixelShuffle(np.int64(2)).upscale_factor == 2

@@ -158,3 +158,11 @@ def test_constant_pad_layers(rng):
     assert "value=3.5" in repr(nn.ConstantPad3d(1, 3.5))
     with pytest.raises(TypeError, match=r"ConstantPad2d: 'value' must be a number"):
         nn.ConstantPad2d(1, None)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_zero_widths_give_a_new_tensor_not_a_view(mode):
+    x = minidl.zeros(1, 1, 4)
+    y = F.pad(x, (0, 0), mode=mode)
+    y.add_(1)
+    assert x.numpy().tolist() == [[[0.0] * 4]]

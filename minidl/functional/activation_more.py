@@ -81,14 +81,14 @@ class Shrink(Function):
     """hardshrink: y = x where x < -lambd or x > lambd, else 0;
     softshrink: y = x - lambd where x > lambd, x + lambd where x < -lambd, else 0.
     Gradient (both): gx = gy where x < -lambd or x > lambd, else 0 (0 at x = +-lambd, as in
-    PyTorch)."""
+    PyTorch). NaN stays NaN and passes its gradient on, as in PyTorch."""
 
     def __init__(self, lambd, soft):
         self.lambd, self.soft = lambd, soft
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        keep = (x < -self.lambd) | (x > self.lambd)
+        keep = ~((x >= -self.lambd) & (x <= self.lambd))   # NaN kept (and passed on), as PyTorch
         self.save_for_backward(keep)
         zero = x.dtype.type(0)
         if not self.soft:

@@ -53,7 +53,8 @@ def _common(op, x1, x2):
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     """sum over ``dim`` of (x1 / max(||x1||_2, eps)) * (x2 / max(||x2||_2, eps)), with x1 and
     x2 broadcast together first (PyTorch's formula: each vector normalized, then the dot
-    product; the dim is removed)."""
+    product; the dim is removed). The gradient is this formula's: where a norm is below
+    ``eps`` it differs from PyTorch's, which lets the gradient through its clamp."""
     x1, x2 = _common("cosine_similarity", x1, x2)
     eps = _positive("cosine_similarity", "eps", eps)
     d = normalize_dim("cosine_similarity", dim, x1.ndim)

@@ -86,7 +86,8 @@ class PadIndexed(Function):
 
     def forward(self, x):
         xp = backend.xp_of(x)
-        x = x[...]                             # a view even when no axis is rebuilt
+        if not self.axes:                      # all widths 0: a new tensor all the same, as
+            return x.copy()                    # PyTorch's pad (never a view of the input)
         for axis, _, rs in self.axes:
             pieces = []
             for _, start, length, step in rs:

@@ -2,6 +2,7 @@
 Unflatten."""
 from __future__ import annotations
 
+import numbers
 from collections import OrderedDict
 
 from .. import functional as F
@@ -137,14 +138,15 @@ class Unflatten(Module):
 
     def __init__(self, dim, unflattened_size):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
             raise TypeError(f"Unflatten: 'dim' must be an int, got {dim!r}")
         if not isinstance(unflattened_size, (tuple, list)) or not unflattened_size or not all(
-                isinstance(s, int) and not isinstance(s, bool) and (s >= 0 or s == -1)
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) and (s >= 0 or s == -1)
                 for s in unflattened_size) or list(unflattened_size).count(-1) > 1:
             raise TypeError(f"Unflatten: 'unflattened_size' must be a non-empty tuple of "
                             f"non-negative ints (one may be -1), got {unflattened_size!r}")
-        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+        self.dim = int(dim)
+        self.unflattened_size = tuple(int(s) for s in unflattened_size)
 
     def forward(self, x):
         check_tensor("Unflatten", "input", x)

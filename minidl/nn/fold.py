@@ -4,28 +4,37 @@ from __future__ import annotations
 
 from .. import functional as F
 from ..functional._utils import check_pair
+from ..functional.fold import check_factor
 from .module import Module
 
 
-class Unfold(Module):
-    """Extract sliding blocks: (N, C, H, W) -> (N, C*KH*KW, L)."""
+class _Blocks(Module):
+    """The sliding-block geometry Unfold and Fold share, checked under the layer's name."""
 
-    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+    def __init__(self, kernel_size, dilation, padding, stride):
         super().__init__()
-        self.kernel_size = check_pair("Unfold", "kernel_size", kernel_size, 1)
-        self.dilation = check_pair("Unfold", "dilation", dilation, 1)
-        self.padding = check_pair("Unfold", "padding", padding, 0)
-        self.stride = check_pair("Unfold", "stride", stride, 1)
-
-    def forward(self, x):
-        return F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+        name = type(self).__name__
+        self.kernel_size = check_pair(name, "kernel_size", kernel_size, 1)
+        self.dilation = check_pair(name, "dilation", dilation, 1)
+        self.padding = check_pair(name, "padding", padding, 0)
+        self.stride = check_pair(name, "stride", stride, 1)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
                 f"padding={self.padding}, stride={self.stride}")
 
 
-class Fold(Unfold):
+class Unfold(_Blocks):
+    """Extract sliding blocks: (N, C, H, W) -> (N, C*KH*KW, L)."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__(kernel_size, dilation, padding, stride)
+
+    def forward(self, x):
+        return F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+
+
+class Fold(_Blocks):
     """Combine sliding blocks into an image, summing overlaps: (N, C*KH*KW, L) ->
     (N, C, H, W) with (H, W) = ``output_size``."""
 
@@ -46,11 +55,7 @@ class PixelShuffle(Module):
 
     def __init__(self, upscale_factor):
         super().__init__()
-        if isinstance(upscale_factor, bool) or not isinstance(upscale_factor, int) or \
-                upscale_factor < 1:
-            raise ValueError(f"PixelShuffle: 'upscale_factor' must be a positive int, got "
-                             f"{upscale_factor!r}")
-        self.upscale_factor = upscale_factor
+        self.upscale_factor = check_factor("PixelShuffle", "upscale_factor", upscale_factor)
 
     def forward(self, x):
         return F.pixel_shuffle(x, self.upscale_factor)
@@ -64,11 +69,8 @@ class PixelUnshuffle(Module):
 
     def __init__(self, downscale_factor):
         super().__init__()
-        if isinstance(downscale_factor, bool) or not isinstance(downscale_factor, int) or \
-                downscale_factor < 1:
-            raise ValueError(f"PixelUnshuffle: 'downscale_factor' must be a positive int, got "
-                             f"{downscale_factor!r}")
-        self.downscale_factor = downscale_factor
+        self.downscale_factor = check_factor("PixelUnshuffle", "downscale_factor",
+                                             downscale_factor)
 
     def forward(self, x):
         return F.pixel_unshuffle(x, self.downscale_factor)

@@ -288,6 +288,21 @@ def asarray(a, dtype=None, order=None):
 array = asarray
 
 
+def _stable(f):
+    """CuPy's sorts are always stable (and older CuPy takes no ``kind``): NumPy's default
+    quicksort would order equal keys differently from a real GPU."""
+    def sort(a, axis=-1, kind=None, **kwargs):
+        if kind not in (None, "stable"):
+            raise NotImplementedError(f"fake cupy: {f.__name__} kind={kind!r} (CuPy sorts are "
+                                      "stable and take no other kind)")
+        return _function(f)(a, axis=axis, kind="stable", **kwargs)
+    sort.__name__ = f.__name__
+    return sort
+
+
+argsort, sort = _stable(_np.argsort), _stable(_np.sort)
+
+
 def asnumpy(a, stream=None, order="C", out=None):
     return a.get(order=order, out=out) if isinstance(a, ndarray) else _np.asarray(a)
 
