@@ -7,6 +7,8 @@ one thread, e.g. a data or evaluation thread, does not switch recording off in t
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 
 import numpy as np
@@ -28,6 +30,42 @@ def is_grad_enabled():
     return _mode.enabled
 
 
+def _decorate(fn, make):
+    """``fn`` wrapped so that each call runs inside the context ``make()``. A generator
+    function's body runs inside it at every step and the caller's mode comes back in between
+    (as PyTorch does): wrapping only the call that creates the generator would switch the mode
+    off again before its body runs."""
+    if not inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with make():
+                return fn(*args, **kwargs)
+        return wrapper
+
+    @functools.wraps(fn)
+    def generator(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        try:
+            with make():
+                response = gen.send(None)
+            while True:
+                try:
+                    request = yield response
+                except GeneratorExit:
+                    with make():
+                        gen.close()
+                    raise
+                except BaseException as exc:
+                    with make():
+                        response = gen.throw(exc)
+                else:
+                    with make():
+                        response = gen.send(request)
+        except StopIteration as stop:
+            return stop.value
+    return generator
+
+
 class _GradMode:
     _value = True
 
@@ -40,15 +78,7 @@ class _GradMode:
         return False
 
     def __call__(self, fn):
-        import functools
-
-        mode = type(self)
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with mode():
-                return fn(*args, **kwargs)
-        return wrapper
+        return _decorate(fn, type(self))
 
 
 class no_grad(_GradMode):
@@ -86,16 +116,9 @@ class set_grad_enabled(_GradMode):
         return False
 
     def __call__(self, fn):
-        import functools
-
         _mode.enabled = self._prev      # decorating is not switching
         value = self._value
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with set_grad_enabled(value):
-                return fn(*args, **kwargs)
-        return wrapper
+        return _decorate(fn, lambda: set_grad_enabled(value))
 
 
 class inference_mode(_GradMode):
@@ -103,9 +126,9 @@ class inference_mode(_GradMode):
 
     PyTorch's inference mode also marks the tensors made inside as inference tensors (no
     version counters, refused by autograd later) to save a little bookkeeping; minidl has no
-    such tensors, so ``inference_mode()`` only turns recording off in this thread.
-    ``inference_mode(False)`` changes nothing (it does not turn recording on). Usable bare as
-    a decorator too (``@minidl.inference_mode``), as in PyTorch.
+    such tensors, so ``inference_mode()`` only turns recording off in this thread, and
+    ``inference_mode(False)`` turns it on (as PyTorch's does, even inside ``no_grad``). Usable
+    bare as a decorator too (``@minidl.inference_mode``), as in PyTorch.
     """
 
     def __new__(cls, mode=True):
@@ -121,16 +144,8 @@ class inference_mode(_GradMode):
 
     def __enter__(self):
         _mode.saved.append(_mode.enabled)
-        if self._mode_on:
-            _mode.enabled = False
+        _mode.enabled = not self._mode_on
 
     def __call__(self, fn):
-        import functools
-
         on = self._mode_on
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with inference_mode(on):
-                return fn(*args, **kwargs)
-        return wrapper
+        return _decorate(fn, lambda: inference_mode(on))

@@ -8,7 +8,10 @@ every path, and may return a replacement. Where the hooks live follows PyTorch:
   (``autograd.run_backward``) takes that node's complete output gradients off its queue,
   before ``retain_grad`` keeps them and before the node's backward;
 - a leaf's hooks sit on the leaf (``tensor._hooks``) and run once its gradient of this
-  backward is complete, before it is added into ``.grad``.
+  backward is complete, before it is added into ``.grad``. minidl completes the leaves'
+  gradients after the whole graph is walked, so parameter hooks run after every module's
+  backward hook; PyTorch runs each as soon as that leaf's gradient is ready. The values are
+  the same, only the order of the calls differs.
 
 Hooks get and return Tensors wrapping the engine's arrays: nothing is copied or read back
 from the device (no host synchronization). Only a gradient's shape, dtype and device are

@@ -160,11 +160,12 @@ def test_inference_mode():
     with minidl.inference_mode():
         assert not minidl.is_grad_enabled() and not _records()
     assert minidl.is_grad_enabled()
-    with minidl.inference_mode(False):          # changes nothing
+    with minidl.inference_mode(False):
         assert minidl.is_grad_enabled()
     with minidl.no_grad():
-        with minidl.inference_mode(False):      # does not turn recording on
-            assert not minidl.is_grad_enabled()
+        with minidl.inference_mode(False):      # turns recording on, as PyTorch's does
+            assert minidl.is_grad_enabled()
+        assert not minidl.is_grad_enabled()
 
     @minidl.inference_mode
     def bare():
@@ -208,3 +209,24 @@ def test_grad_mode_matches_torch_semantics():
             off = lib.is_grad_enabled()
         assert (on, off) == (True, False), lib.__name__
     np.testing.assert_array_equal(minidl.ones(2).numpy(), torch.ones(2).numpy())
+
+
+@pytest.mark.parametrize("make", [minidl.no_grad, lambda: minidl.set_grad_enabled(False),
+                                  minidl.inference_mode],
+                         ids=["no_grad", "set_grad_enabled", "inference_mode"])
+def test_grad_mode_decorators_cover_a_generator_body(make):
+    """Decorating a generator function must switch recording off inside its body at every
+    step (not only while the generator object is made), and give the caller its own mode
+    back between steps, as PyTorch does."""
+    @make()
+    def gen():
+        got = yield _records()
+        yield got, _records()
+        return "done"
+
+    g = gen()
+    assert next(g) is False and minidl.is_grad_enabled()
+    assert g.send("sent") == ("sent", False) and minidl.is_grad_enabled()
+    with pytest.raises(StopIteration) as stop:
+        next(g)
+    assert stop.value.value == "done"

@@ -19,7 +19,9 @@ from .loss import REDUCTIONS, _expand_reduced, _reduce, check_legacy, check_redu
 class BCE(Function):
     """loss = -w (t log x + (1 - t) log(1 - x)), each log clamped at -100 as in PyTorch.
 
-    Gradient: gx = g w (x - t) / max(x (1 - x), 1e-12), gt = g w (log(1 - x) - log x)."""
+    Gradient: gx = g w (x - t) / max(x (1 - x), 1e-12), gt = g w (log(1 - x) - log x) with
+    the logs clamped as in the forward (so +-100 w g at x = 0 or 1, where PyTorch's target
+    gradient, -logit(x) unclamped, is infinite)."""
 
     def __init__(self, reduction):
         self.reduction = reduction
