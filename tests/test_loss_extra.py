@@ -9,7 +9,7 @@ import pytest
 import minidl
 import minidl.functional as F
 import minidl.nn as nn
-from tests.helpers import check_op, to_tensor
+from tests.helpers import check_op, host, to_tensor
 
 REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}
 REDUCTIONS = list(REDUCE)
@@ -282,3 +282,22 @@ def test_module_weights_are_buffers_and_arguments_are_checked_at_construction():
         nn.SmoothL1Loss(beta=-0.1)
     with pytest.raises(TypeError, match="KLDivLoss: 'log_target' must be True or False"):
         nn.KLDivLoss(log_target=1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32])
+def test_small_integer_labels_work_with_the_default_ignore_index(device, dtype):
+    """uint8 labels (segmentation masks) against ignore_index=-100: CuPy 14 raises
+    OverflowError for a comparison with an int its dtype cannot hold (the emulated GPU does
+    too), so labels are compared as int64."""
+    x = to_tensor(np.random.default_rng(0).standard_normal((4, 3)), device, requires_grad=True)
+    t = to_tensor(np.array([0, 2, 1, 2], dtype), device)
+    want = F.cross_entropy(x, t.long())
+    np.testing.assert_allclose(host(F.cross_entropy(x, t)), host(want), rtol=1e-12)
+    np.testing.assert_allclose(host(F.nll_loss(F.log_softmax(x, 1), t)),
+                               host(F.nll_loss(F.log_softmax(x, 1), t.long())), rtol=1e-12)
+    assert host(F.one_hot(t, 300)).shape == (4, 300)
+    w = to_tensor(np.random.default_rng(1).standard_normal((300, 2)), device,
+                  requires_grad=True)
+    F.embedding(t, w).sum().backward()
+    assert host(w.grad)[:3].sum() == pytest.approx(8.0)
+    F.gather(x, 1, to_tensor(np.array([[0], [2], [1], [1]], dtype), device))

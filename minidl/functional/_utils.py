@@ -140,3 +140,10 @@ def relu_mask(g, y):
 
     threads.parallel(part, y1.shape[0], items=y1.size)
     return out
+
+
+def int64_indices(a):
+    """Integer labels or indices as int64 (a no-op for int64). Comparing a uint8 or int8 array
+    with a Python int outside its range (labels against ignore_index=-100 or C=300) raises
+    OverflowError in CuPy 14 (NEP 50), and np.where wraps such a value silently."""
+    return a if a.dtype == np.int64 else a.astype(np.int64)

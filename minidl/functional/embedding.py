@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
-from ._utils import check_float, check_tensor
+from ._utils import check_float, check_tensor, int64_indices
 
 
 def segment_sum(ids, rows, num_segments, scale_by_count=False):
@@ -121,7 +121,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                         f"{scale_grad_by_freq!r}")
     V = weight.shape[0]
     padding_idx = check_padding_idx("embedding", padding_idx, V)
-    idx = input.data
+    idx = int64_indices(input.data)
     if idx.size:
         def error(idx=idx):
             lo, hi = int(idx.min()), int(idx.max())

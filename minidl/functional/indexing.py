@@ -10,7 +10,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor, is_real
-from ._utils import check_tensor, normalize_dim, sum_to, type_name
+from ._utils import check_tensor, int64_indices, normalize_dim, sum_to, type_name
 from .elementwise import cast, to_device
 from .shape import reshape
 
@@ -305,7 +305,7 @@ def gather(input, dim, index, *, sparse_grad=False):
     if any(a > b for e, (a, b) in enumerate(zip(index.shape, input.shape)) if e != d):
         raise ValueError(f"gather: 'index' of shape {index.shape} must be no larger than "
                          f"'input' {input.shape} outside dim {d}")
-    idx, n = index.data, input.shape[d]
+    idx, n = int64_indices(index.data), input.shape[d]
     if idx.size:
         if n == 0:
             raise IndexError(f"gather: dim {d} of 'input' is empty, so no index is valid")
@@ -335,7 +335,7 @@ def one_hot(tensor, num_classes=-1):
     if C < -1:
         raise ValueError(f"one_hot: 'num_classes' must be -1 (inferred) or non-negative, "
                          f"got {C}")
-    t = tensor.data
+    t = int64_indices(tensor.data)
     xp = backend.xp_of(t)
 
     def error():

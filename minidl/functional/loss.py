@@ -13,7 +13,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, is_real
-from ._utils import check_float, check_tensor, type_name
+from ._utils import check_float, check_tensor, int64_indices, type_name
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -302,7 +302,7 @@ def _check_class_target(op, input, target, ignore_index, C):
     if target.shape != expected:
         raise ValueError(f"{op}: 'target' must have shape {expected} to match input "
                          f"{input.shape}, got {target.shape}")
-    t = target.data
+    t = int64_indices(target.data)
     if t.size == 0:
         return t, None
     xp = backend.xp_of(t)

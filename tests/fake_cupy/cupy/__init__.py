@@ -58,6 +58,7 @@ class ndarray(_np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         _refuse_host(ufunc.__name__, inputs)
+        _refuse_out_of_range_ints(ufunc.__name__, inputs)
         tape = cuda._tape()
         if tape is not None and ufunc is _np.matmul:
             _refuse_blas()
@@ -151,6 +152,21 @@ for _name in ("item", "tolist", "__float__", "__int__", "__bool__", "__index__",
 _BLAS = {"dot", "vdot", "inner", "tensordot", "einsum", "matmul"}
 _IN_PLACE = {"copyto", "put", "place", "putmask", "fill_diagonal"}
 _NO_WORK = {"empty", "empty_like"}
+
+
+def _refuse_out_of_range_ints(name, inputs):
+    """As CuPy 14 (NEP 50): a Python int operand that its integer array operand's dtype
+    cannot hold raises OverflowError, comparisons included (NumPy 2 special-cases those)."""
+    ints = [x for x in inputs if isinstance(x, int) and not isinstance(x, bool)]
+    if not ints:
+        return
+    for a in inputs:
+        if isinstance(a, _np.ndarray) and a.dtype.kind in "iu":
+            info = _np.iinfo(a.dtype)
+            for v in ints:
+                if not info.min <= v <= info.max:
+                    raise OverflowError(f"fake cupy: {name}: Python integer {v} out of bounds "
+                                        f"for {a.dtype} (as CuPy 14)")
 
 
 def _refuse_blas():
