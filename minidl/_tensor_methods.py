@@ -271,6 +271,8 @@ class TensorMethods:
         return _F.chunk(self, chunks, dim)
 
     def flip(self, *dims):
+        if not dims:
+            raise TypeError("flip: missing the dims to flip (x.flip(0), x.flip(0, 1))")
         return _F.flip(self, dims[0] if len(dims) == 1 else dims)
 
     def roll(self, shifts, dims=None):

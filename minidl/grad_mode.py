@@ -81,12 +81,27 @@ class _GradMode:
         return _decorate(fn, type(self))
 
 
-class no_grad(_GradMode):
+class _BareDecorator(_GradMode):
+    """Also usable as a bare decorator, ``@minidl.no_grad`` without parentheses (PyTorch 2)."""
+
+    def __new__(cls, *args):
+        if len(args) == 1 and callable(args[0]):
+            return cls()(args[0])
+        if args:
+            raise TypeError(f"{cls.__name__}() takes no arguments (as a decorator: "
+                            f"@{cls.__name__} or @{cls.__name__}()), got {args!r}")
+        return super().__new__(cls)
+
+    def __init__(self, *args):
+        pass
+
+
+class no_grad(_BareDecorator):
     """Context manager / decorator: ops inside record no graph (inference, optimizer steps)."""
     _value = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_BareDecorator):
     """Context manager / decorator: turn recording back on inside a ``no_grad`` block."""
     _value = True
 

@@ -425,7 +425,9 @@ class Tensor(TensorMethods):
             raise RuntimeError(
                 f"{name}: in-place change of a tensor that requires grad; wrap it in "
                 "minidl.no_grad() (as nn.init and the optimizers do)")
-        if not getattr(self.data.flags, "writeable", True):     # CuPy's flags have none
+        a = self.data                # CuPy's flags have no writeable: look for repeats (stride 0)
+        if not getattr(a.flags, "writeable", True) or any(
+                st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
             raise RuntimeError(f"{name}: this tensor's memory is read-only (a broadcast view, "
                                "as expand makes, repeats elements); clone() it first")
 

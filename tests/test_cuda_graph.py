@@ -470,3 +470,14 @@ def test_fake_capture_records_instead_of_running():
     np.testing.assert_array_equal(b.get(), [4, 4, 4])
     g.launch()
     np.testing.assert_array_equal(b.get(), [6, 6, 6])
+
+
+@cuda
+def test_sorting_is_refused_in_a_capture_with_minidls_error():
+    """CuPy's sort runs through thrust, which synchronizes: it cannot be captured."""
+    model, _, _ = _setup()
+    x, y = _batches(1)[0]
+    graphed = GraphedStep(lambda x, y: model(x).topk(2, 1).values.sum(), warmup=1)
+    graphed(x, y)
+    with pytest.raises(RuntimeError, match="sorting on the GPU .* inside a step being captured"):
+        graphed(x, y)

@@ -230,3 +230,18 @@ def test_grad_mode_decorators_cover_a_generator_body(make):
     with pytest.raises(StopIteration) as stop:
         next(g)
     assert stop.value.value == "done"
+
+
+def test_no_grad_and_enable_grad_work_as_bare_decorators():
+    @minidl.no_grad
+    def off():
+        return _records()
+
+    @minidl.enable_grad
+    def on():
+        return _records()
+    assert off() is False and minidl.is_grad_enabled() and off.__name__ == "off"
+    with minidl.no_grad():
+        assert on() is True and not minidl.is_grad_enabled()
+    with pytest.raises(TypeError, match=r"no_grad\(\) takes no arguments"):
+        minidl.no_grad(3)

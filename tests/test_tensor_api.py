@@ -275,3 +275,12 @@ def test_in_place_integer_arithmetic_wraps_and_new_full_checks_its_value(device)
         a.new_full((2,), 300)
     with pytest.raises(TypeError, match=r"new_zeros: 'dtype' must be a dtype"):
         a.new_zeros(2, dtype="foo")
+
+
+def test_flip_needs_dims_and_in_place_ops_refuse_broadcast_views(device):
+    x = to_tensor(np.ones((1, 3)), device)
+    with pytest.raises(TypeError, match="flip: missing the dims"):
+        x.flip()
+    view = x.expand(4, 3)               # stride 0: CuPy has no read-only flag to tell it
+    with pytest.raises(RuntimeError, match="add_: this tensor's memory is read-only"):
+        view.add_(1)

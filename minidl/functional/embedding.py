@@ -32,6 +32,8 @@ def segment_sum(ids, rows, num_segments, scale_by_count=False):
     out = xp.zeros((num_segments + 1, rows.shape[1]), rows.dtype)   # + a spare row
     if M == 0:
         return out[:num_segments]
+    if xp is not np:                # CuPy sorts with thrust, which waits for the device
+        backend.refuse_in_capture("embedding's backward on the GPU (it sorts the indices)")
     order = xp.argsort(ids, **({"kind": "stable"} if xp is np else {}))   # CuPy's: stable
     s = ids[order]
     G = rows[order]                                   # (M, D), each id's rows together

@@ -77,6 +77,8 @@ def _sort_indices(x, dim, descending):
     """Positions that sort ``x`` along ``dim`` stably (ties keep their order) and NaN last
     (first when descending)."""
     xp = backend.xp_of(x)
+    if xp is not np:                # CuPy sorts with thrust, which waits for the device
+        backend.refuse_in_capture("sorting on the GPU (sort, argsort, topk)")
     stable = {"kind": "stable"} if xp is np else {}     # CuPy's sorts are stable, and older
     if not descending:                                   # CuPy takes no 'kind'
         return xp.argsort(x, axis=dim, **stable)

@@ -308,6 +308,7 @@ def _stable(f):
     """CuPy's sorts are always stable (and older CuPy takes no ``kind``): NumPy's default
     quicksort would order equal keys differently from a real GPU."""
     def sort(a, axis=-1, kind=None, **kwargs):
+        _refuse_read(f"{f.__name__} (thrust synchronizes)")       # cupy/cupy#9126
         if kind not in (None, "stable"):
             raise NotImplementedError(f"fake cupy: {f.__name__} kind={kind!r} (CuPy sorts are "
                                       "stable and take no other kind)")
