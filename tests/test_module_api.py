@@ -245,3 +245,14 @@ def test_no_grad_and_enable_grad_work_as_bare_decorators():
         assert on() is True and not minidl.is_grad_enabled()
     with pytest.raises(TypeError, match=r"no_grad\(\) takes no arguments"):
         minidl.no_grad(3)
+
+
+def test_state_dict_lists_a_shared_module_under_every_name_as_pytorch():
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(nn.Linear(2, 2), nn.Sequential(shared, nn.ReLU()), shared)
+    keys = list(net.state_dict())
+    assert keys == ["0.weight", "0.bias", "1.0.weight", "1.0.bias", "2.weight", "2.bias"]
+    assert len(list(net.parameters())) == 4                     # parameters() stays unique
+    state = {k: v.numpy() + 1.0 for k, v in net.state_dict().items()}
+    net.load_state_dict(state)                                   # no "unexpected keys"
+    np.testing.assert_array_equal(shared.weight.numpy(), state["2.weight"])

@@ -349,7 +349,8 @@ class Module(ModuleHooks):
     def state_dict(self):
         """Ordered {dotted name: Tensor} of parameters and persistent buffers (sharing data)."""
         out = OrderedDict()
-        for prefix, mod in self.named_modules():
+        # a module used in several places is listed under each of its names, as in PyTorch
+        for prefix, mod in self.named_modules(remove_duplicate=False):
             pre = prefix + "." if prefix else ""
             for n, p in mod._parameters.items():
                 if p is not None:
@@ -372,7 +373,7 @@ class Module(ModuleHooks):
                             f"got {type(state_dict).__name__}")
         own = self.state_dict()
         targets = {}
-        for prefix, mod in self.named_modules():
+        for prefix, mod in self.named_modules(remove_duplicate=False):
             pre = prefix + "." if prefix else ""
             for reg in (mod._parameters, mod._buffers):
                 for n, t in reg.items():
