@@ -10,6 +10,18 @@ from .conv import (_columns, _conv_forward, _flipped_transposed, _grouped_matmul
                    _input_grad_col2im, check_conv_args, check_conv_bias)
 
 
+def check_output_padding(op, output_padding, stride, dilation):
+    """output_padding as a pair, each smaller than the stride or the dilation of its axis
+    (PyTorch's rule: more would add rows no input position reaches)."""
+    opad = check_pair(op, "output_padding", output_padding, 0)
+    for a in range(2):
+        if opad[a] >= stride[a] and opad[a] >= dilation[a]:
+            raise ValueError(f"{op}: 'output_padding' must be smaller than either stride or "
+                             f"dilation, got output_padding {opad}, stride {stride}, "
+                             f"dilation {dilation}")
+    return opad
+
+
 def conv_transpose_out_size(size, kernel, stride, padding, output_padding, dilation):
     """Output length of a transposed convolution (PyTorch's rule):
     (size - 1)*stride - 2*padding + dilation*(kernel - 1) + output_padding + 1."""
@@ -105,11 +117,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     op = "conv_transpose2d"
     s, p, d, groups = check_conv_args(op, input, weight, "(C_in, C_out/groups, KH, KW)", stride,
                                       padding, dilation, groups)
-    opad = check_pair(op, "output_padding", output_padding, 0)
-    for a in range(2):
-        if opad[a] >= s[a] and opad[a] >= d[a]:
-            raise ValueError(f"{op}: 'output_padding' must be smaller than either stride or "
-                             f"dilation, got output_padding {opad}, stride {s}, dilation {d}")
+    opad = check_output_padding(op, output_padding, s, d)
     N, C, H, W = input.shape
     Ci, Og, KH, KW = weight.shape
     if Ci < 1 or Og < 1 or min(KH, KW) < 1:

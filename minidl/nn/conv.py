@@ -9,10 +9,8 @@ import numpy as np
 from .. import functional as F
 from . import init
 from ..functional._utils import check_pair
-from ..functional.conv_transpose import conv_transpose_out_size
+from ..functional.conv_transpose import check_output_padding, conv_transpose_out_size
 from .module import Module, Parameter
-
-
 
 
 class Conv2d(Module):
@@ -103,14 +101,9 @@ class ConvTranspose2d(Module):
         self.kernel_size = check_pair(op, "kernel_size", kernel_size, 1)
         self.stride = check_pair(op, "stride", stride, 1)
         self.padding = check_pair(op, "padding", padding, 0)
-        self.output_padding = check_pair(op, "output_padding", output_padding, 0)
         self.dilation = check_pair(op, "dilation", dilation, 1)
-        for a in range(2):
-            if self.output_padding[a] >= max(self.stride[a], self.dilation[a]):
-                raise ValueError(
-                    f"{op}: 'output_padding' must be smaller than either stride or dilation, "
-                    f"got output_padding {self.output_padding}, stride {self.stride}, "
-                    f"dilation {self.dilation}")
+        self.output_padding = check_output_padding(op, output_padding, self.stride,
+                                                   self.dilation)
         self.groups = int(groups)
         shape = (in_channels, out_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(shape, dtype=dtype))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ..autograd import Function, is_grad_enabled
-from ..hooks import RemovableHandle, check_callable
+from ..hooks import RemovableHandle, _name, check_callable
 from ..tensor import Tensor
 
 
@@ -269,10 +269,6 @@ def _check_grads(kind, hook, what, new, old):
                 f"{kind} {_name(hook)}: {what}[{i}] has shape {g.shape}, dtype {g.dtype} on "
                 f"{g.device}; expected {o.shape}, {o.dtype} on {o.device}")
     return tuple(new)
-
-
-def _name(hook):
-    return repr(getattr(hook, "__qualname__", None) or type(hook).__name__)
 
 
 def _describe(x):
