@@ -209,11 +209,11 @@ class TensorMethods:
     def contiguous(self):
         return _F.contiguous(self)
 
-    def var(self, dim=None, unbiased=True, keepdim=False):
-        return _F.var(self, dim, unbiased, keepdim)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _F.var(self, dim, unbiased, keepdim, correction=correction)
 
-    def std(self, dim=None, unbiased=True, keepdim=False):
-        return _F.std(self, dim, unbiased, keepdim)
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        return _F.std(self, dim, unbiased, keepdim, correction=correction)
 
     def argmax(self, dim=None, keepdim=False):
         return _F.argmax(self, dim, keepdim)

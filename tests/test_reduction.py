@@ -537,3 +537,17 @@ def test_logsumexp_of_an_empty_dim_is_minus_inf_and_ints_give_float32(device):
     z = F.logsumexp(to_tensor(np.array([1, 2, 3]), device), 0)
     assert z.dtype == np.float32
     assert host(z).item() == pytest.approx(np.log(np.exp([1.0, 2.0, 3.0]).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("correction", [0, 1, 2])
+def test_var_std_take_pytorch_2_correction(device, rng, correction):
+    x = rng.standard_normal((3, 5))
+    n = 5
+    ref_var = ((x - x.mean(1, keepdims=True)) ** 2).sum(1) / (n - correction)
+    check_op(lambda t: t.var(1, correction=correction), [x], lambda a: ref_var, device)
+    check_op(lambda t: F.std(t, 1, correction=correction), [x], lambda a: np.sqrt(ref_var),
+             device)
+    with pytest.raises(TypeError, match="var: give either 'unbiased' or 'correction'"):
+        F.var(to_tensor(x, device), 1, True, correction=0)
+    with pytest.raises(ValueError, match="std: 'correction' must be a number >= 0"):
+        F.std(to_tensor(x, device), 1, correction=-1)

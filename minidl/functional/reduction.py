@@ -425,24 +425,37 @@ def any(input, dim=None, keepdim=False):
     return _logical("any", input, dim, keepdim)
 
 
-def _ddof(op, unbiased):
+def _ddof(op, unbiased, correction):
+    """n - ddof is the divisor: ``correction`` (PyTorch 2's keyword) or 1/0 from the older
+    ``unbiased`` bool; not both."""
+    if correction is not None:
+        if unbiased is not None:
+            raise TypeError(f"{op}: give either 'unbiased' or 'correction', not both")
+        if not is_real(correction) or correction < 0:
+            raise ValueError(f"{op}: 'correction' must be a number >= 0, got {correction!r}")
+        return correction
+    if unbiased is None:
+        return 1
     if not isinstance(unbiased, (bool, np.bool_)):
         raise TypeError(f"{op}: 'unbiased' must be a bool, got {type(unbiased).__name__} "
                         f"{unbiased!r} (PyTorch's argument order: dim, unbiased, keepdim)")
     return 1 if unbiased else 0
 
 
-def var(input, dim=None, unbiased=True, keepdim=False):
-    """Variance over ``dim``; divides by n - 1 when ``unbiased`` (PyTorch's default), else n.
-    The arguments come in PyTorch's order (dim, unbiased, keepdim)."""
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over ``dim``: the sum of squared deviations divided by n - correction
+    (``correction`` = 1, Bessel's, by default; ``unbiased=False`` is correction 0). The
+    arguments come in PyTorch's order (dim, unbiased, keepdim; correction by keyword)."""
     check_float("var", "input", input)
-    return Var(_reduce_args("var", input, dim, keepdim), keepdim, _ddof("var", unbiased))(input)
+    ddof = _ddof("var", unbiased, correction)
+    return Var(_reduce_args("var", input, dim, keepdim), keepdim, ddof)(input)
 
 
-def std(input, dim=None, unbiased=True, keepdim=False):
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     """Standard deviation, sqrt(var), with var's arguments (see ``Std`` for the gradient)."""
     check_float("std", "input", input)
-    return Std(_reduce_args("std", input, dim, keepdim), keepdim, _ddof("std", unbiased))(input)
+    ddof = _ddof("std", unbiased, correction)
+    return Std(_reduce_args("std", input, dim, keepdim), keepdim, ddof)(input)
 
 
 def _arg(op, input, dim, keepdim):
