@@ -80,3 +80,18 @@ def test_mask_is_read_once_and_backward_assigns(monkeypatch, rng):
     assert calls == {"nonzero": 1, "mask_index": 0, "scatter": 0}
     np.testing.assert_array_equal(host(y), x[x > 0])
     np.testing.assert_array_equal(host(t.grad), (x > 0).astype(float))
+
+
+@pytest.mark.cuda
+def test_out_of_range_integer_indices_on_the_gpu_raise_at_the_next_synchronization():
+    """CuPy takes out-of-range integer indices modulo the axis size (NumPy raises; the
+    emulated CuPy wraps as CuPy does): minidl checks them on the device and raises at the
+    next synchronization, as for out-of-range labels."""
+    x = minidl.arange(12.0, device="cuda").reshape(3, 4)
+    idx = minidl.tensor(np.array([0, 5]), device="cuda")
+    y = x[:, idx]                                          # no host read here
+    with pytest.raises(IndexError, match=r"getitem: index 5 is out of range for axis 1 of "
+                       r"size 4 \(tensor shape \(3, 4\)\)"):
+        y.numpy()
+    assert x[minidl.tensor(np.array([2, -3]), device="cuda")].shape == (2, 4)   # in range
+    minidl.synchronize("cuda")

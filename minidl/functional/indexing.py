@@ -31,14 +31,18 @@ def _is_mask(it):
     return hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim > 0
 
 
+def _width(it):
+    """How many axes of the indexed array one index item consumes."""
+    if it is None or it is Ellipsis or isinstance(it, (bool, np.bool_)) or (
+            hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim == 0):
+        return 0
+    return it.ndim if _is_mask(it) else 1
+
+
 def _check_mask_shapes(items, shape):
     """Raise NumPy's IndexError when a boolean mask does not match the axes it covers (its
     integer positions would index them without complaint)."""
-    def width(it):
-        if it is None or it is Ellipsis or isinstance(it, (bool, np.bool_)) or (
-                hasattr(it, "dtype") and it.dtype.kind == "b" and it.ndim == 0):
-            return 0
-        return it.ndim if _is_mask(it) else 1
+    width = _width
     pos, used = 0, sum(width(it) for it in items)
     for it in items:
         if it is Ellipsis:
@@ -191,6 +195,39 @@ def _index_component(it):
     return it
 
 
+def _check_range_later(index, shape):
+    """CuPy takes out-of-range integer-array indices modulo the axis size (NumPy raises):
+    each integer array is checked on the device and the error raised at the next
+    synchronization (``backend.check_later``), as the losses do for labels."""
+    items = index if isinstance(index, tuple) else (index,)
+    pos, used, found = 0, sum(_width(it) for it in items), []
+    for it in items:
+        if it is Ellipsis:
+            pos += max(len(shape) - used, 0)
+            continue
+        if hasattr(it, "dtype") and it.dtype.kind in "iu" and it.ndim > 0 and pos < len(shape):
+            found.append((it, pos, shape[pos]))
+        pos += _width(it)
+    if not found:
+        return
+    flag = None
+    for it, _, n in found:
+        a = int64_indices(it)
+        bad = ((a < -n) | (a >= n)).any()
+        flag = bad if flag is None else flag | bad
+
+    def error():
+        for it, axis, n in found:
+            lo, hi = int(it.min()), int(it.max())
+            if lo < -n or hi >= n:
+                bad = lo if lo < -n else hi
+                return IndexError(f"getitem: index {bad} is out of range for axis {axis} of "
+                                  f"size {n} (tensor shape {tuple(shape)})")
+        return IndexError("getitem: an index was out of range in a step since the last "
+                          "synchronization")
+    backend.check_later(flag, error)
+
+
 def getitem(input, index):
     """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks."""
     check_tensor("getitem", "input", input)
@@ -207,6 +244,8 @@ def getitem(input, index):
             index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
                           for i in items)
             break
+    if backend._is_cupy_array(input.data):
+        _check_range_later(index, input.shape)
     try:
         return GetItem(index)(input)
     except IndexError as exc:

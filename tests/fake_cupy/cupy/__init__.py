@@ -102,7 +102,7 @@ class ndarray(_np.ndarray):
     def __getitem__(self, key):
         if cuda._tape() is not None and _masks(key):
             _refuse_read("boolean-mask indexing (its result's size)")
-        return _call(_np.ndarray.__getitem__, (self, key), {})
+        return _call(_getitem, (self, key), {})
 
     def nonzero(self):
         return _call(_np.nonzero, (self,), {})
@@ -184,6 +184,36 @@ def _refuse_read(what):
         cuda.get_current_stream().invalidated = True
         raise RuntimeError(f"fake cupy: {what} during stream capture needs the device to sync "
                            "with the host (cudaErrorStreamCaptureUnsupported)")
+
+
+def _wrap_indices(key, shape):
+    """As CuPy: integer-array indices are taken modulo their axis's size instead of raising
+    (CuPy's "out-of-bounds indices" difference from NumPy)."""
+    items = key if isinstance(key, tuple) else (key,)
+    if not any(isinstance(k, _np.ndarray) and k.dtype.kind in "iu" and k.ndim for k in items):
+        return key
+
+    def width(k):
+        if k is None or k is Ellipsis or isinstance(k, (bool, _np.bool_)):
+            return 0
+        if isinstance(k, _np.ndarray) and k.dtype == bool:
+            return k.ndim
+        return 1
+    used, pos, out = sum(width(k) for k in items), 0, []
+    for k in items:
+        if k is Ellipsis:
+            pos += max(len(shape) - used, 0)
+        elif isinstance(k, _np.ndarray) and k.dtype.kind in "iu" and k.ndim and pos < len(shape):
+            k = _np.mod(k.view(_np.ndarray), shape[pos]).view(type(k)) if shape[pos] else k
+        pos += 0 if k is Ellipsis else width(k)
+        out.append(k)
+    return tuple(out)
+
+
+def _getitem(a, key):
+    """a[key] with CuPy's wrapped integer indices (a function of its own, so that a captured
+    graph recomputes the wrapped indices at every replay)."""
+    return _np.ndarray.__getitem__(a, _wrap_indices(key, a.shape))
 
 
 def _masks(key):
