@@ -284,3 +284,12 @@ def test_flip_needs_dims_and_in_place_ops_refuse_broadcast_views(device):
     view = x.expand(4, 3)               # stride 0: CuPy has no read-only flag to tell it
     with pytest.raises(RuntimeError, match="add_: this tensor's memory is read-only"):
         view.add_(1)
+
+
+def test_comparing_small_ints_with_an_int_they_cannot_hold(device):
+    """CuPy 14 raises OverflowError for uint8 == 300 or int8 < -1000 (NEP 50); the answer is
+    still the mathematical one, as NumPy gives."""
+    u = to_tensor(np.array([0, 255], np.uint8), device)
+    assert host(u == 300).tolist() == [False, False] and host(u > -1).tolist() == [True, True]
+    i = to_tensor(np.array([-5, 5], np.int8), device)
+    assert host(i.lt(1000)).tolist() == [True, True] and host(i.ne(-1000)).tolist() == [True] * 2

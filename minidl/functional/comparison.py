@@ -46,6 +46,11 @@ def _named(op, ufunc, input, other):
     if isinstance(other, Tensor):
         r = result_dtype(input, other)
         a, b = a.astype(r, copy=False), b.astype(r, copy=False)
+    elif a.dtype.kind in "iu" and isinstance(b, (int, np.integer)) and not isinstance(
+            b, (bool, np.bool_)) and not np.iinfo(a.dtype).min <= b <= np.iinfo(a.dtype).max:
+        # an int the dtype cannot hold: CuPy 14 raises OverflowError (NEP 50), so compare in
+        # int64 (uint8 == 300 is False, as NumPy says)
+        a = a.astype(np.int64)
     return Tensor(getattr(backend.xp_of(input.data), ufunc)(a, b))
 
 
