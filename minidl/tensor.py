@@ -531,6 +531,13 @@ class Tensor(TensorMethods):
         if self.dtype.kind != "f" and any(isinstance(v, float) for v in bounds):
             raise TypeError(f"clamp_: a float bound cannot clamp this {self.dtype} tensor in "
                             "place (as in PyTorch); convert it first, e.g. x = x.float()")
+        if self.dtype.kind in "iu":        # bounds past the dtype's range bind nothing; CuPy 14
+            info = np.iinfo(self.dtype)    # raises OverflowError for them (NEP 50)
+            min = None if min is None or min <= info.min else min
+            max = None if max is None or max >= info.max else max
+            if min is None and max is None:
+                self._version += 1
+                return self
         backend.xp_of(self.data).clip(self.data, min, max, out=self.data)
         self._version += 1
         return self

@@ -293,3 +293,11 @@ def test_comparing_small_ints_with_an_int_they_cannot_hold(device):
     assert host(u == 300).tolist() == [False, False] and host(u > -1).tolist() == [True, True]
     i = to_tensor(np.array([-5, 5], np.int8), device)
     assert host(i.lt(1000)).tolist() == [True, True] and host(i.ne(-1000)).tolist() == [True] * 2
+
+
+def test_clamp_of_small_ints_with_bounds_past_their_range(device):
+    a = to_tensor(np.array([0, 5, 250], np.uint8), device)
+    a.clamp_(-1, 100)                                   # CuPy 14 would raise for -1
+    assert host(a).tolist() == [0, 5, 100] and a.dtype == np.uint8
+    a.clamp_(-1, 300)
+    assert host(a).tolist() == [0, 5, 100]
