@@ -147,3 +147,10 @@ def int64_indices(a):
     with a Python int outside its range (labels against ignore_index=-100 or C=300) raises
     OverflowError in CuPy 14 (NEP 50), and np.where wraps such a value silently."""
     return a if a.dtype == np.int64 else a.astype(np.int64)
+
+
+def check_bool(op, name, value):
+    """A bool (NumPy's too) as a Python bool, or a clear TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: '{name}' must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)

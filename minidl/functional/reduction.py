@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor, is_real
-from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
+from ._utils import check_bool, check_float, check_tensor, normalize_dim, normalize_dims
 from .elementwise import _promoted, maximum, minimum
 from .sorting import max_along
 
@@ -275,16 +275,9 @@ class Std(Var):
         return _expand_back(k, self.in_shape, self.axes, self.keepdim) * (centered * self.scale)
 
 
-def _check_keepdim(op, keepdim):
-    if not isinstance(keepdim, (bool, np.bool_)):
-        raise TypeError(f"{op}: 'keepdim' must be a bool, got {type(keepdim).__name__} "
-                        f"{keepdim!r}")
-    return bool(keepdim)
-
-
 def _reduce_args(op, input, dim, keepdim=False):
     check_tensor(op, "input", input)
-    _check_keepdim(op, keepdim)
+    check_bool(op, "keepdim", keepdim)
     axes = normalize_dims(op, dim, input.ndim)         # checked for a 0-d input too
     return axes if input.ndim else ()
 
@@ -309,7 +302,7 @@ def _check_nonempty(op, input, axes):
 
 def _max_min(op, input, dim, keepdim):
     check_tensor(op, "input", input)
-    keepdim = _check_keepdim(op, keepdim)
+    keepdim = check_bool(op, "keepdim", keepdim)
     if isinstance(dim, Tensor):                     # max(input, other): elementwise
         if keepdim:
             raise TypeError(f"{op}: 'keepdim' cannot be used with a tensor 'other' "
@@ -460,7 +453,7 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 def _arg(op, input, dim, keepdim):
     check_tensor(op, "input", input)
-    keepdim = _check_keepdim(op, keepdim)
+    keepdim = check_bool(op, "keepdim", keepdim)
     xp = backend.xp_of(input.data)
     fn = xp.argmax if op == "argmax" else xp.argmin
     if dim is None and input.data.size == 0:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..tensor import Tensor
-from ._utils import check_tensor, normalize_dim
+from ._utils import check_bool, check_tensor, normalize_dim
 
 
 def _values_indices(name):
@@ -113,20 +113,14 @@ class Sort(Function):
         return _scatter_along(gy, idx, self.dim, self.r_shape).reshape(self.in_shape)
 
 
-def _check_bool(op, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: '{name}' must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 def sort(input, dim=-1, descending=False, stable=False):
     """Sort along ``dim``: a named tuple ``(values, indices)`` with
     ``values = input.gather(dim, indices)``. Always stable (``stable`` is accepted for
     PyTorch's signature): equal values keep their order; NaN sorts as the largest."""
     check_tensor("sort", "input", input)
     d = normalize_dim("sort", dim, input.ndim)
-    _check_bool("sort", "stable", stable)
-    values, indices = Sort(d, _check_bool("sort", "descending", descending))(input)
+    check_bool("sort", "stable", stable)
+    values, indices = Sort(d, check_bool("sort", "descending", descending))(input)
     return return_types.sort(values, indices)
 
 
@@ -134,8 +128,8 @@ def argsort(input, dim=-1, descending=False, stable=False):
     """The int64 positions that sort ``input`` along ``dim`` (``sort(...).indices``)."""
     check_tensor("argsort", "input", input)
     d = normalize_dim("argsort", dim, input.ndim)
-    _check_bool("argsort", "stable", stable)
-    desc = _check_bool("argsort", "descending", descending)
+    check_bool("argsort", "stable", stable)
+    desc = check_bool("argsort", "descending", descending)
     x = input.data.reshape(1) if input.ndim == 0 else input.data
     return Tensor(_sort_indices(x, d, desc).astype(np.int64).reshape(input.shape))
 
@@ -152,8 +146,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     if not 0 <= k <= n:
         raise ValueError(f"topk: 'k' must be in 0..{n} (the size of dim {dim} of the input "
                          f"of shape {input.shape}), got {k}")
-    _check_bool("topk", "sorted", sorted)
-    values, indices = Sort(d, _check_bool("topk", "largest", largest), int(k))(input)
+    check_bool("topk", "sorted", sorted)
+    values, indices = Sort(d, check_bool("topk", "largest", largest), int(k))(input)
     return return_types.topk(values, indices)
 
 
