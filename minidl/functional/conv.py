@@ -158,6 +158,15 @@ def _grouped_matmul(A, B, groups):
                           B.reshape(groups, -1, L)).reshape(M, L)
 
 
+def _grouped_matmul_nt(A, B, groups):
+    """A (G*M', L) @ B (G*K', L)^T blockwise: (G, M', K') (a plain (M', K') product for G = 1),
+    the weight gradients' product summed over all positions L."""
+    if groups == 1:
+        return kernels.matmul(A, B.T)
+    L = B.shape[1]
+    return kernels.matmul(A.reshape(groups, -1, L), B.reshape(groups, -1, L).transpose(0, 2, 1))
+
+
 def _flipped_transposed(W, groups):
     """Weight of the convolution that maps gy back to gx when stride is 1:
     Wt[g*Cg + c, o, i, j] = W[g*Og + o, c, KH-1-i, KW-1-j]   -> (C, O/G, KH, KW)."""
@@ -206,13 +215,7 @@ class Conv2d(Function):
         if needs[1]:
             kept, self.cols = self.cols, None          # a second backward recomputes them
             cols = kept if kept is not None else _columns(x, (KH, KW), s, p, d)[0]
-            if G == 1:                                  # (O, C*KH*KW): W's own layout
-                gW = kernels.matmul(gY, cols.T)
-            else:
-                L = cols.shape[1]
-                gW = kernels.matmul(gY.reshape(G, O // G, L),
-                                    cols.reshape(G, -1, L).transpose(0, 2, 1))
-            gW = gW.reshape(W.shape)
+            gW = _grouped_matmul_nt(gY, cols, G).reshape(W.shape)   # W's own layout
             if kept is not None:
                 kernels.pool.give(cols)
         if needs[0]:

@@ -7,7 +7,7 @@ from .. import kernels
 from ..autograd import Function
 from ._utils import check_pair
 from .conv import (_columns, _conv_forward, _flipped_transposed, _grouped_matmul,
-                   _input_grad_col2im, check_conv_args, check_conv_bias)
+                   _grouped_matmul_nt, _input_grad_col2im, check_conv_args, check_conv_bias)
 
 
 def check_output_padding(op, output_padding, stride, dilation):
@@ -87,13 +87,7 @@ class ConvTranspose2d(Function):
                 gx = gX.reshape(C, N, H, Wd).transpose(1, 0, 2, 3)
             if needs[1]:
                 X = x.transpose(1, 0, 2, 3).reshape(C, -1)                  # (C, N*H*W)
-                if G == 1:
-                    gW = kernels.matmul(X, cols.T)
-                else:
-                    L = cols.shape[1]
-                    gW = kernels.matmul(X.reshape(G, C // G, L),
-                                        cols.reshape(G, -1, L).transpose(0, 2, 1))
-                gW = gW.reshape(W.shape)
+                gW = _grouped_matmul_nt(X, cols, G).reshape(W.shape)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
 
 
