@@ -12,6 +12,7 @@ from ..kernels import threads
 from ..autograd import Function
 from ..tensor import is_real
 from ._utils import check_float, normalize_dim, relu_mask
+from .elementwise import Clip
 
 
 class ReLU(Function):
@@ -235,16 +236,10 @@ class Softplus(Function):
         return xp.where(bx > self.threshold, gy, gy * _sigmoid(xp, bx))
 
 
-class Hardtanh(Function):
-    """y = min(max(x, lo), hi).  Gradient: gx = gy where lo < x < hi, else 0 (0 at both kinks,
-    as in PyTorch). relu6 is hardtanh with lo = 0, hi = 6."""
-
-    def __init__(self, lo, hi):
-        self.lo, self.hi = lo, hi
-
-    def forward(self, x):
-        self.save_for_backward(x)
-        return backend.xp_of(x).clip(x, self.lo, self.hi)
+class Hardtanh(Clip):
+    """y = min(max(x, lo), hi), clip's forward.  Gradient: gx = gy where lo < x < hi, else 0
+    (0 at both kinks, as in PyTorch, where clip passes it). relu6 is hardtanh with lo = 0,
+    hi = 6."""
 
     def backward(self, gy):
         (x,) = self.saved
