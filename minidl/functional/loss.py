@@ -282,11 +282,17 @@ def _check_class_weight(op, weight, input, C):
     if weight.shape != (C,):
         raise ValueError(f"{op}: 'weight' must have shape ({C},), one weight per class of "
                          f"input {input.shape}, got {weight.shape}")
+    return constant_weight(op, "weight", weight, input,
+                           "class weights are constants (no gradient, as in PyTorch)")
+
+
+def constant_weight(op, arg, weight, input, why):
+    """A loss's weight tensor (checked for shape by the caller) as a raw array of input's
+    dtype: on input's device, and not requiring grad (``why`` says why it is a constant)."""
     if weight.device != input.device:
-        raise RuntimeError(f"{op}: 'weight' is on {weight.device}, 'input' on {input.device}")
+        raise RuntimeError(f"{op}: '{arg}' is on {weight.device}, 'input' on {input.device}")
     if weight.requires_grad and is_grad_enabled():
-        raise ValueError(f"{op}: 'weight' requires grad, but class weights are constants (no "
-                         "gradient, as in PyTorch); pass weight.detach()")
+        raise ValueError(f"{op}: '{arg}' requires grad, but {why}; pass {arg}.detach()")
     return weight.data.astype(input.dtype, copy=False)
 
 

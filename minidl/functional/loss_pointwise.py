@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function
 from ..tensor import Tensor, is_real
 from ._utils import check_float, type_name
-from .loss import REDUCTIONS, _expand_reduced, _reduce, check_legacy, check_reduction
+from .loss import (REDUCTIONS, _expand_reduced, _reduce, check_legacy, check_reduction,
+                   constant_weight)
 
 
 class BCE(Function):
@@ -231,12 +232,7 @@ def _check_elem_weight(op, arg, weight, input):
     if not ok:
         raise ValueError(f"{op}: '{arg}' of shape {weight.shape} must broadcast to input's "
                          f"shape {input.shape}")
-    if weight.device != input.device:
-        raise RuntimeError(f"{op}: '{arg}' is on {weight.device}, 'input' on {input.device}")
-    if weight.requires_grad and is_grad_enabled():
-        raise ValueError(f"{op}: '{arg}' requires grad, but minidl treats it as a constant; "
-                         f"pass {arg}.detach()")
-    return weight.data.astype(input.dtype, copy=False)
+    return constant_weight(op, arg, weight, input, "minidl treats it as a constant")
 
 
 def check_positive(op, name, value, allow_zero):
