@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from ._checks import check_bool
+
 _cupy = None          # the cupy module once imported successfully
 _cupy_error = None    # why importing it failed, if it did
 
@@ -210,10 +212,7 @@ def set_tf32(enabled):
     default; float64 and the CPU are never affected. Turning it on needs CuPy and a GPU.
     """
     global _tf32
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise TypeError(f"set_tf32: enabled must be True or False, got "
-                        f"{type(enabled).__name__} {enabled!r}")
-    enabled = bool(enabled)
+    enabled = check_bool("set_tf32", "enabled", enabled)
     if enabled and not is_cuda_available():
         raise RuntimeError("set_tf32: TF32 is a GPU matrix-multiply mode; it needs CuPy and a "
                            "CUDA GPU (this machine has none usable)")

@@ -8,9 +8,8 @@ for arrays. Work on a GPU is placed with ``tensor.to("cuda")`` / ``model.to("cud
 """
 from __future__ import annotations
 
-import numbers
-
 from . import backend, random
+from ._checks import check_int
 
 
 def is_available():
@@ -45,11 +44,9 @@ def synchronize(device=None):
 def manual_seed(seed):
     """Seed the default generator of every visible GPU (the CPU's is left as it is; use
     ``minidl.manual_seed`` for all devices)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"minidl.cuda.manual_seed: seed must be a non-negative int, got "
-                         f"{seed!r}")
+    seed = check_int("minidl.cuda.manual_seed", "seed", seed, 0)
     for i in range(device_count()):
-        random.default_generator(f"cuda:{i}").seed(int(seed))
+        random.default_generator(f"cuda:{i}").seed(seed)
 
 
 manual_seed_all = manual_seed

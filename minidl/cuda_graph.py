@@ -51,6 +51,7 @@ already queued on the current stream and before the work queued on it afterwards
 from __future__ import annotations
 
 from . import backend
+from ._checks import check_int
 from .tensor import Tensor
 
 _pools = []      # the private memory pools of all captures: kept, see the module docstring
@@ -75,8 +76,7 @@ class GraphedStep:
     def __init__(self, fn, warmup=2):
         if not callable(fn):
             raise TypeError(f"GraphedStep: fn must be callable, got {type(fn).__name__}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
-            raise ValueError(f"GraphedStep: warmup must be an int >= 1, got {warmup!r}")
+        warmup = check_int("GraphedStep", "warmup", warmup, 1)
         self.fn, self.warmup = fn, warmup
         self._eager_left = warmup
         self.calls = self.captures = 0

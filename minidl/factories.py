@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
+from ._checks import check_int, check_number
 from .random import default_generator
-from .tensor import Tensor, _as_array, float32, is_real
+from .tensor import Tensor, _as_array, float32
 
 
 def _dtype(op, dtype, default=None, kinds="biuf"):
@@ -23,20 +24,6 @@ def _dtype(op, dtype, default=None, kinds="biuf"):
         want = {"f": "floating point", "iu": "an integer type"}.get(kinds, "a numeric type")
         raise TypeError(f"{op}: dtype must be {want}, got {dt}")
     return dt
-
-
-def _count(op, name, value):
-    """A non-negative int argument (a size or a count), or a clear error."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < 0:
-        raise ValueError(f"{op}: '{name}' must be a non-negative int, got {value!r}")
-    return int(value)
-
-
-def _number(op, name, value):
-    if not is_real(value):
-        raise TypeError(f"{op}: '{name}' must be a number, got {type(value).__name__}")
-    return value
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
@@ -100,7 +87,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if isinstance(fill_value, (bool, np.bool_)):
         dtype = np.bool_ if dtype is None else dtype
     else:
-        _number("full", "fill_value", fill_value)
+        check_number("full", "fill_value", fill_value)
     if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(
             fill_value, bool):
         dtype = np.int64
@@ -136,7 +123,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     for name, v in (("start", start), ("end", end), ("step", step)):
-        _number("arange", name, v)
+        check_number("arange", name, v)
     if step == 0:
         raise ValueError("arange: 'step' must be non-zero")
     if dtype is None:
@@ -149,17 +136,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """``steps`` evenly spaced values from start to end inclusive."""
-    _number("linspace", "start", start)
-    _number("linspace", "end", end)
-    data = np.linspace(start, end, _count("linspace", "steps", steps),
+    check_number("linspace", "start", start)
+    check_number("linspace", "end", end)
+    data = np.linspace(start, end, check_int("linspace", "steps", steps, 0),
                        dtype=_dtype("linspace", dtype, float32))
     return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """Identity matrix (n x m)."""
-    m = None if m is None else _count("eye", "m", m)
-    data = np.eye(_count("eye", "n", n), m, dtype=_dtype("eye", dtype, float32))
+    m = None if m is None else check_int("eye", "m", m, 0)
+    data = np.eye(check_int("eye", "n", n, 0), m, dtype=_dtype("eye", dtype, float32))
     return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
@@ -182,9 +169,7 @@ def rand(*size, dtype=None, device=None, requires_grad=False):
 
 def randint(low, high, size, dtype=None, device=None):
     """Integers in [low, high) from the seeded generator."""
-    for name, v in (("low", low), ("high", high)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            raise TypeError(f"randint: '{name}' must be an int, got {v!r}")
+    low, high = check_int("randint", "low", low), check_int("randint", "high", high)
     dtype = _dtype("randint", dtype, np.int64, kinds="iu")
     if high <= low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
@@ -195,7 +180,7 @@ def randint(low, high, size, dtype=None, device=None):
 
 def randperm(n, device=None):
     """A random permutation of 0..n-1 (int64)."""
-    n = _count("randperm", "n", n)
+    n = check_int("randperm", "n", n, 0)
     return Tensor(default_generator(backend.get_device(device)).permutation(n).astype(np.int64))
 
 

@@ -11,7 +11,7 @@ import functools
 import inspect
 import threading
 
-import numpy as np
+from ._checks import check_bool
 
 
 class _Mode(threading.local):
@@ -116,10 +116,7 @@ class set_grad_enabled(_GradMode):
     """
 
     def __init__(self, mode):
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"set_grad_enabled: mode must be a bool, got "
-                            f"{type(mode).__name__} {mode!r}")
-        self._value = bool(mode)
+        self._value = check_bool("set_grad_enabled", "mode", mode)
         self._prev = _mode.enabled      # the constructor switches (function form)
         _mode.enabled = self._value
 
@@ -147,11 +144,9 @@ class inference_mode(_GradMode):
     """
 
     def __new__(cls, mode=True):
-        if not isinstance(mode, (bool, np.bool_)):
-            if callable(mode):                      # @inference_mode without parentheses
-                return cls()(mode)
-            raise TypeError(f"inference_mode: mode must be a bool, got "
-                            f"{type(mode).__name__} {mode!r}")
+        if callable(mode):                          # @inference_mode without parentheses
+            return cls()(mode)
+        check_bool("inference_mode", "mode", mode)
         return super().__new__(cls)
 
     def __init__(self, mode=True):

@@ -25,6 +25,7 @@ import json
 import numpy as np
 
 from . import backend
+from ._checks import check_int
 
 _INITIAL_SEED = 0x5EED
 _seed = _INITIAL_SEED
@@ -159,9 +160,7 @@ class Generator:
 
     def seed(self, seed):
         """Restart the stream from ``seed`` (a non-negative int)."""
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
-        self._seed = int(seed)
+        self._seed = check_int("manual_seed", "seed", seed, 0)
         if self.device.type == "cpu":
             self._rng = np.random.Generator(np.random.PCG64(self._seed))
         else:
@@ -289,9 +288,7 @@ def _clip_to(u, low, high):
 def manual_seed(seed):
     """Seed every device's default generator (like ``torch.manual_seed``)."""
     global _seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a non-negative int, got {seed!r}")
-    _seed = int(seed)
+    _seed = check_int("manual_seed", "seed", seed, 0)
     for gen in _generators.values():
         gen.seed(_seed)
 

@@ -56,7 +56,7 @@ def test_scatter_add_repeats(device):
 def test_tf32_is_off_by_default_and_checked():
     assert minidl.tf32_enabled() is False
     minidl.set_tf32(False)                               # a no-op anywhere
-    with pytest.raises(TypeError, match="set_tf32: enabled must be True or False, got str"):
+    with pytest.raises(TypeError, match="set_tf32: 'enabled' must be a bool, got str 'on'"):
         minidl.set_tf32("on")
     if not backend.is_cuda_available():
         with pytest.raises(RuntimeError, match="needs CuPy and a CUDA GPU"):

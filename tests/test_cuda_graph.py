@@ -425,7 +425,7 @@ def test_boolean_mask_indexing_is_refused_in_a_capture_with_minidls_error():
 def test_graphed_step_checks_its_arguments():
     with pytest.raises(TypeError, match="fn must be callable"):
         GraphedStep(3)
-    with pytest.raises(ValueError, match="warmup must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="GraphedStep: 'warmup' must be a positive int, got 0"):
         GraphedStep(lambda x: x, warmup=0)
     step = GraphedStep(lambda x: x)
     with pytest.raises(ValueError, match="argument 0 is on cpu; CUDA graphs need"):

@@ -15,7 +15,8 @@ def test_without_a_gpu_the_answers_are_no_and_the_rest_is_a_clear_error(monkeypa
         with pytest.raises(RuntimeError, match=r"minidl\.cuda\.\w+: no GPU is available"):
             call()
     minidl.cuda.manual_seed(3)                  # nothing to seed: fine, as in PyTorch
-    with pytest.raises(ValueError, match="minidl.cuda.manual_seed: seed must be"):
+    with pytest.raises(ValueError, match="minidl.cuda.manual_seed: 'seed' must be a non-negative "
+                                         "int, got -1"):
         minidl.cuda.manual_seed(-1)
 
 

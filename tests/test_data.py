@@ -549,13 +549,14 @@ def test_loader_over_a_dataset(tmp_path, device):
 
 def test_loader_errors():
     x, y = arrays()
-    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="DataLoader: 'batch_size' must be a positive int, got 0"):
         DataLoader((x, y), 0)
     with pytest.raises(ValueError, match=r"DataLoader: labels must be integers of shape \(10,\)"):
         DataLoader((x, y[:5]), 2)
     with pytest.raises(TypeError, match="DataLoader: expected a dataset with .data and .targets"):
         DataLoader(x, 2)
-    with pytest.raises(ValueError, match="DataLoader: seed must be a non-negative int"):
+    with pytest.raises(ValueError, match="DataLoader: 'seed' must be a non-negative int, got -1"):
         DataLoader((x, y), 2, seed=-1)
-    with pytest.raises(ValueError, match="DataLoader.set_epoch: epoch must be"):
+    with pytest.raises(ValueError, match="DataLoader.set_epoch: 'epoch' must be a non-negative "
+                                         "int, got -1"):
         DataLoader((x, y), 2).set_epoch(-1)

@@ -1,6 +1,8 @@
 """dropout / dropout2d and their modules: identity in eval, inverted scaling, keep rate, whole
 channels for dropout2d, seeded masks, gradient = mask (gradcheck with a fixed seed), dtype,
 bad input."""
+import re
+
 import numpy as np
 import pytest
 
@@ -77,13 +79,14 @@ def test_modules_follow_train_and_eval(device):
 @pytest.mark.parametrize("p", [1.0, -0.1, 1.5])
 def test_bad_probability(p):
     x = minidl.zeros(2, 3, 4, 4)
-    with pytest.raises(ValueError, match=r"dropout: 'p' must be a probability in \[0, 1\)"):
+    got = re.escape(f"must be a number in [0, 1), got {p!r}")
+    with pytest.raises(ValueError, match=r"dropout: 'p' " + got):
         F.dropout(x, p)
-    with pytest.raises(ValueError, match=r"dropout2d: 'p' must be a probability in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"dropout2d: 'p' " + got):
         F.dropout2d(x, p)
-    with pytest.raises(ValueError, match=r"Dropout: 'p' must be a probability in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"Dropout: 'p' " + got):
         nn.Dropout(p)
-    with pytest.raises(ValueError, match=r"Dropout2d: 'p' must be a probability"):
+    with pytest.raises(ValueError, match=r"Dropout2d: 'p' " + got):
         nn.Dropout2d(p)
 
 

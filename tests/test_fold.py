@@ -178,5 +178,6 @@ def test_pixel_shuffle_errors():
         F.pixel_unshuffle(minidl.randn(1, 1, 3, 2), 2)
     with pytest.raises(ValueError, match=r"pixel_shuffle: 'upscale_factor' must be a positive"):
         F.pixel_shuffle(minidl.randn(1, 4, 2, 2), 0)
-    with pytest.raises(ValueError, match=r"PixelUnshuffle: 'downscale_factor' must be"):
+    with pytest.raises(TypeError, match=r"PixelUnshuffle: 'downscale_factor' must be a positive "
+                                        r"int, got float 2.0"):
         nn.PixelUnshuffle(2.0)

@@ -162,7 +162,8 @@ def test_calculate_gain(name, param):
 def test_calculate_gain_errors():
     with pytest.raises(ValueError, match="calculate_gain: unsupported nonlinearity 'gelu'"):
         init.calculate_gain("gelu")
-    with pytest.raises(ValueError, match="negative slope 'param' must be a number, got str"):
+    with pytest.raises(TypeError, match=r"calculate_gain: 'param' \(the leaky_relu negative "
+                                        r"slope\) must be a number, got str '0.1'"):
         init.calculate_gain("leaky_relu", "0.1")
-    with pytest.raises(ValueError, match="got bool"):
+    with pytest.raises(TypeError, match="calculate_gain: 'param' .* got bool True"):
         init.calculate_gain("leaky_relu", True)

@@ -106,7 +106,8 @@ def test_logsigmoid_is_stable():
 
 
 def test_shrink_errors():
-    with pytest.raises(ValueError, match=r"softshrink: 'lambd' must be non-negative, got -1"):
+    with pytest.raises(ValueError, match=r"softshrink: 'lambd' must be a non-negative number, "
+                                         r"got -1.0"):
         F.softshrink(minidl.randn(3), -1.0)
     with pytest.raises(TypeError, match=r"hardshrink: 'lambd' must be a number"):
         F.hardshrink(minidl.randn(3), "0.5")

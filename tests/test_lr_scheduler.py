@@ -286,7 +286,7 @@ def _bad_cases():
     o = _opt()
     return [
         (lambda: L.StepLR("sgd", 3), TypeError, ["StepLR", "optimizer", "str"]),
-        (lambda: L.StepLR(o, 0), ValueError, ["StepLR", "step_size", ">= 1", "0"]),
+        (lambda: L.StepLR(o, 0), ValueError, ["StepLR", "'step_size'", "positive int", "0"]),
         (lambda: L.StepLR(o, 2.5), TypeError, ["StepLR", "step_size", "int", "2.5"]),
         (lambda: L.StepLR(o, 3, gamma=-0.1), ValueError, ["StepLR", "gamma", "-0.1"]),
         (lambda: L.MultiStepLR(o, 5), TypeError, ["MultiStepLR", "milestones", "list"]),
@@ -298,14 +298,16 @@ def _bad_cases():
         (lambda: L.LinearLR(o, end_factor=1.5), ValueError, ["LinearLR", "end_factor"]),
         (lambda: L.LinearLR(o, total_iters=0), ValueError, ["LinearLR", "total_iters"]),
         (lambda: L.OneCycleLR(o, 1.0), ValueError, ["OneCycleLR", "total_steps", "epochs"]),
-        (lambda: L.OneCycleLR(o, 1.0, total_steps=0), ValueError, ["total_steps", ">= 1"]),
+        (lambda: L.OneCycleLR(o, 1.0, total_steps=0), ValueError,
+         ["total_steps", "positive int"]),
         (lambda: L.OneCycleLR(o, 1.0, 10, pct_start=1.5), ValueError, ["pct_start", "1.5"]),
         (lambda: L.OneCycleLR(o, 1.0, 10, anneal_strategy="exp"), ValueError,
          ["anneal_strategy", "'cos' or 'linear'", "'exp'"]),
         (lambda: L.OneCycleLR(o, [1.0, 2.0, 3.0], 10), ValueError,
          ["OneCycleLR", "max_lr has 3 values", "2 param group"]),
         (lambda: L.OneCycleLR(o, -1.0, 10), ValueError, ["OneCycleLR", "max_lr", "-1.0"]),
-        (lambda: L.OneCycleLR(o, 1.0, 10, div_factor=0), ValueError, ["div_factor", "> 0"]),
+        (lambda: L.OneCycleLR(o, 1.0, 10, div_factor=0), ValueError,
+         ["div_factor", "positive number"]),
         (lambda: L.SequentialLR(o, [L.StepLR(o, 2)], [3]), ValueError,
          ["SequentialLR", "0 milestone", "got 1"]),
         (lambda: L.SequentialLR(o, [L.StepLR(_opt(), 2), L.StepLR(o, 2)], [3]), ValueError,
@@ -323,9 +325,9 @@ def _bad_cases():
         (lambda: L.MultiplicativeLR(o, [abs, "f"]), TypeError,
          ["MultiplicativeLR", "lr_lambda", "str", "index 1"]),
         (lambda: L.LambdaLR(o, lambda t: t - 1), ValueError,
-         ["LambdaLR", "factor returned by lr_lambda[0] at step 0", ">= 0", "-1"]),
+         ["LambdaLR", "'lr_lambda[0]' (its factor at step 0)", "non-negative number", "-1"]),
         (lambda: L.LambdaLR(o, lambda t: "x"), TypeError,
-         ["LambdaLR", "lr_lambda[0]", "real number", "str"]),
+         ["LambdaLR", "lr_lambda[0]", "number", "str 'x'"]),
         (lambda: L.ExponentialLR(o, -0.5), ValueError, ["ExponentialLR", "gamma", "-0.5"]),
         (lambda: L.ExponentialLR(o, None), TypeError, ["ExponentialLR", "gamma", "NoneType"]),
         (lambda: L.ConstantLR(o, factor=0), ValueError, ["ConstantLR", "factor", "(0, 1]", "0"]),
@@ -333,19 +335,20 @@ def _bad_cases():
         (lambda: L.ConstantLR(o, total_iters=0), ValueError, ["ConstantLR", "total_iters"]),
         (lambda: L.PolynomialLR(o, total_iters=2.0), TypeError, ["PolynomialLR", "total_iters",
                                                                  "int", "2.0"]),
-        (lambda: L.PolynomialLR(o, power=-1), ValueError, ["PolynomialLR", "power", ">= 0"]),
+        (lambda: L.PolynomialLR(o, power=-1), ValueError,
+         ["PolynomialLR", "power", "non-negative number"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 0), ValueError,
-         ["CosineAnnealingWarmRestarts", "T_0", ">= 1", "0"]),
+         ["CosineAnnealingWarmRestarts", "T_0", "positive int", "0"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 5, T_mult=1.5), TypeError,
          ["CosineAnnealingWarmRestarts", "T_mult", "int", "1.5"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 5, eta_min=-0.1), ValueError,
          ["CosineAnnealingWarmRestarts", "eta_min", "-0.1"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 5).step(-1), ValueError,
-         ["CosineAnnealingWarmRestarts.step", "epoch", ">= 0", "-1"]),
+         ["CosineAnnealingWarmRestarts.step", "epoch", "non-negative int", "-1"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 5, 2).step(math.inf), ValueError,
          ["CosineAnnealingWarmRestarts.step", "epoch", "finite", "inf"]),
         (lambda: L.CosineAnnealingWarmRestarts(o, 5).step("3"), TypeError,
-         ["CosineAnnealingWarmRestarts.step", "epoch", "real number", "str"]),
+         ["CosineAnnealingWarmRestarts.step", "epoch", "number", "str '3'"]),
         (lambda: L.ChainedScheduler([]), ValueError, ["ChainedScheduler", "non-empty"]),
         (lambda: L.ChainedScheduler([L.StepLR(o, 2), "x"]), TypeError,
          ["ChainedScheduler", "schedulers[1]", "str"]),
@@ -363,7 +366,7 @@ def _bad_cases():
         (lambda: L.ReduceLROnPlateau(o, factor=1.0), ValueError,
          ["ReduceLROnPlateau", "factor", "[0, 1)", "1.0"]),
         (lambda: L.ReduceLROnPlateau(o, patience=-1), ValueError,
-         ["ReduceLROnPlateau", "patience", ">= 0", "-1"]),
+         ["ReduceLROnPlateau", "patience", "non-negative int", "-1"]),
         (lambda: L.ReduceLROnPlateau(o, cooldown=1.5), TypeError,
          ["ReduceLROnPlateau", "cooldown", "int", "1.5"]),
         (lambda: L.ReduceLROnPlateau(o, threshold=-0.1), ValueError,
@@ -544,8 +547,8 @@ def test_lambdas_are_not_saved_and_a_bad_factor_changes_nothing():
     sched.step(), sched.step()
     sd = sched.state_dict()
     assert sd["lr_lambdas"] == [None, None] and sd["last_epoch"] == 2
-    with pytest.raises(ValueError, match=r"MultiplicativeLR: the factor returned by "
-                                         r"lr_lambda\[0\] at step 3 must be >= 0, got -1.0"):
+    with pytest.raises(ValueError, match=r"MultiplicativeLR: 'lr_lambda\[0\]' \(its factor at "
+                                         r"step 3\) must be a non-negative number, got -1.0"):
         sched.step()
     assert sched.last_epoch == 2 and sched.get_last_lr() == [0.1 / 4, 0.4 / 4]
     other = L.MultiplicativeLR(_opt(), lambda t: 0.1)

@@ -108,7 +108,8 @@ def test_requires_grad_():
     net[0].requires_grad_()
     assert [n for n, p in net.named_parameters() if p.requires_grad] == [
         "0.0.weight", "0.0.bias", "0.1.weight", "0.1.bias"]
-    with pytest.raises(TypeError, match="requires_grad_: requires_grad must be a bool, got str"):
+    with pytest.raises(TypeError, match="Sequential.requires_grad_: 'requires_grad' must be a "
+                                        "bool, got str 'yes'"):
         net.requires_grad_("yes")
 
 
@@ -144,7 +145,7 @@ def test_set_grad_enabled_function_context_decorator():
     with minidl.no_grad():
         g = minidl.set_grad_enabled(True)(lambda: _records())
         assert g() and not minidl.is_grad_enabled()
-    with pytest.raises(TypeError, match="set_grad_enabled: mode must be a bool, got int 1"):
+    with pytest.raises(TypeError, match="set_grad_enabled: 'mode' must be a bool, got int 1"):
         minidl.set_grad_enabled(1)
     assert minidl.is_grad_enabled()
 
@@ -175,7 +176,7 @@ def test_inference_mode():
     def called():
         return _records()
     assert bare() is False and called() is False and minidl.is_grad_enabled()
-    with pytest.raises(TypeError, match="inference_mode: mode must be a bool, got str"):
+    with pytest.raises(TypeError, match="inference_mode: 'mode' must be a bool, got str 'on'"):
         minidl.inference_mode("on")
 
 

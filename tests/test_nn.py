@@ -144,7 +144,7 @@ def test_register_names_and_persistence():
 
 def test_train_mode_and_to_dtype_are_checked():
     m = Block()
-    with pytest.raises(TypeError, match="Block.train: mode must be a bool, got str 'False'"):
+    with pytest.raises(TypeError, match="Block.train: 'mode' must be a bool, got str 'False'"):
         m.train("False")
     m.train(np.bool_(False))
     assert not m.training

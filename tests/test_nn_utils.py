@@ -157,7 +157,8 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="clip_grad_value_: 'parameters' must be a Tensor or "
                                         "an iterable"):
         clip_grad_value_(3, 1.0)
-    with pytest.raises(ValueError, match="clip_grad_value_: 'clip_value' must be a non-neg"):
+    with pytest.raises(TypeError, match="clip_grad_value_: 'clip_value' must be a non-negative "
+                                        "number, got str 'big'"):
         clip_grad_value_(params, "big")
     with pytest.raises(TypeError, match="vector_to_parameters: 'vec' must be a Tensor"):
         vector_to_parameters(np.ones(2), params)

@@ -418,8 +418,9 @@ def _p():
 
 
 BAD = [
-    (lambda: optim.SGD([_p()], lr=-0.1), ValueError, ["SGD", "lr", ">= 0", "-0.1"]),
-    (lambda: optim.SGD([_p()], lr="0.1"), TypeError, ["SGD", "lr", "real number", "str"]),
+    (lambda: optim.SGD([_p()], lr=-0.1), ValueError,
+     ["SGD", "'lr'", "non-negative number", "-0.1"]),
+    (lambda: optim.SGD([_p()], lr="0.1"), TypeError, ["SGD", "'lr'", "number", "str '0.1'"]),
     (lambda: optim.SGD([_p()], lr=0.1, momentum=-0.9), ValueError, ["SGD", "momentum", "-0.9"]),
     (lambda: optim.SGD([_p()], lr=0.1, dampening=1.5), ValueError,
      ["SGD", "dampening", "[0, 1]", "1.5"]),
@@ -428,17 +429,18 @@ BAD = [
      ["SGD", "nesterov", "momentum > 0", "momentum=0.0"]),
     (lambda: optim.SGD([_p()], lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError,
      ["SGD", "nesterov", "dampening = 0", "dampening=0.1"]),
-    (lambda: optim.SGD([_p()], lr=0.1, nesterov=1), TypeError, ["SGD", "nesterov", "True or"]),
+    (lambda: optim.SGD([_p()], lr=0.1, nesterov=1), TypeError,
+     ["SGD", "'nesterov'", "a bool", "int 1"]),
     (lambda: optim.SGD([_p()], lr=float("nan")), ValueError, ["SGD", "lr", "nan"]),
     (lambda: optim.Adam([_p()], betas=(0.9, 1.0)), ValueError,
      ["Adam", "betas[1]", "[0, 1)", "1.0"]),
     (lambda: optim.Adam([_p()], betas=(-0.1, 0.9)), ValueError, ["Adam", "betas[0]", "-0.1"]),
     (lambda: optim.Adam([_p()], betas=0.9), TypeError, ["Adam", "betas", "pair", "0.9"]),
-    (lambda: optim.Adam([_p()], eps=0.0), ValueError, ["Adam", "eps", "> 0", "0.0"]),
+    (lambda: optim.Adam([_p()], eps=0.0), ValueError, ["Adam", "eps", "positive number", "0.0"]),
     (lambda: optim.AdamW([_p()], weight_decay=-0.01), ValueError, ["AdamW", "weight_decay"]),
     (lambda: optim.AdamW([_p()], amsgrad="yes"), TypeError, ["AdamW", "amsgrad"]),
     (lambda: optim.RMSprop([_p()], alpha=1.5), ValueError, ["RMSprop", "alpha", "1.5"]),
-    (lambda: optim.RMSprop([_p()], eps=-1e-8), ValueError, ["RMSprop", "eps", "> 0"]),
+    (lambda: optim.RMSprop([_p()], eps=-1e-8), ValueError, ["RMSprop", "eps", "positive number"]),
     (lambda: optim.RMSprop([_p()], momentum=-1), ValueError, ["RMSprop", "momentum"]),
     (lambda: optim.RMSprop([_p()], centered=None), TypeError, ["RMSprop", "centered"]),
     (lambda: optim.SGD([], lr=0.1), ValueError, ["SGD", "empty parameter list"]),
@@ -452,7 +454,7 @@ BAD = [
     (lambda: optim.SGD([_p(), {"params": [_p()]}], lr=0.1), TypeError, ["SGD", "mix"]),
     (lambda: optim.SGD([{"lr": 0.1}], lr=0.1), ValueError, ["SGD", "'params'"]),
     (lambda: optim.SGD([{"params": [_p()]}, {"params": [_p()], "lr": -1}], lr=0.1),
-     ValueError, ["SGD", "lr in param group 1", "-1"]),
+     ValueError, ["SGD", "'lr' in param group 1", "-1"]),
 ]
 
 

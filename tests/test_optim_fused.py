@@ -207,5 +207,5 @@ def test_fused_default_is_off_on_the_cpu_and_checked():
     _set_grads(ps, _grad_steps(1)[0])
     opt.step()
     assert all(p.data is d for p, d in zip(ps, before)) and opt._flat == {}
-    with pytest.raises(TypeError, match="Adam: fused must be True or False, got str 'yes'"):
+    with pytest.raises(TypeError, match="Adam: 'fused' must be a bool, got str 'yes'"):
         optim.Adam(ps, fused="yes")

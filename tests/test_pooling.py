@@ -417,7 +417,7 @@ X8 = minidl.zeros(1, 1, 8, 8)
      r"max_pool2d: dilated kernel height 5 \(kernel 3, dilation 2\) is larger than the padded "
      r"input height 4"),
     (F.max_pool2d, (X8, 2), dict(ceil_mode=1), TypeError,
-     r"max_pool2d: 'ceil_mode' must be a bool, got 1"),
+     r"max_pool2d: 'ceil_mode' must be a bool, got int 1"),
     (F.max_pool2d, (X8, 2), dict(return_indices="yes"), TypeError,
      r"max_pool2d: 'return_indices' must be a bool"),
     (F.max_pool2d, (X8, 2), dict(stride=(1, -1)), ValueError,
@@ -425,7 +425,7 @@ X8 = minidl.zeros(1, 1, 8, 8)
     (F.avg_pool2d, (X8, 2), dict(divisor_override=0), ValueError,
      r"avg_pool2d: 'divisor_override' must not be zero, got 0"),
     (F.avg_pool2d, (X8, 2), dict(divisor_override=2.5), TypeError,
-     r"avg_pool2d: 'divisor_override' must be None or an int, got 2.5"),
+     r"avg_pool2d: 'divisor_override' must be an int, got float 2.5"),
     (F.avg_pool2d, (X8, 2), dict(count_include_pad=None), TypeError,
      r"avg_pool2d: 'count_include_pad' must be a bool, got None"),
     (F.avg_pool2d, (X8, (2, 4), 1, (1, 3)), {}, ValueError,
@@ -444,7 +444,7 @@ X8 = minidl.zeros(1, 1, 8, 8)
     (F.adaptive_avg_pool2d, (minidl.zeros(1, 1, 3, 0), 2), {}, ValueError,
      r"adaptive_avg_pool2d: the input's height and width must be non-zero"),
     (F.adaptive_max_pool2d, (X8, 2), dict(return_indices=1), TypeError,
-     r"adaptive_max_pool2d: 'return_indices' must be a bool, got 1"),
+     r"adaptive_max_pool2d: 'return_indices' must be a bool, got int 1"),
     (F.adaptive_max_pool2d, (minidl.zeros(1, 1, 4, 4, dtype=minidl.int64), 2), {}, TypeError,
      r"adaptive_max_pool2d: argument 'input' must be a floating-point tensor"),
 ])

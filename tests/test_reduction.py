@@ -549,5 +549,6 @@ def test_var_std_take_pytorch_2_correction(device, rng, correction):
              device)
     with pytest.raises(TypeError, match="var: give either 'unbiased' or 'correction'"):
         F.var(to_tensor(x, device), 1, True, correction=0)
-    with pytest.raises(ValueError, match="std: 'correction' must be a number >= 0"):
+    with pytest.raises(ValueError, match="std: 'correction' must be a non-negative number, "
+                                         "got -1.0"):
         F.std(to_tensor(x, device), 1, correction=-1)

@@ -140,14 +140,17 @@ def test_numpy_scalars_are_numbers_for_hyperparameters():
 
 
 @pytest.mark.parametrize("make,exc,match", [
-    (lambda: minidl.linspace(0, 1, steps=-1), ValueError, "linspace: 'steps' must be a non-neg"),
-    (lambda: minidl.linspace(0, 1, 2.5), ValueError, "'steps' must be a non-negative int"),
+    (lambda: minidl.linspace(0, 1, steps=-1), ValueError,
+     "linspace: 'steps' must be a non-negative int, got -1"),
+    (lambda: minidl.linspace(0, 1, 2.5), TypeError,
+     "linspace: 'steps' must be a non-negative int, got float 2.5"),
     (lambda: minidl.eye(-1), ValueError, "eye: 'n' must be a non-negative int, got -1"),
     (lambda: minidl.randint(0, 3, (2,), dtype=minidl.float32), TypeError,
      "randint: dtype must be an integer type, got float32"),
     (lambda: minidl.randint(0.5, 3.5, (2,)), TypeError, "randint: 'low' must be an int"),
-    (lambda: minidl.randperm(3.0), ValueError, "randperm: 'n' must be a non-negative int"),
-    (lambda: minidl.randperm(-1), ValueError, "randperm: 'n' must be a non-negative int"),
+    (lambda: minidl.randperm(3.0), TypeError,
+     "randperm: 'n' must be a non-negative int, got float 3.0"),
+    (lambda: minidl.randperm(-1), ValueError, "randperm: 'n' must be a non-negative int, got -1"),
     (lambda: minidl.full(2, "a"), TypeError, "full: 'fill_value' must be a number, got str"),
     (lambda: minidl.arange("a"), TypeError, "arange: 'end' must be a number, got str"),
     (lambda: minidl.tensor(1, dtype="foo"), TypeError, "tensor: unknown dtype 'foo'"),

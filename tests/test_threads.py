@@ -133,8 +133,13 @@ def test_blas_runs_one_thread_inside_a_region_and_is_restored(threaded):
 
 
 def test_set_num_threads_checks_its_argument():
-    for bad in (0, -1, 1.5, True, "2"):
-        with pytest.raises(ValueError, match="set_num_threads: 'n' must be a positive int"):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=f"set_num_threads: 'n' must be a positive int, "
+                                             f"got {bad}"):
+            threads.set_num_threads(bad)
+    for bad, got in ((1.5, "float 1.5"), (True, "bool True"), ("2", "str '2'")):
+        with pytest.raises(TypeError, match=f"set_num_threads: 'n' must be a positive int, "
+                                            f"got {got}"):
             threads.set_num_threads(bad)
     assert minidl.get_num_threads() == threads.get_num_threads() >= 1
 

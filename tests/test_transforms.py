@@ -50,7 +50,8 @@ def test_random_crop_offsets_cover_the_range():
 def test_random_crop_errors():
     with pytest.raises(ValueError, match="RandomCrop: crop .* larger than the padded image"):
         T.RandomCrop(20, padding=2)(np.zeros((1, 3, 8, 8), np.uint8), 0)
-    with pytest.raises(ValueError, match="RandomCrop: padding must be an int >= 0"):
+    with pytest.raises(ValueError, match="RandomCrop: 'padding' must be a non-negative int, "
+                                         "got -1"):
         T.RandomCrop(8, padding=-1)
     with pytest.raises(ValueError, match=r"RandomCrop: expected a batch of shape \(N, C, H, W\)"):
         T.RandomCrop(8)(np.zeros((3, 8, 8), np.uint8), 0)
@@ -66,7 +67,8 @@ def test_horizontal_flip(device):
         np.testing.assert_array_equal(out[i], x[i, :, :, ::-1] if flip[i] else x[i])
     np.testing.assert_array_equal(host(T.RandomHorizontalFlip(p=0.0)(xd, 1)), x)
     np.testing.assert_array_equal(host(T.RandomHorizontalFlip(p=1.0)(xd, 1)), x[..., ::-1])
-    with pytest.raises(ValueError, match="RandomHorizontalFlip: p must be a probability"):
+    with pytest.raises(ValueError, match=r"RandomHorizontalFlip: 'p' must be a number in "
+                                         r"\[0, 1\], got 1.5"):
         T.RandomHorizontalFlip(p=1.5)
 
 

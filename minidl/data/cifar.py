@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 
+from .._checks import check_bool
 from . import download as _dl
 
 _SITE = "https://www.cs.toronto.edu/~kriz/"
@@ -149,9 +150,9 @@ class _CIFAR:
         """
         if not isinstance(root, (str, os.PathLike)):
             raise TypeError(f"{self._name}: root must be a path, got {type(root).__name__}")
-        for arg, value in (("train", train), ("download", download), ("verify_md5", verify_md5)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{self._name}: {arg} must be True or False, got {value!r}")
+        train = check_bool(self._name, "train", train)
+        download = check_bool(self._name, "download", download)
+        verify_md5 = check_bool(self._name, "verify_md5", verify_md5)
         if format not in (None, "auto") + _FORMATS:
             raise ValueError(f"{self._name}: format must be None, 'auto', 'python' or 'binary', "
                              f"got {format!r}")

@@ -16,6 +16,7 @@ import contextlib
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_int
 from ..random import default_generator
 from ..tensor import Tensor
 
@@ -44,12 +45,6 @@ def _as_arrays(dataset):
         raise ValueError(f"DataLoader: labels must be integers of shape ({len(images)},), got "
                          f"{labels.dtype} {labels.shape}")
     return images, labels.astype(np.int64, copy=False)
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"DataLoader: seed must be a non-negative int or None, got {seed!r}")
-    return int(seed)
 
 
 def _device_context(arr):
@@ -97,19 +92,16 @@ class DataLoader:
     def __init__(self, dataset, batch_size, shuffle=False, drop_last=False, seed=None,
                  device="cpu", transform=None, preload=False):
         images, labels = _as_arrays(dataset)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
-        for name, value in (("shuffle", shuffle), ("drop_last", drop_last),
-                            ("preload", preload)):
-            if not isinstance(value, bool):
-                raise TypeError(f"DataLoader: {name} must be True or False, got {value!r}")
+        batch_size = check_int("DataLoader", "batch_size", batch_size, 1)
+        shuffle = check_bool("DataLoader", "shuffle", shuffle)
+        drop_last = check_bool("DataLoader", "drop_last", drop_last)
+        preload = check_bool("DataLoader", "preload", preload)
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable or None, got {transform!r}")
         if seed is None:
             seed = int(default_generator("cpu").integers(0, 2**62, ()))
-        self.seed = _check_seed(seed)
-        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self.seed = check_int("DataLoader", "seed", seed, 0)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.device = backend.get_device(device)
         self.transform = transform
         self.epoch = 0
@@ -134,10 +126,7 @@ class DataLoader:
 
     def set_epoch(self, epoch):
         """Make the next iteration use epoch ``epoch`` (its shuffle order and augmentation)."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"DataLoader.set_epoch: epoch must be a non-negative int, "
-                             f"got {epoch!r}")
-        self.epoch = int(epoch)
+        self.epoch = check_int("DataLoader.set_epoch", "epoch", epoch, 0)
 
     def permutation(self, epoch):
         """The (N,) int64 order in which epoch ``epoch`` visits the images."""
@@ -159,9 +148,7 @@ class DataLoader:
     def batches(self, epoch, start=0):
         """The batches of epoch ``epoch`` from batch index ``start`` on (what ``iter`` yields
         for that epoch, minus the first ``start``): resumes an interrupted epoch exactly."""
-        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
-            raise ValueError(f"DataLoader.batches: start must be a non-negative int, "
-                             f"got {start!r}")
+        start = check_int("DataLoader.batches", "start", start, 0)
         order = self.permutation(epoch)
         if self._on_device:
             xp = backend.get_array_module(self._images)

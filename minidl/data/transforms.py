@@ -25,6 +25,7 @@ import contextlib
 import numpy as np
 
 from .. import backend
+from .._checks import check_int, check_number
 from ..random import default_generator
 from ..tensor import Tensor
 
@@ -69,12 +70,6 @@ def _rng(op, rng):
 def _on_device_of(arr):
     """Context that makes ``arr``'s GPU current (no-op for NumPy arrays)."""
     return arr.device if backend._is_cupy_array(arr) else contextlib.nullcontext()
-
-
-def _positive_int(op, name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{op}: {name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class Compose:
@@ -168,11 +163,11 @@ class RandomCrop:
 
     def __init__(self, size, padding=0):
         if isinstance(size, (tuple, list)) and len(size) == 2:
-            self.size = tuple(_positive_int("RandomCrop", "size", s) for s in size)
+            self.size = tuple(check_int("RandomCrop", "size", s, 1) for s in size)
         else:
-            s = _positive_int("RandomCrop", "size", size)
+            s = check_int("RandomCrop", "size", size, 1)
             self.size = (s, s)
-        self.padding = _positive_int("RandomCrop", "padding", padding, minimum=0)
+        self.padding = check_int("RandomCrop", "padding", padding, 0)
 
     def _room(self, shape):
         N, C, H, W = shape
@@ -227,9 +222,7 @@ class RandomHorizontalFlip:
     """
 
     def __init__(self, p=0.5):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_number("RandomHorizontalFlip", "p", p, 0, 1)
 
     def get_params(self, shape, rng=None):
         """Host bool array (N,): which images to flip."""
@@ -265,7 +258,7 @@ class Cutout:
     """
 
     def __init__(self, size):
-        self.size = _positive_int("Cutout", "size", size)
+        self.size = check_int("Cutout", "size", size, 1)
 
     def get_params(self, shape, rng=None):
         """Host int64 arrays (cy, cx), each (N,): centres of the squares."""

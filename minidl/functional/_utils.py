@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from .._checks import check_int
 from ..kernels import threads
 from ..tensor import Tensor
 
@@ -77,13 +78,12 @@ def check_broadcast(op, a, b):
 def normalize_dim(op, dim, ndim, arg="dim"):
     """Turn a possibly negative dim into 0..ndim-1, or raise IndexError naming the op. A 0-d
     tensor takes 0 and -1, as in PyTorch."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{op}: '{arg}' must be an int, got {type(dim).__name__} {dim!r}")
+    dim = check_int(op, arg, dim)
     n = max(ndim, 1)
     if not -n <= dim < n:
         raise IndexError(f"{op}: '{arg}'={dim} is out of range for a tensor with {ndim} "
                          f"dimension(s) (expected {-n}..{n - 1})")
-    return int(dim) % max(ndim, 1)
+    return dim % n
 
 
 def normalize_dims(op, dim, ndim):
@@ -147,10 +147,3 @@ def int64_indices(a):
     with a Python int outside its range (labels against ignore_index=-100 or C=300) raises
     OverflowError in CuPy 14 (NEP 50), and np.where wraps such a value silently."""
     return a if a.dtype == np.int64 else a.astype(np.int64)
-
-
-def check_bool(op, name, value):
-    """A bool (NumPy's too) as a Python bool, or a clear TypeError."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: '{name}' must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)

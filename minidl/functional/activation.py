@@ -8,9 +8,9 @@ import math
 import numpy as np
 
 from .. import backend
+from .._checks import check_number
 from ..kernels import threads
 from ..autograd import Function
-from ..tensor import is_real
 from ._utils import check_float, normalize_dim, relu_mask
 from .elementwise import Clip
 
@@ -286,10 +286,7 @@ def relu(input, inplace=False):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """input if positive, else negative_slope * input."""
     check_float("leaky_relu", "input", input)
-    if not is_real(negative_slope):
-        raise TypeError(f"leaky_relu: 'negative_slope' must be a number, "
-                        f"got {type(negative_slope).__name__}")
-    return LeakyReLU(float(negative_slope))(input)
+    return LeakyReLU(check_number("leaky_relu", "negative_slope", negative_slope))(input)
 
 
 def sigmoid(input):
@@ -328,13 +325,6 @@ def log_softmax(input, dim=-1):
     return LogSoftmax(d)(input)
 
 
-def _number(op, name, v):
-    """A real number argument as a Python float (TypeError naming op and argument otherwise)."""
-    if not is_real(v):
-        raise TypeError(f"{op}: '{name}' must be a number, got {type(v).__name__} {v!r}")
-    return float(v)
-
-
 def silu(input, inplace=False):
     """x * sigmoid(x) (the swish)."""
     return SiLU()(check_float("silu", "input", input))
@@ -348,22 +338,23 @@ def mish(input, inplace=False):
 def elu(input, alpha=1.0, inplace=False):
     """input if positive, else alpha * (exp(input) - 1)."""
     check_float("elu", "input", input)
-    return ELU(_number("elu", "alpha", alpha))(input)
+    return ELU(check_number("elu", "alpha", alpha))(input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
     """log(1 + exp(beta * input)) / beta, linear (= input) where beta * input > threshold."""
     check_float("softplus", "input", input)
-    beta = _number("softplus", "beta", beta)
+    beta = check_number("softplus", "beta", beta)
     if beta == 0.0:
         raise ValueError("softplus: 'beta' must be nonzero (it divides the result), got 0")
-    return Softplus(beta, _number("softplus", "threshold", threshold))(input)
+    return Softplus(beta, check_number("softplus", "threshold", threshold))(input)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """input clipped to [min_val, max_val]."""
     check_float("hardtanh", "input", input)
-    lo, hi = _number("hardtanh", "min_val", min_val), _number("hardtanh", "max_val", max_val)
+    lo = check_number("hardtanh", "min_val", min_val)
+    hi = check_number("hardtanh", "max_val", max_val)
     if lo > hi:
         raise ValueError(f"hardtanh: 'min_val' must not exceed 'max_val', got min_val={min_val}"
                          f", max_val={max_val}")

@@ -4,9 +4,10 @@ each docstring."""
 from __future__ import annotations
 
 from .. import backend
+from .._checks import check_number
 from ..autograd import Function
 from ._utils import check_float
-from .activation import _number, _sigmoid
+from .activation import _sigmoid
 
 
 class PReLU(Function):
@@ -140,13 +141,10 @@ def tanhshrink(input):
 def softshrink(input, lambd=0.5):
     """input - lambd above lambd, input + lambd below -lambd, 0 between (lambd >= 0)."""
     check_float("softshrink", "input", input)
-    lambd = _number("softshrink", "lambd", lambd)
-    if not lambd >= 0:
-        raise ValueError(f"softshrink: 'lambd' must be non-negative, got {lambd}")
-    return Shrink(lambd, True)(input)
+    return Shrink(check_number("softshrink", "lambd", lambd, 0), True)(input)
 
 
 def hardshrink(input, lambd=0.5):
     """input where |input| > lambd, else 0."""
     check_float("hardshrink", "input", input)
-    return Shrink(_number("hardshrink", "lambd", lambd), False)(input)
+    return Shrink(check_number("hardshrink", "lambd", lambd), False)(input)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool
 from ..autograd import Function
 from ._utils import check_pair
-from .pooling import MaxPool2d, _check_bool, _check_input
+from .pooling import MaxPool2d, _check_input
 
 
 class BlockMean2d(Function):
@@ -168,7 +169,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     """
     op = "adaptive_max_pool2d"
     oh, ow = _output_size(op, input, output_size)
-    return_indices = _check_bool(op, "return_indices", return_indices)
+    return_indices = check_bool(op, "return_indices", return_indices)
     H, W = input.shape[2:]
     if H % oh == 0 and W % ow == 0:
         k = (H // oh, W // ow)

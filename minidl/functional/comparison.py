@@ -10,8 +10,9 @@ import numbers
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_number
 from ..autograd import Function
-from ..tensor import Tensor, is_real
+from ..tensor import Tensor
 from ._utils import check_broadcast, check_tensor
 from .elementwise import result_dtype
 
@@ -107,18 +108,12 @@ def isfinite(input):
     return _test("isfinite", input)
 
 
-def _tolerances(op, rtol, atol, equal_nan):
-    for name, v in (("rtol", rtol), ("atol", atol)):
-        if not is_real(v) or not v >= 0:
-            raise ValueError(f"{op}: '{name}' must be a non-negative number, got {v!r}")
-    if not isinstance(equal_nan, (bool, np.bool_)):
-        raise TypeError(f"{op}: 'equal_nan' must be a bool, got {type(equal_nan).__name__}")
-
-
 def _isclose(op, input, other, rtol, atol, equal_nan):
     check_tensor(op, "input", input)
     b = _operand(op, input, other)
-    _tolerances(op, rtol, atol, equal_nan)
+    check_number(op, "rtol", rtol, 0)
+    check_number(op, "atol", atol, 0)
+    check_bool(op, "equal_nan", equal_nan)
     xp = backend.xp_of(input.data)
     a = input.data
     if a.dtype.kind != "f" and getattr(b, "dtype", np.dtype(type(b))).kind != "f":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, kernels
+from .._checks import check_int
 from ..kernels import threads
 from ..autograd import Function
 from ._utils import check_float, check_pair
@@ -311,9 +312,7 @@ def check_conv_args(op, input, weight, layout, stride, padding, dilation, groups
     s = check_pair(op, "stride", stride, 1)
     p = check_pair(op, "padding", padding, 0)
     d = check_pair(op, "dilation", dilation, 1)
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"{op}: 'groups' must be a positive int, got {groups!r}")
-    return s, p, d, int(groups)
+    return s, p, d, check_int(op, "groups", groups, 1)
 
 
 def check_conv_bias(op, bias, channels, input):

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import check_number
 from ..tensor import is_real
 from ._utils import check_float, normalize_dim
 from .elementwise import add, clamp, div, mul, sub
 from .reduction import norm, sum
 from .shape import broadcast_to
-
-
-def _positive(op, name, v):
-    if not is_real(v) or not v > 0:
-        raise ValueError(f"{op}: '{name}' must be a positive number, got {v!r}")
-    return float(v)
 
 
 def _order(op, p):
@@ -31,7 +26,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12):
     """input / max(||input||_p, eps), the norm taken along ``dim`` (unit vectors along
     ``dim``; a vector of norm under eps is divided by eps)."""
     check_float("normalize", "input", input)
-    p, eps = _order("normalize", p), _positive("normalize", "eps", eps)
+    p, eps = _order("normalize", p), check_number("normalize", "eps", eps, 0, open_min=True)
     d = normalize_dim("normalize", dim, input.ndim)
     if input.ndim == 0:
         return div(input, clamp(norm(input, p), min=eps))
@@ -56,7 +51,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     product; the dim is removed). The gradient is this formula's: where a norm is below
     ``eps`` it differs from PyTorch's, which lets the gradient through its clamp."""
     x1, x2 = _common("cosine_similarity", x1, x2)
-    eps = _positive("cosine_similarity", "eps", eps)
+    eps = check_number("cosine_similarity", "eps", eps, 0, open_min=True)
     d = normalize_dim("cosine_similarity", dim, x1.ndim)
     if x1.ndim == 0:
         raise ValueError("cosine_similarity: 'x1' and 'x2' are 0-d; they need a dim to take "
@@ -72,7 +67,6 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     check_float("pairwise_distance", "x1", x1)
     check_float("pairwise_distance", "x2", x2)
     p = _order("pairwise_distance", p)
-    if not is_real(eps):
-        raise TypeError(f"pairwise_distance: 'eps' must be a number, got {eps!r}")
+    eps = check_number("pairwise_distance", "eps", eps)
     x1, x2 = _common("pairwise_distance", x1, x2)
-    return norm(add(sub(x1, x2), float(eps)), p, -1, keepdim=bool(keepdim))
+    return norm(add(sub(x1, x2), eps), p, -1, keepdim=bool(keepdim))

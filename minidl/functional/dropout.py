@@ -10,9 +10,8 @@ Overfitting, 2014; Tompson et al., Efficient Object Localization Using Convoluti
 """
 from __future__ import annotations
 
-import numbers
-
 from .. import backend
+from .._checks import check_bool, check_number
 from ..random import default_generator
 from ..autograd import Function
 from ._utils import check_float
@@ -41,10 +40,8 @@ class Dropout(Function):
 
 def _check(op, input, p, training):
     check_float(op, "input", input)
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
-        raise ValueError(f"{op}: 'p' must be a probability in [0, 1), got {p!r}")
-    if not isinstance(training, bool):
-        raise TypeError(f"{op}: 'training' must be a bool, got {type(training).__name__}")
+    check_number(op, "p", p, 0, 1, open_max=True)
+    check_bool(op, "training", training)
 
 
 def dropout(input, p=0.5, training=True):

@@ -18,9 +18,10 @@ import math
 import numpy as np
 
 from .. import backend
+from .._checks import check_number
 from ..autograd import Function
 from ..kernels import threads
-from ..tensor import _DEFAULT_FLOAT, Tensor, is_real
+from ..tensor import _DEFAULT_FLOAT, Tensor
 from ._utils import (as_operand, check_broadcast, check_float, check_tensor, sum_to,
                      type_name)
 
@@ -384,8 +385,8 @@ def clip(input, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clip: at least one of 'min' and 'max' must be given")
     for name, v in (("min", min), ("max", max)):
-        if v is not None and not is_real(v):
-            raise TypeError(f"clip: '{name}' must be a number or None, got {type(v).__name__}")
+        if v is not None:
+            check_number("clip", name, v)
     min, max = (v.item() if isinstance(v, np.generic) else v for v in (min, max))
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")

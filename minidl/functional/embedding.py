@@ -10,11 +10,10 @@ segment heads then hold the sums and are written once each into the gradient.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_int
 from ..autograd import Function
 from ._utils import check_float, check_tensor, int64_indices
 
@@ -85,13 +84,11 @@ def check_padding_idx(op, padding_idx, num_embeddings):
     from the end, as in PyTorch)."""
     if padding_idx is None:
         return None
-    if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
-        raise TypeError(f"{op}: 'padding_idx' must be an int or None, got "
-                        f"{type(padding_idx).__name__} {padding_idx!r}")
+    padding_idx = check_int(op, "padding_idx", padding_idx)
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(f"{op}: 'padding_idx' must be within [-{num_embeddings}, "
                          f"{num_embeddings}) (num_embeddings), got {padding_idx}")
-    return int(padding_idx) % num_embeddings
+    return padding_idx % num_embeddings
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -118,9 +115,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     if sparse:
         raise ValueError("embedding: sparse=True is not supported (minidl has no sparse "
                          "tensors)")
-    if not isinstance(scale_grad_by_freq, (bool, np.bool_)):
-        raise TypeError(f"embedding: 'scale_grad_by_freq' must be a bool, got "
-                        f"{scale_grad_by_freq!r}")
+    scale_grad_by_freq = check_bool("embedding", "scale_grad_by_freq", scale_grad_by_freq)
     V = weight.shape[0]
     padding_idx = check_padding_idx("embedding", padding_idx, V)
     idx = int64_indices(input.data)
@@ -135,4 +130,4 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         # on a GPU the flag is read at the next sync; until then the indices are clamped
         if backend.check_later(((idx < 0) | (idx >= V)).any(), error):
             idx = backend.xp_of(idx).clip(idx, 0, V - 1)
-    return Embedding(idx, padding_idx, bool(scale_grad_by_freq))(weight)
+    return Embedding(idx, padding_idx, scale_grad_by_freq)(weight)

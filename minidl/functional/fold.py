@@ -12,9 +12,8 @@ one's backward is the other.
 """
 from __future__ import annotations
 
-import numbers
-
 from .. import kernels
+from .._checks import check_int
 from ..autograd import Function
 from ._utils import check_float, check_pair, check_tensor
 from .shape import permute, reshape
@@ -120,18 +119,11 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return y if input.ndim == 3 else reshape(y, y.shape[1:])
 
 
-def check_factor(op, name, r):
-    """A positive int (NumPy ints too) as a Python int, or a clear error."""
-    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
-        raise ValueError(f"{op}: '{name}' must be a positive int, got {r!r}")
-    return int(r)
-
-
 def pixel_shuffle(input, upscale_factor):
     """(*, C*r*r, H, W) -> (*, C, H*r, W*r):
     out[..., c, h*r + a, w*r + b] = input[..., c*r*r + a*r + b, h, w]."""
     check_tensor("pixel_shuffle", "input", input)
-    r = check_factor("pixel_shuffle", "upscale_factor", upscale_factor)
+    r = check_int("pixel_shuffle", "upscale_factor", upscale_factor, 1)
     if input.ndim < 3 or input.shape[-3] % (r * r):
         raise ValueError(f"pixel_shuffle: 'input' must be (*, C*r*r, H, W) with the channels "
                          f"divisible by r*r = {r * r}, got shape {input.shape}")
@@ -146,7 +138,7 @@ def pixel_unshuffle(input, downscale_factor):
     """(*, C, H*r, W*r) -> (*, C*r*r, H, W), the inverse of pixel_shuffle:
     out[..., c*r*r + a*r + b, h, w] = input[..., c, h*r + a, w*r + b]."""
     check_tensor("pixel_unshuffle", "input", input)
-    r = check_factor("pixel_unshuffle", "downscale_factor", downscale_factor)
+    r = check_int("pixel_unshuffle", "downscale_factor", downscale_factor, 1)
     if input.ndim < 3 or input.shape[-2] % r or input.shape[-1] % r:
         raise ValueError(f"pixel_unshuffle: 'input' must be (*, C, H, W) with H and W "
                          f"divisible by r = {r}, got shape {input.shape}")

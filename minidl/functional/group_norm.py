@@ -16,8 +16,7 @@ Ulyanov et al., Instance Normalization: The Missing Ingredient for Fast Stylizat
 """
 from __future__ import annotations
 
-import numbers
-
+from .._checks import check_int, check_number
 from ..tensor import Tensor
 from ._utils import check_float, check_shape_arg, type_name
 from .elementwise import add, mul
@@ -41,12 +40,6 @@ def _affine(y, weight, bias, shape):
     if bias is not None:
         y = add(y, reshape(bias, shape))
     return y
-
-
-def _check_eps(op, eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0:
-        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
-    return float(eps)
 
 
 def _check_param(op, name, v, shape, x):
@@ -95,7 +88,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
                          f"{shape}, got {input.shape}")
     _check_param(op, "weight", weight, shape, input)
     _check_param(op, "bias", bias, shape, input)
-    eps = _check_eps(op, eps)
+    eps = check_number(op, "eps", eps, 0, open_min=True)
     n = 1
     for s in shape:
         n *= s
@@ -124,15 +117,13 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     if input.ndim < 2:
         raise ValueError(f"{op}: 'input' must have at least 2 dimensions (N, C, *), got shape "
                          f"{input.shape}")
-    if isinstance(num_groups, bool) or not isinstance(num_groups, numbers.Integral) \
-            or num_groups <= 0:
-        raise ValueError(f"{op}: 'num_groups' must be a positive int, got {num_groups!r}")
+    num_groups = check_int(op, "num_groups", num_groups, 1)
     N, C = input.shape[:2]
     if C % num_groups:
         raise ValueError(f"{op}: the input's {C} channels are not divisible by num_groups="
                          f"{num_groups} (input {input.shape})")
     _check_param(op, "weight", weight, (C,), input)
     _check_param(op, "bias", bias, (C,), input)
-    eps = _check_eps(op, eps)
-    y = _normalize_rows(input, N * int(num_groups), eps)
+    eps = check_number(op, "eps", eps, 0, open_min=True)
+    y = _normalize_rows(input, N * num_groups, eps)
     return _affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_int
 from ..autograd import Function
 from ..tensor import Tensor, is_real
 from ._utils import check_tensor, int64_indices, normalize_dim, sum_to, type_name
@@ -252,12 +253,6 @@ def getitem(input, index):
         raise IndexError(f"getitem: {exc} (tensor shape {input.shape})") from None
 
 
-def _check_int(op, name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: '{name}' must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
-
-
 def narrow(input, dim, start, length):
     """Entries start .. start + length - 1 along ``dim`` (a view); ``start`` may be negative
     (counted from the end)."""
@@ -265,7 +260,7 @@ def narrow(input, dim, start, length):
     if input.ndim == 0:
         raise ValueError("narrow: cannot be applied to a 0-d tensor")
     d = normalize_dim("narrow", dim, input.ndim)
-    start, length = _check_int("narrow", "start", start), _check_int("narrow", "length", length)
+    start, length = check_int("narrow", "start", start), check_int("narrow", "length", length)
     n = input.shape[d]
     if not -n <= start <= n:
         raise IndexError(f"narrow: 'start'={start} is out of range for dim {d} of size {n} "
@@ -370,7 +365,7 @@ def one_hot(tensor, num_classes=-1):
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"one_hot: 'tensor' must hold integer class labels, got dtype "
                         f"{tensor.dtype} (convert with .long())")
-    C = _check_int("one_hot", "num_classes", num_classes)
+    C = check_int("one_hot", "num_classes", num_classes)
     if C < -1:
         raise ValueError(f"one_hot: 'num_classes' must be -1 (inferred) or non-negative, "
                          f"got {C}")
@@ -401,7 +396,7 @@ def _triangle(op, input, diagonal, lower):
     if input.ndim < 2:
         raise ValueError(f"{op}: 'input' must have at least 2 dimensions, got shape "
                          f"{input.shape}")
-    return Triangle(_check_int(op, "diagonal", diagonal), lower)(input)
+    return Triangle(check_int(op, "diagonal", diagonal), lower)(input)
 
 
 def tril(input, diagonal=0):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_int, check_number
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, is_real
 from ._utils import check_float, check_tensor, int64_indices, type_name
@@ -242,21 +243,6 @@ def check_legacy(op, size_average, reduce):
                              "(pass reduction by keyword)")
 
 
-def check_label_smoothing(op, label_smoothing):
-    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: 'label_smoothing' must be a number in [0, 1], got "
-                         f"{label_smoothing!r}")
-    return float(label_smoothing)
-
-
-def check_ignore_index(op, ignore_index):
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
-            ignore_index, (int, np.integer)):
-        raise TypeError(f"{op}: 'ignore_index' must be an int, got "
-                        f"{type(ignore_index).__name__} {ignore_index!r}")
-    return int(ignore_index)
-
-
 def _check_input(op, input, target):
     check_float(op, "input", input)
     check_tensor(op, "target", target)
@@ -339,7 +325,7 @@ def _check_class_target(op, input, target, ignore_index, C):
 def _class_loss(op, input, target, weight, ignore_index, reduction, smoothing):
     C = _check_input(op, input, target)
     check_reduction(op, reduction)
-    ignore_index = check_ignore_index(op, ignore_index)
+    ignore_index = check_int(op, "ignore_index", ignore_index)
     w = _check_class_weight(op, weight, input, C)
     if op == "cross_entropy" and target.dtype.kind == "f":
         if target.shape != input.shape:
@@ -381,7 +367,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     total target weight minus the weighted target); probability targets get one too.
     """
     check_legacy("cross_entropy", size_average, reduce)
-    smoothing = check_label_smoothing("cross_entropy", label_smoothing)
+    smoothing = check_number("cross_entropy", "label_smoothing", label_smoothing, 0, 1)
     return _class_loss("cross_entropy", input, target, weight, ignore_index, reduction,
                        smoothing)
 

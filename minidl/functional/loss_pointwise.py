@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_number
 from ..autograd import Function
-from ..tensor import Tensor, is_real
+from ..tensor import Tensor
 from ._utils import check_float, type_name
 from .loss import (REDUCTIONS, _expand_reduced, _reduce, check_legacy, check_reduction,
                    constant_weight)
@@ -235,13 +236,6 @@ def _check_elem_weight(op, arg, weight, input):
     return constant_weight(op, arg, weight, input, "minidl treats it as a constant")
 
 
-def check_positive(op, name, value, allow_zero):
-    if not is_real(value) or not (value >= 0 if allow_zero else value > 0):
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{op}: '{name}' must be a {kind} number, got {value!r}")
-    return float(value)
-
-
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
                          reduction="mean"):
     """Binary cross-entropy of probabilities ``input`` (values in [0, 1]) against ``target``
@@ -304,7 +298,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     check_legacy(op, size_average, reduce)
     _check_pair(op, input, target)
     check_reduction(op, reduction)
-    beta = check_positive(op, "beta", beta, allow_zero=True)
+    beta = check_number(op, "beta", beta, 0)
     if beta == 0.0:
         return L1Loss(reduction)(input, target)
     return Huber(beta, True, reduction)(input, target)
@@ -316,7 +310,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     input's shape. Gradient: d where |d| <= delta, else delta sign(d)."""
     _check_pair("huber_loss", input, target)
     check_reduction("huber_loss", reduction)
-    delta = check_positive("huber_loss", "delta", delta, allow_zero=False)
+    delta = check_number("huber_loss", "delta", delta, 0, open_min=True)
     return Huber(delta, False, reduction)(input, target)
 
 
@@ -329,6 +323,4 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     check_legacy(op, size_average, reduce)
     _check_pair(op, input, target)
     check_reduction(op, reduction, REDUCTIONS + ("batchmean",))
-    if not isinstance(log_target, (bool, np.bool_)):
-        raise TypeError(f"{op}: 'log_target' must be True or False, got {log_target!r}")
-    return KLDiv(bool(log_target), reduction)(input, target)
+    return KLDiv(check_bool(op, "log_target", log_target), reduction)(input, target)

@@ -9,11 +9,10 @@ Internal Covariate Shift, 2015.
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import backend
+from .._checks import check_number
 from ..autograd import Function
 from ..kernels import cuda_batchnorm, threads
 from ..tensor import Tensor
@@ -279,20 +278,18 @@ def _batch_norm(op, input, running_mean, running_var, weight, bias, training, mo
         raise ValueError(f"{op}: 'bias' without 'weight' is not supported; pass both or neither")
     if (running_mean is None) != (running_var is None):
         raise ValueError(f"{op}: give both running_mean and running_var, or neither")
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{op}: 'momentum' must be a number in [0, 1], got {momentum!r}")
-    if not isinstance(eps, numbers.Real) or eps <= 0:
-        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
+    momentum = check_number(op, "momentum", momentum, 0, 1)
+    eps = check_number(op, "eps", eps, 0, open_min=True)
     rm = None if running_mean is None else running_mean.data
     rv = None if running_var is None else running_var.data
     if training:
         if input.numel() // C <= 1:
             raise ValueError(f"{op}: training needs more than 1 value per channel, got input "
                              f"shape {input.shape}")
-        fn = BatchNormTrain(rm, rv, float(momentum), float(eps), relu)
+        fn = BatchNormTrain(rm, rv, momentum, eps, relu)
     else:
         if rm is None:
             raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
                              "running_var")
-        fn = BatchNormEval(rm, rv, float(eps), relu)
+        fn = BatchNormEval(rm, rv, eps, relu)
     return fn(*[t for t in (input, weight, bias) if t is not None])

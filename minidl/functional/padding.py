@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_number
 from ..autograd import Function
-from ..tensor import is_real
-
 MODES = ("constant", "reflect", "replicate", "circular")
 
 
@@ -200,6 +199,5 @@ def fill_value(value):
         return 0.0
     if isinstance(value, np.generic):
         value = value.item()
-    if not is_real(value):
-        raise TypeError(f"pad: 'value' must be a number, got {type(value).__name__} {value!r}")
+    check_number("pad", "value", value)
     return value

@@ -7,11 +7,10 @@ the usual CNHW memory is read in place; results are returned as NCHW views of CN
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_int
 from ..autograd import Function
 from ._utils import check_float, check_pair
 
@@ -237,12 +236,6 @@ def _check_input(op, x):
         raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {x.shape}")
 
 
-def _check_bool(op, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: '{name}' must be a bool, got {value!r}")
-    return bool(value)
-
-
 def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
     """Checked (kernel, stride, padding, dilation, ceil_mode); stride None (or empty, as
     PyTorch allows) means the kernel size."""
@@ -252,7 +245,7 @@ def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
     s = k if stride is None or empty else check_pair(op, "stride", stride, 1)
     p = check_pair(op, "padding", padding, 0)
     d = check_pair(op, "dilation", dilation, 1)
-    ceil_mode = _check_bool(op, "ceil_mode", ceil_mode)
+    ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
     for axis, size, kk, ss, pp, dd in zip(("height", "width"), input.shape[2:], k, s, p, d):
         if 2 * pp > kk:
             raise ValueError(f"{op}: padding {pp} must be at most half the kernel {axis} {kk}")
@@ -281,7 +274,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     op = "max_pool2d"
     k, s, p, d, ceil_mode = _window_args(op, input, kernel_size, stride, padding, dilation,
                                          ceil_mode)
-    return_indices = _check_bool(op, "return_indices", return_indices)
+    return_indices = check_bool(op, "return_indices", return_indices)
     return MaxPool2d(k, s, p, d, ceil_mode, return_indices)(input)
 
 
@@ -297,14 +290,10 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     """
     op = "avg_pool2d"
     k, s, p, _, ceil_mode = _window_args(op, input, kernel_size, stride, padding, 1, ceil_mode)
-    count_include_pad = _check_bool(op, "count_include_pad", count_include_pad)
+    count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
     if divisor_override is not None:
-        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
-                                                                numbers.Integral):
-            raise TypeError(f"{op}: 'divisor_override' must be None or an int, "
-                            f"got {divisor_override!r}")
+        divisor_override = check_int(op, "divisor_override", divisor_override)
         if divisor_override == 0:
             raise ValueError(f"{op}: 'divisor_override' must not be zero, got 0")
-        divisor_override = int(divisor_override)
     return AvgPool2d(k, s, p, ceil_mode, count_include_pad, divisor_override)(input)
 

@@ -13,9 +13,10 @@ import math
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_number
 from ..autograd import Function
 from ..tensor import Tensor, is_real
-from ._utils import check_bool, check_float, check_tensor, normalize_dim, normalize_dims
+from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
 from .elementwise import _promoted, maximum, minimum
 from .sorting import max_along
 
@@ -424,8 +425,7 @@ def _ddof(op, unbiased, correction):
     if correction is not None:
         if unbiased is not None:
             raise TypeError(f"{op}: give either 'unbiased' or 'correction', not both")
-        if not is_real(correction) or correction < 0:
-            raise ValueError(f"{op}: 'correction' must be a number >= 0, got {correction!r}")
+        check_number(op, "correction", correction, 0)
         return correction
     if unbiased is None:
         return 1

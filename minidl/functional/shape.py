@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from .._checks import check_int
 from ..kernels import threads
 from ..autograd import Function
 from ..tensor import Tensor
@@ -374,8 +375,7 @@ def split(input, split_size_or_sections, dim=0):
 def chunk(input, chunks, dim=0):
     """Split into ``chunks`` pieces of size ceil(n / chunks) (fewer if n is small)."""
     check_tensor("chunk", "input", input)
-    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-        raise ValueError(f"chunk: 'chunks' must be a positive int, got {chunks!r}")
+    chunks = check_int("chunk", "chunks", chunks, 1)
     n = input.shape[normalize_dim("chunk", dim, input.ndim)]
     return split(input, max(1, -(-n // chunks)), dim)
 

@@ -13,9 +13,10 @@ from collections import namedtuple
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool, check_int
 from ..autograd import Function
 from ..tensor import Tensor
-from ._utils import check_bool, check_tensor, normalize_dim
+from ._utils import check_tensor, normalize_dim
 
 
 def _values_indices(name):
@@ -141,13 +142,12 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     check_tensor("topk", "input", input)
     d = normalize_dim("topk", dim, input.ndim)
     n = input.shape[d] if input.ndim else 1
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"topk: 'k' must be an int, got {type(k).__name__} {k!r}")
+    k = check_int("topk", "k", k)
     if not 0 <= k <= n:
         raise ValueError(f"topk: 'k' must be in 0..{n} (the size of dim {dim} of the input "
                          f"of shape {input.shape}), got {k}")
     check_bool("topk", "sorted", sorted)
-    values, indices = Sort(d, check_bool("topk", "largest", largest), int(k))(input)
+    values, indices = Sort(d, check_bool("topk", "largest", largest), k)(input)
     return return_types.topk(values, indices)
 
 

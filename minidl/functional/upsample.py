@@ -20,6 +20,7 @@ import numbers
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool
 from ..autograd import Function
 from ._utils import check_float
 
@@ -261,9 +262,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise ValueError(f"{op}: 'align_corners' can only be set with an interpolating "
                              f"mode (bilinear), got align_corners={align_corners!r} with mode "
                              f"'nearest'")
-        if not isinstance(align_corners, bool):
-            raise TypeError(f"{op}: 'align_corners' must be a bool or None, got "
-                            f"{align_corners!r}")
+        align_corners = check_bool(op, "align_corners", align_corners)
     if antialias:
         raise ValueError(f"{op}: antialias=True is not supported by minidl")
     if (size is None) == (scale_factor is None):

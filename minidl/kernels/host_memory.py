@@ -26,6 +26,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from .._checks import check_bool
+
 _M_TRIM_THRESHOLD = -1          # from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 _REUSE_BELOW = 32 << 20         # glibc's largest mmap threshold on 64-bit systems
@@ -50,9 +52,7 @@ def set_host_memory_reuse(enabled=True):
     """Keep freed host arrays under 32 MiB for reuse (``enabled``), or give freed memory back
     to the system as glibc does initially. Returns whether the setting took effect (False
     where malloc is not glibc's)."""
-    if not isinstance(enabled, bool):
-        raise TypeError(f"set_host_memory_reuse: 'enabled' must be a bool, got "
-                        f"{type(enabled).__name__} {enabled!r}")
+    enabled = check_bool("set_host_memory_reuse", "enabled", enabled)
     mallopt = _mallopt()
     if mallopt is None:
         return False

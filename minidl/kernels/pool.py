@@ -28,6 +28,7 @@ import weakref
 import numpy as np
 
 from .. import backend
+from .._checks import check_int
 
 _DEFAULT_LIMIT = 1 << 30
 _MIN_BYTES = 1 << 20
@@ -120,9 +121,8 @@ def stats():
 def set_limit(nbytes, min_bytes=_MIN_BYTES):
     """Bound the pool's lent plus free bytes (0 turns keeping off) and set the smallest
     request it serves; drops the free buffers. Returns the previous (limit, min_bytes)."""
-    for name, v in (("nbytes", nbytes), ("min_bytes", min_bytes)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"pool.set_limit: '{name}' must be a non-negative int, got {v!r}")
+    nbytes = check_int("pool.set_limit", "nbytes", nbytes, 0)
+    min_bytes = check_int("pool.set_limit", "min_bytes", min_bytes, 0)
     with _pool.lock:
         old = _pool.limit, _pool.min_bytes
         _pool.limit, _pool.min_bytes, _pool.free = nbytes, min_bytes, []

@@ -36,6 +36,8 @@ import threading
 
 import numpy as np
 
+from .._checks import check_int
+
 _MIN_ITEMS = 1 << 16           # below this many values a part costs more than it saves
 
 _state = {"threads": None, "workers": [], "blas": "unknown", "pid": None}
@@ -134,9 +136,7 @@ def get_num_threads():
 def set_num_threads(n):
     """Run minidl's CPU kernels on ``n`` threads (1: no threads of its own). NumPy's BLAS
     thread count is left as it is outside minidl's kernels."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: 'n' must be a positive int, got {n!r}")
-    _state["threads"] = n
+    _state["threads"] = check_int("set_num_threads", "n", n, 1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,11 +1,10 @@
 """Activation modules: thin wrappers over minidl.functional."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int, check_number
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -124,19 +123,13 @@ class Hardswish(_Pointwise):
         return F.hardswish(x)
 
 
-def _number(op, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{op}: '{name}' must be a number, got {type(v).__name__} {v!r}")
-    return float(v)
-
-
 class Hardtanh(Module):
     """x clipped to [min_val, max_val]."""
 
     def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
         super().__init__()
-        self.min_val = _number("Hardtanh", "min_val", min_val)
-        self.max_val = _number("Hardtanh", "max_val", max_val)
+        self.min_val = check_number("Hardtanh", "min_val", min_val)
+        self.max_val = check_number("Hardtanh", "max_val", max_val)
         if not self.max_val > self.min_val:
             raise ValueError(f"Hardtanh: 'max_val' must be greater than 'min_val', got "
                              f"min_val={min_val}, max_val={max_val}")
@@ -153,7 +146,7 @@ class ELU(Module):
 
     def __init__(self, alpha=1.0, inplace=False):
         super().__init__()
-        self.alpha = _number("ELU", "alpha", alpha)
+        self.alpha = check_number("ELU", "alpha", alpha)
 
     def forward(self, x):
         return F.elu(x, self.alpha)
@@ -167,8 +160,8 @@ class Softplus(Module):
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        self.beta = _number("Softplus", "beta", beta)
-        self.threshold = _number("Softplus", "threshold", threshold)
+        self.beta = check_number("Softplus", "beta", beta)
+        self.threshold = check_number("Softplus", "threshold", threshold)
         if self.beta == 0.0:
             raise ValueError("Softplus: 'beta' must be nonzero (it divides the result), got 0")
 
@@ -185,13 +178,9 @@ class PReLU(Module):
 
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
-        if isinstance(num_parameters, bool) or not isinstance(num_parameters, numbers.Integral) \
-                or num_parameters < 1:
-            raise ValueError(f"PReLU: 'num_parameters' must be a positive int, got "
-                             f"{num_parameters!r}")
-        self.num_parameters = int(num_parameters)
-        self.weight = Parameter(np.full((self.num_parameters,), _number("PReLU", "init", init),
-                                        dtype=dtype))
+        self.num_parameters = check_int("PReLU", "num_parameters", num_parameters, 1)
+        self.weight = Parameter(np.full((self.num_parameters,),
+                                        check_number("PReLU", "init", init), dtype=dtype))
 
     def forward(self, x):
         return F.prelu(x, self.weight)
@@ -226,9 +215,7 @@ class Softshrink(Module):
 
     def __init__(self, lambd=0.5):
         super().__init__()
-        self.lambd = _number("Softshrink", "lambd", lambd)
-        if self.lambd < 0:
-            raise ValueError(f"Softshrink: 'lambd' must be non-negative, got {lambd}")
+        self.lambd = check_number("Softshrink", "lambd", lambd, 0)
 
     def forward(self, x):
         return F.softshrink(x, self.lambd)
@@ -242,7 +229,7 @@ class Hardshrink(Module):
 
     def __init__(self, lambd=0.5):
         super().__init__()
-        self.lambd = _number("Hardshrink", "lambd", lambd)
+        self.lambd = check_number("Hardshrink", "lambd", lambd)
 
     def forward(self, x):
         return F.hardshrink(x, self.lambd)

@@ -6,6 +6,7 @@ import numbers
 from collections import OrderedDict
 
 from .. import functional as F
+from .._checks import check_int
 from ..functional._utils import check_tensor, normalize_dim
 from .module import Module
 
@@ -138,14 +139,13 @@ class Unflatten(Module):
 
     def __init__(self, dim, unflattened_size):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
-            raise TypeError(f"Unflatten: 'dim' must be an int, got {dim!r}")
+        dim = check_int("Unflatten", "dim", dim)
         if not isinstance(unflattened_size, (tuple, list)) or not unflattened_size or not all(
                 isinstance(s, numbers.Integral) and not isinstance(s, bool) and (s >= 0 or s == -1)
                 for s in unflattened_size) or list(unflattened_size).count(-1) > 1:
             raise TypeError(f"Unflatten: 'unflattened_size' must be a non-empty tuple of "
                             f"non-negative ints (one may be -1), got {unflattened_size!r}")
-        self.dim = int(dim)
+        self.dim = dim
         self.unflattened_size = tuple(int(s) for s in unflattened_size)
 
     def forward(self, x):

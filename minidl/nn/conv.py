@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int
 from . import init
 from ..functional._utils import check_pair
 from ..functional.conv_transpose import check_output_padding, conv_transpose_out_size
@@ -26,8 +27,7 @@ class Conv2d(Module):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("groups", groups)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-                raise ValueError(f"Conv2d: '{name}' must be a positive int, got {v!r}")
+            check_int("Conv2d", name, v, 1)
         if in_channels % groups:
             raise ValueError(f"Conv2d: in_channels ({in_channels}) must be divisible by groups "
                              f"({groups})")
@@ -92,8 +92,7 @@ class ConvTranspose2d(Module):
         op = "ConvTranspose2d"
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels),
                         ("groups", groups)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-                raise ValueError(f"{op}: '{name}' must be a positive int, got {v!r}")
+            check_int(op, name, v, 1)
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             if v % groups:
                 raise ValueError(f"{op}: {name} ({v}) must be divisible by groups ({groups})")

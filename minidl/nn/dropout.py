@@ -1,9 +1,8 @@
 """Dropout layers: identity in eval mode."""
 from __future__ import annotations
 
-import numbers
-
 from .. import functional as F
+from .._checks import check_number
 from .module import Module
 
 
@@ -15,9 +14,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p < 1.0:
-            raise ValueError(f"{self._op}: 'p' must be a probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_number(self._op, "p", p, 0, 1, open_max=True)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

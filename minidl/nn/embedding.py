@@ -1,22 +1,15 @@
 """Embedding layer: a lookup table of num_embeddings vectors of size embedding_dim."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int
 from ..autograd import no_grad
 from ..functional.embedding import check_padding_idx
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
-
-
-def _count(name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-        raise ValueError(f"Embedding: '{name}' must be a non-negative int, got {v!r}")
-    return int(v)
 
 
 class Embedding(Module):
@@ -31,8 +24,8 @@ class Embedding(Module):
                  norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
                  _freeze=False, dtype=np.float32):
         super().__init__()
-        self.num_embeddings = _count("num_embeddings", num_embeddings)
-        self.embedding_dim = _count("embedding_dim", embedding_dim)
+        self.num_embeddings = check_int("Embedding", "num_embeddings", num_embeddings, 0)
+        self.embedding_dim = check_int("Embedding", "embedding_dim", embedding_dim, 0)
         self.padding_idx = check_padding_idx("Embedding", padding_idx, self.num_embeddings)
         if max_norm is not None or sparse:
             raise ValueError("Embedding: max_norm and sparse=True are not supported")

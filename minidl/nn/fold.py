@@ -3,8 +3,8 @@ wrappers over ``F.unfold``, ``F.fold``, ``F.pixel_shuffle``, ``F.pixel_unshuffle
 from __future__ import annotations
 
 from .. import functional as F
+from .._checks import check_int
 from ..functional._utils import check_pair
-from ..functional.fold import check_factor
 from .module import Module
 
 
@@ -55,7 +55,7 @@ class PixelShuffle(Module):
 
     def __init__(self, upscale_factor):
         super().__init__()
-        self.upscale_factor = check_factor("PixelShuffle", "upscale_factor", upscale_factor)
+        self.upscale_factor = check_int("PixelShuffle", "upscale_factor", upscale_factor, 1)
 
     def forward(self, x):
         return F.pixel_shuffle(x, self.upscale_factor)
@@ -69,8 +69,8 @@ class PixelUnshuffle(Module):
 
     def __init__(self, downscale_factor):
         super().__init__()
-        self.downscale_factor = check_factor("PixelUnshuffle", "downscale_factor",
-                                             downscale_factor)
+        self.downscale_factor = check_int("PixelUnshuffle", "downscale_factor",
+                                          downscale_factor, 1)
 
     def forward(self, x):
         return F.pixel_unshuffle(x, self.downscale_factor)

@@ -13,9 +13,10 @@ import math
 import numpy as np
 
 from .. import backend
+from .._checks import check_int, check_number
 from ..random import default_generator
 from ..autograd import no_grad
-from ..tensor import Tensor, is_real
+from ..tensor import Tensor
 
 
 def _check(op, tensor):
@@ -44,13 +45,8 @@ def calculate_gain(nonlinearity, param=None):
     if nonlinearity == "relu":
         return math.sqrt(2.0)
     if nonlinearity == "leaky_relu":
-        if param is None:
-            slope = 0.01
-        elif is_real(param):
-            slope = float(param)
-        else:
-            raise ValueError(f"calculate_gain: the leaky_relu negative slope 'param' must be a "
-                             f"number, got {type(param).__name__} {param!r}")
+        slope = 0.01 if param is None else check_number(
+            "calculate_gain", "param", param, where=" (the leaky_relu negative slope)")
         return math.sqrt(2.0 / (1 + slope ** 2))
     if nonlinearity == "selu":
         return 3.0 / 4
@@ -141,12 +137,6 @@ def xavier_uniform_(tensor, gain=1.0):
     return uniform_(tensor, -bound, bound)
 
 
-def _number(op, name, v):
-    if not is_real(v):
-        raise TypeError(f"{op}: '{name}' must be a number, got {type(v).__name__} {v!r}")
-    return float(v)
-
-
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Fill with N(mean, std^2) truncated to [a, b] (absolute bounds, not in units of std).
 
@@ -156,7 +146,7 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     sampled mirrored (on the left, where Phi keeps its precision) and flipped back.
     """
     _check("trunc_normal_", tensor)
-    mean, std, a, b = (_number("trunc_normal_", n, v)
+    mean, std, a, b = (check_number("trunc_normal_", n, v)
                        for n, v in (("mean", mean), ("std", std), ("a", a), ("b", b)))
     if not std > 0:
         raise ValueError(f"trunc_normal_: 'std' must be positive, got {std}")
@@ -226,7 +216,7 @@ def orthogonal_(tensor, gain=1.0):
     linear neural networks (2013).
     """
     _check("orthogonal_", tensor)
-    gain = _number("orthogonal_", "gain", gain)
+    gain = check_number("orthogonal_", "gain", gain)
     if tensor.ndim < 2:
         raise ValueError(f"orthogonal_: only tensors with 2 or more dimensions are supported, "
                          f"got shape {tensor.shape}")
@@ -263,8 +253,7 @@ def dirac_(tensor, groups=1):
     if tensor.ndim not in (3, 4, 5):
         raise ValueError(f"dirac_: only 3, 4 or 5-D tensors are supported, got shape "
                          f"{tensor.shape}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"dirac_: 'groups' must be a positive int, got {groups!r}")
+    groups = check_int("dirac_", "groups", groups, 1)
     out_ch, in_ch = tensor.shape[:2]
     if out_ch % groups:
         raise ValueError(f"dirac_: dim 0 of the tensor ({out_ch}) must be divisible by "

@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from .. import functional as F
+from .._checks import check_int
 from . import init
 from .module import Module, Parameter
 
@@ -19,9 +20,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"Linear: '{name}' must be a positive int, got {v!r}")
+        in_features = check_int("Linear", "in_features", in_features, 1)
+        out_features = check_int("Linear", "out_features", out_features, 1)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))

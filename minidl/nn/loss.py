@@ -7,9 +7,8 @@ at the first batch). Class weights and ``pos_weight`` are buffers, as in PyTorch
 from __future__ import annotations
 
 from .. import functional as F
-from ..functional.loss import (REDUCTIONS, check_ignore_index, check_label_smoothing,
-                               check_legacy, check_reduction)
-from ..functional.loss_pointwise import check_positive
+from .._checks import check_bool, check_int, check_number
+from ..functional.loss import REDUCTIONS, check_legacy, check_reduction
 from ..functional._utils import check_float
 from .module import Module
 
@@ -40,8 +39,9 @@ class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean", label_smoothing=0.0):
         super().__init__(weight, size_average, reduce, reduction)
-        self.ignore_index = check_ignore_index("CrossEntropyLoss", ignore_index)
-        self.label_smoothing = check_label_smoothing("CrossEntropyLoss", label_smoothing)
+        self.ignore_index = check_int("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = check_number("CrossEntropyLoss", "label_smoothing",
+                                            label_smoothing, 0, 1)
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, weight=self.weight,
@@ -59,7 +59,7 @@ class NLLLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None,
                  reduction="mean"):
         super().__init__(weight, size_average, reduce, reduction)
-        self.ignore_index = check_ignore_index("NLLLoss", ignore_index)
+        self.ignore_index = check_int("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input, target):
         return F.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
@@ -112,7 +112,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
         super().__init__(size_average, reduce, reduction)
-        self.beta = check_positive("SmoothL1Loss", "beta", beta, allow_zero=True)
+        self.beta = check_number("SmoothL1Loss", "beta", beta, 0)
 
     def forward(self, input, target):
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
@@ -126,7 +126,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction=reduction)
-        self.delta = check_positive("HuberLoss", "delta", delta, allow_zero=False)
+        self.delta = check_number("HuberLoss", "delta", delta, 0, open_min=True)
 
     def forward(self, input, target):
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
@@ -140,10 +140,7 @@ class KLDivLoss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
         super().__init__(size_average, reduce, reduction, REDUCTIONS + ("batchmean",))
-        if not isinstance(log_target, bool):
-            raise TypeError(f"KLDivLoss: 'log_target' must be True or False, got "
-                            f"{log_target!r}")
-        self.log_target = log_target
+        self.log_target = check_bool("KLDivLoss", "log_target", log_target)
 
     def forward(self, input, target):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

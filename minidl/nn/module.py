@@ -12,6 +12,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool
 from ..autograd import no_grad
 from ..tensor import Tensor
 from .hooks import ModuleHooks, call_with_hooks
@@ -280,11 +281,9 @@ class Module(ModuleHooks):
     # -- modes and devices ---------------------------------------------------------------------
     def train(self, mode=True):
         """Switch this module and its descendants to training (or eval) mode."""
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"{type(self).__name__}.train: mode must be a bool, got "
-                            f"{type(mode).__name__} {mode!r}")
+        mode = check_bool(f"{type(self).__name__}.train", "mode", mode)
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", mode)
         return self
 
     def eval(self):
@@ -292,9 +291,7 @@ class Module(ModuleHooks):
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` on every parameter (freeze with False); returns self."""
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise TypeError(f"{type(self).__name__}.requires_grad_: requires_grad must be a "
-                            f"bool, got {type(requires_grad).__name__} {requires_grad!r}")
+        check_bool(f"{type(self).__name__}.requires_grad_", "requires_grad", requires_grad)
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self

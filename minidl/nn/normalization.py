@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import backend
 from .. import functional as F
+from .._checks import check_int, check_number
 from ..tensor import Tensor
 from .module import Module, Parameter
 
@@ -34,15 +35,11 @@ class _BatchNorm(Module):
                  track_running_stats=True, dtype=np.float32):
         super().__init__()
         op = self._name
-        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) \
-                or num_features <= 0:
-            raise ValueError(f"{op}: 'num_features' must be a positive int, got {num_features!r}")
-        if not isinstance(eps, numbers.Real) or eps <= 0:
-            raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
-        if momentum is not None and (not isinstance(momentum, numbers.Real)
-                                     or not 0.0 <= momentum <= 1.0):
-            raise ValueError(f"{op}: 'momentum' must be in [0, 1] or None, got {momentum!r}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.num_features = check_int(op, "num_features", num_features, 1)
+        self.eps = check_number(op, "eps", eps, 0, open_min=True)
+        if momentum is not None:
+            check_number(op, "momentum", momentum, 0, 1)
+        self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         C = self.num_features
         if self.affine:
@@ -129,18 +126,6 @@ class BatchNormReLU2d(BatchNorm2d):
     _relu = True
 
 
-def _positive_int(op, name, v):
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-        raise ValueError(f"{op}: '{name}' must be a positive int, got {v!r}")
-    return int(v)
-
-
-def _positive_eps(op, eps):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or eps <= 0:
-        raise ValueError(f"{op}: 'eps' must be a positive number, got {eps!r}")
-    return float(eps)
-
-
 def _affine_params(module, shape, weight, bias, dtype):
     """Register weight (ones) and bias (zeros) of ``shape``, or None for the ones not wanted."""
     if weight:
@@ -171,7 +156,7 @@ class LayerNorm(Module):
             raise ValueError(f"{op}: 'normalized_shape' must be a positive int or a non-empty "
                              f"tuple of positive ints, got {normalized_shape!r}")
         self.normalized_shape = tuple(int(s) for s in shape)
-        self.eps = _positive_eps(op, eps)
+        self.eps = check_number(op, "eps", eps, 0, open_min=True)
         self.elementwise_affine = bool(elementwise_affine)
         _affine_params(self, self.normalized_shape, self.elementwise_affine, bias, dtype)
 
@@ -193,12 +178,12 @@ class GroupNorm(Module):
                  bias=True):
         super().__init__()
         op = "GroupNorm"
-        self.num_groups = _positive_int(op, "num_groups", num_groups)
-        self.num_channels = _positive_int(op, "num_channels", num_channels)
+        self.num_groups = check_int(op, "num_groups", num_groups, 1)
+        self.num_channels = check_int(op, "num_channels", num_channels, 1)
         if self.num_channels % self.num_groups:
             raise ValueError(f"{op}: 'num_channels' ({num_channels}) must be divisible by "
                              f"'num_groups' ({num_groups})")
-        self.eps = _positive_eps(op, eps)
+        self.eps = check_number(op, "eps", eps, 0, open_min=True)
         self.affine = bool(affine)
         _affine_params(self, (self.num_channels,), self.affine, bias, dtype)
 
@@ -224,11 +209,10 @@ class InstanceNorm2d(Module):
                  track_running_stats=False, dtype=np.float32, *, bias=True):
         super().__init__()
         op = "InstanceNorm2d"
-        self.num_features = _positive_int(op, "num_features", num_features)
-        self.eps = _positive_eps(op, eps)
-        if momentum is not None and (isinstance(momentum, bool) or not isinstance(
-                momentum, numbers.Real) or not 0.0 <= momentum <= 1.0):
-            raise ValueError(f"{op}: 'momentum' must be in [0, 1] or None, got {momentum!r}")
+        self.num_features = check_int(op, "num_features", num_features, 1)
+        self.eps = check_number(op, "eps", eps, 0, open_min=True)
+        if momentum is not None:
+            check_number(op, "momentum", momentum, 0, 1)
         if track_running_stats:
             raise NotImplementedError(
                 f"{op}: track_running_stats=True is not supported (minidl's instance norm "

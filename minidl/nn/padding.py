@@ -9,6 +9,7 @@ from __future__ import annotations
 import numbers
 
 from .. import functional as F
+from .._checks import check_number
 from .module import Module
 
 
@@ -45,9 +46,7 @@ class _ConstantPad(_Pad):
 
     def __init__(self, padding, value):
         super().__init__(padding)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{type(self).__name__}: 'value' must be a number, got "
-                            f"{type(value).__name__} {value!r}")
+        check_number(type(self).__name__, "value", value)
         self.value = value
 
     def forward(self, x):

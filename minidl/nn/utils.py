@@ -8,12 +8,12 @@ on a GPU it queues its work without waiting for it.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import backend
 from .. import functional as F
+from .._checks import check_number
 from ..autograd import no_grad
 from ..tensor import Tensor
 
@@ -40,14 +40,9 @@ def _params(op, parameters, unique=True):
     return items
 
 
-def _number(op, name, v, minimum=None):
-    if isinstance(v, Tensor) and v.data.size == 1:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or math.isnan(v) or (
-            minimum is not None and v < minimum):
-        want = "a number" if minimum is None else "a non-negative number"
-        raise ValueError(f"{op}: '{name}' must be {want}, got {v!r}")
-    return float(v)
+def _scalar(v):
+    """A one-element Tensor's value (PyTorch takes these for the bounds below), else ``v``."""
+    return v.item() if isinstance(v, Tensor) and v.data.size == 1 else v
 
 
 def _array_norm(g, p):
@@ -86,13 +81,10 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     """
     op = "clip_grad_norm_"
     params = _params(op, parameters)
-    max_norm = _number(op, "max_norm", max_norm, minimum=0.0)
+    max_norm = check_number(op, "max_norm", _scalar(max_norm), 0)
     if isinstance(norm_type, str) and norm_type.strip().lower() in ("inf", "+inf"):
         norm_type = math.inf
-    p = _number(op, "norm_type", norm_type)
-    if not p > 0:
-        raise ValueError(f"{op}: 'norm_type' must be a positive number or inf, got "
-                         f"{norm_type!r}")
+    p = check_number(op, "norm_type", _scalar(norm_type), 0, open_min=True)
     grads = [t.grad for t in params if t.grad is not None]
     if not grads:
         return Tensor(np.zeros((), np.float32))
@@ -138,7 +130,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     """
     op = "clip_grad_value_"
     params = _params(op, parameters)
-    c = _number(op, "clip_value", clip_value, minimum=0.0)
+    c = check_number(op, "clip_value", _scalar(clip_value), 0)
     for t in params:
         if t.grad is not None:
             g = t.grad.data

@@ -1,8 +1,9 @@
 """Adagrad: per-coordinate learning rates from the sum of all past squared gradients."""
 from __future__ import annotations
 
+from .._checks import check_number
 from ..backend import xp_of
-from .optimizer import Optimizer, check_number
+from .optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -45,9 +46,8 @@ class Adagrad(Optimizer):
 
     def _check_group(self, group, where):
         for key in ("lr", "lr_decay", "weight_decay", "initial_accumulator_value"):
-            group[key] = check_number("Adagrad", key, group[key], where, low=0.0)
-        group["eps"] = check_number("Adagrad", "eps", group["eps"], where, low=0.0,
-                                    low_open=True)
+            group[key] = check_number("Adagrad", key, group[key], 0, where=where)
+        group["eps"] = check_number("Adagrad", "eps", group["eps"], 0, open_min=True, where=where)
 
     def _update(self, group, p, g, state):
         wd = float(group["weight_decay"])

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 
+from .._checks import check_bool, check_number
 from ..backend import xp_of
-from .optimizer import Optimizer, check_bool, check_number, ema_, state_buffer
+from .optimizer import Optimizer, ema_, state_buffer
 
 
 class Adam(Optimizer):
@@ -49,19 +50,19 @@ class Adam(Optimizer):
 
     def _check_group(self, group, where):
         name = type(self).__name__
-        group["lr"] = check_number(name, "lr", group["lr"], where, low=0.0)
+        group["lr"] = check_number(name, "lr", group["lr"], 0, where=where)
         betas = group["betas"]
         if hasattr(betas, "tolist"):          # an array from a checkpoint
             betas = betas.tolist()
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas{where} must be a pair (beta1, beta2), got "
                             f"{type(betas).__name__} {betas!r}")
-        group["betas"] = tuple(check_number(name, f"betas[{i}]", b, where, low=0.0, high=1.0,
-                                            high_open=True) for i, b in enumerate(betas))
-        group["eps"] = check_number(name, "eps", group["eps"], where, low=0.0, low_open=True)
-        group["weight_decay"] = check_number(name, "weight_decay", group["weight_decay"],
-                                             where, low=0.0)
-        group["amsgrad"] = check_bool(name, "amsgrad", group["amsgrad"], where)
+        group["betas"] = tuple(check_number(name, f"betas[{i}]", b, 0, 1, open_max=True,
+                                            where=where) for i, b in enumerate(betas))
+        group["eps"] = check_number(name, "eps", group["eps"], 0, open_min=True, where=where)
+        group["weight_decay"] = check_number(name, "weight_decay", group["weight_decay"], 0,
+                                             where=where)
+        group["amsgrad"] = check_bool(name, "amsgrad", group["amsgrad"], where=where)
 
     def _update(self, group, p, g, state):
         lr = float(group["lr"])

@@ -1,8 +1,9 @@
 """Adamax: Adam with the infinity norm of past gradients in place of their second moment."""
 from __future__ import annotations
 
+from .._checks import check_number
 from ..backend import xp_of
-from .optimizer import Optimizer, check_number, ema_
+from .optimizer import Optimizer, ema_
 
 
 class Adamax(Optimizer):
@@ -40,20 +41,19 @@ class Adamax(Optimizer):
         super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
-        group["lr"] = check_number("Adamax", "lr", group["lr"], where, low=0.0)
+        group["lr"] = check_number("Adamax", "lr", group["lr"], 0, where=where)
         betas = group["betas"]
         if hasattr(betas, "tolist"):          # an array from a checkpoint
             betas = betas.tolist()
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"Adamax: betas{where} must be a pair (beta1, beta2), got "
                             f"{type(betas).__name__} {betas!r}")
-        group["betas"] = tuple(check_number("Adamax", f"betas[{i}]", b, where, low=0.0,
-                                            high=1.0, high_open=True)
+        group["betas"] = tuple(check_number("Adamax", f"betas[{i}]", b, 0, 1, open_max=True,
+                                            where=where)
                                for i, b in enumerate(betas))
-        group["eps"] = check_number("Adamax", "eps", group["eps"], where, low=0.0,
-                                    low_open=True)
-        group["weight_decay"] = check_number("Adamax", "weight_decay", group["weight_decay"],
-                                             where, low=0.0)
+        group["eps"] = check_number("Adamax", "eps", group["eps"], 0, open_min=True, where=where)
+        group["weight_decay"] = check_number("Adamax", "weight_decay", group["weight_decay"], 0,
+                                             where=where)
 
     def _update(self, group, p, g, state):
         beta1, beta2 = (float(b) for b in group["betas"])

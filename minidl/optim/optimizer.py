@@ -20,70 +20,13 @@ buffers, so one set of array operations (GPU kernel launches) updates them all.
 """
 from __future__ import annotations
 
-import math
-import numbers
-
 import numpy as np
 
 from .. import backend
+from .._checks import check_bool
 from ..autograd import enable_grad, no_grad
 from ..tensor import Tensor
 from .flat import FlatGroup
-
-
-# -- hyperparameter checks shared by the optimizers and schedulers -----------------------------
-
-def check_number(owner, name, value, where="", low=None, high=None, low_open=False,
-                 high_open=False):
-    """Return ``value`` as a Python float after checking it is a real number in range.
-
-    Raises TypeError (not a number) or ValueError (NaN or out of range) naming ``owner``, the
-    argument ``name``, the expected range and the value given. ``where`` is appended to the
-    argument's name (e.g. ``" in param group 1"``).
-    """
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name}{where} must be a real number, got "
-                        f"{type(value).__name__} {value!r}")
-    value = float(value)
-    bad = math.isnan(value)
-    if low is not None:
-        bad = bad or (value <= low if low_open else value < low)
-    if high is not None:
-        bad = bad or (value >= high if high_open else value > high)
-    if bad:
-        if low is not None and high is not None:
-            expected = ("in " + ("(" if low_open else "[") + f"{low:g}, {high:g}"
-                        + (")" if high_open else "]"))
-        elif low is not None:
-            expected = (">" if low_open else ">=") + f" {low:g}"
-        elif high is not None:
-            expected = ("<" if high_open else "<=") + f" {high:g}"
-        else:
-            expected = "a number (not NaN)"
-        raise ValueError(f"{owner}: {name}{where} must be {expected}, got {value!r}")
-    return value
-
-
-def check_int(owner, name, value, low=None):
-    """Return ``value`` as a Python int (bools refused), checking ``value >= low``."""
-    if isinstance(value, np.integer):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value}")
-    return value
-
-
-def check_bool(owner, name, value, where=""):
-    if isinstance(value, np.bool_):
-        value = bool(value)
-    if not isinstance(value, bool):
-        raise TypeError(f"{owner}: {name}{where} must be True or False, got "
-                        f"{type(value).__name__} {value!r}")
-    return value
 
 
 def state_buffer(state, name, like):

@@ -1,8 +1,9 @@
 """RMSprop: divide the gradient by a running root-mean-square of recent gradients."""
 from __future__ import annotations
 
+from .._checks import check_bool, check_number
 from ..backend import xp_of
-from .optimizer import Optimizer, check_bool, check_number, ema_, state_buffer
+from .optimizer import Optimizer, ema_, state_buffer
 
 
 class RMSprop(Optimizer):
@@ -46,16 +47,13 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
-        group["lr"] = check_number("RMSprop", "lr", group["lr"], where, low=0.0)
-        group["alpha"] = check_number("RMSprop", "alpha", group["alpha"], where, low=0.0,
-                                      high=1.0)
-        group["eps"] = check_number("RMSprop", "eps", group["eps"], where, low=0.0,
-                                    low_open=True)
-        group["weight_decay"] = check_number("RMSprop", "weight_decay", group["weight_decay"],
-                                             where, low=0.0)
-        group["momentum"] = check_number("RMSprop", "momentum", group["momentum"], where,
-                                         low=0.0)
-        group["centered"] = check_bool("RMSprop", "centered", group["centered"], where)
+        group["lr"] = check_number("RMSprop", "lr", group["lr"], 0, where=where)
+        group["alpha"] = check_number("RMSprop", "alpha", group["alpha"], 0, 1, where=where)
+        group["eps"] = check_number("RMSprop", "eps", group["eps"], 0, open_min=True, where=where)
+        group["weight_decay"] = check_number("RMSprop", "weight_decay", group["weight_decay"], 0,
+                                             where=where)
+        group["momentum"] = check_number("RMSprop", "momentum", group["momentum"], 0, where=where)
+        group["centered"] = check_bool("RMSprop", "centered", group["centered"], where=where)
 
     def _update(self, group, p, g, state):
         lr = float(group["lr"])

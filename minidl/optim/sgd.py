@@ -1,7 +1,8 @@
 """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_bool, check_number
+from .._checks import check_bool, check_number
+from .optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -42,13 +43,12 @@ class SGD(Optimizer):
         super().__init__(params, defaults, fused=fused)
 
     def _check_group(self, group, where):
-        group["lr"] = check_number("SGD", "lr", group["lr"], where, low=0.0)
-        group["momentum"] = check_number("SGD", "momentum", group["momentum"], where, low=0.0)
-        group["dampening"] = check_number("SGD", "dampening", group["dampening"], where,
-                                          low=0.0, high=1.0)
-        group["weight_decay"] = check_number("SGD", "weight_decay", group["weight_decay"],
-                                             where, low=0.0)
-        group["nesterov"] = check_bool("SGD", "nesterov", group["nesterov"], where)
+        group["lr"] = check_number("SGD", "lr", group["lr"], 0, where=where)
+        group["momentum"] = check_number("SGD", "momentum", group["momentum"], 0, where=where)
+        group["dampening"] = check_number("SGD", "dampening", group["dampening"], 0, 1, where=where)
+        group["weight_decay"] = check_number("SGD", "weight_decay", group["weight_decay"], 0,
+                                             where=where)
+        group["nesterov"] = check_bool("SGD", "nesterov", group["nesterov"], where=where)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"SGD: nesterov=True{where} needs momentum > 0 and dampening = 0, got "

@@ -5,7 +5,8 @@ import copy
 
 import numpy as np
 
-from ..optimizer import Optimizer, check_number
+from ..._checks import check_number
+from ..optimizer import Optimizer
 
 
 def _check_optimizer(owner, optimizer):
@@ -111,6 +112,6 @@ def _per_group(owner, name, value, n, low=None, high=None):
         if len(value) != n:
             raise ValueError(f"{owner}: {name} has {len(value)} values, the optimizer has "
                              f"{n} param group(s)")
-        return [check_number(owner, f"{name}[{i}]", v, low=low, high=high)
+        return [check_number(owner, f"{name}[{i}]", v, low, high)
                 for i, v in enumerate(value)]
-    return [check_number(owner, name, value, low=low, high=high)] * n
+    return [check_number(owner, name, value, low, high)] * n

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 
-from ..optimizer import check_int, check_number
+from ..._checks import check_int, check_number
 from .base import LRScheduler, _check_optimizer
 
 
@@ -20,8 +20,8 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = check_int("StepLR", "step_size", step_size, low=1)
-        self.gamma = check_number("StepLR", "gamma", gamma, low=0.0)
+        self.step_size = check_int("StepLR", "step_size", step_size, 1)
+        self.gamma = check_number("StepLR", "gamma", gamma, 0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -49,9 +49,9 @@ class MultiStepLR(LRScheduler):
         if isinstance(milestones, (str, bytes)) or not hasattr(milestones, "__iter__"):
             raise TypeError(f"MultiStepLR: milestones must be a list of ints, got "
                             f"{type(milestones).__name__} {milestones!r}")
-        self.milestones = sorted(check_int("MultiStepLR", f"milestones[{i}]", m, low=1)
+        self.milestones = sorted(check_int("MultiStepLR", f"milestones[{i}]", m, 1)
                                  for i, m in enumerate(milestones))
-        self.gamma = check_number("MultiStepLR", "gamma", gamma, low=0.0)
+        self.gamma = check_number("MultiStepLR", "gamma", gamma, 0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -80,10 +80,10 @@ class LinearLR(LRScheduler):
     """
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5):
-        self.start_factor = check_number("LinearLR", "start_factor", start_factor, low=0.0,
-                                         high=1.0, low_open=True)
-        self.end_factor = check_number("LinearLR", "end_factor", end_factor, low=0.0, high=1.0)
-        self.total_iters = check_int("LinearLR", "total_iters", total_iters, low=1)
+        self.start_factor = check_number("LinearLR", "start_factor", start_factor, 0, 1,
+                                         open_min=True)
+        self.end_factor = check_number("LinearLR", "end_factor", end_factor, 0, 1)
+        self.total_iters = check_int("LinearLR", "total_iters", total_iters, 1)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -137,8 +137,8 @@ class _LambdaScheduler(LRScheduler):
     def _factors(self):
         """``lr_lambda[i](last_epoch)`` for each group, checked to be a number >= 0."""
         t, owner = self.last_epoch, type(self).__name__
-        return [check_number(owner, f"the factor returned by lr_lambda[{i}]", fn(t),
-                             f" at step {t}", low=0.0) for i, fn in enumerate(self.lr_lambdas)]
+        return [check_number(owner, f"lr_lambda[{i}]", fn(t), 0, where=f" (its factor at step {t})")
+                for i, fn in enumerate(self.lr_lambdas)]
 
     def state_dict(self):
         out = super().state_dict()
@@ -206,7 +206,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma):
-        self.gamma = check_number("ExponentialLR", "gamma", gamma, low=0.0)
+        self.gamma = check_number("ExponentialLR", "gamma", gamma, 0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -230,9 +230,8 @@ class ConstantLR(LRScheduler):
     """
 
     def __init__(self, optimizer, factor=1.0 / 3, total_iters=5):
-        self.factor = check_number("ConstantLR", "factor", factor, low=0.0, high=1.0,
-                                   low_open=True)
-        self.total_iters = check_int("ConstantLR", "total_iters", total_iters, low=1)
+        self.factor = check_number("ConstantLR", "factor", factor, 0, 1, open_min=True)
+        self.total_iters = check_int("ConstantLR", "total_iters", total_iters, 1)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -260,8 +259,8 @@ class PolynomialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, total_iters=5, power=1.0):
-        self.total_iters = check_int("PolynomialLR", "total_iters", total_iters, low=1)
-        self.power = check_number("PolynomialLR", "power", power, low=0.0)
+        self.total_iters = check_int("PolynomialLR", "total_iters", total_iters, 1)
+        self.power = check_number("PolynomialLR", "power", power, 0)
         super().__init__(optimizer)
 
     def get_lr(self):

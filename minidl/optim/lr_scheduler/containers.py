@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 
-from ..optimizer import check_int
+from ..._checks import check_int
 from .base import LRScheduler, _check_optimizer
 from .plateau import ReduceLROnPlateau
 
@@ -80,7 +80,7 @@ class SequentialLR(_Container):
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"{name}: expected {len(schedulers) - 1} milestone(s) for "
                              f"{len(schedulers)} schedulers, got {len(milestones)}")
-        ms = [check_int(name, f"milestones[{i}]", m, low=1) for i, m in enumerate(milestones)]
+        ms = [check_int(name, f"milestones[{i}]", m, 1) for i, m in enumerate(milestones)]
         if any(b <= a for a, b in zip(ms, ms[1:])):
             raise ValueError(f"{name}: milestones must be strictly increasing, got {ms}")
         self.optimizer = optimizer

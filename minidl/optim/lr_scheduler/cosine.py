@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..optimizer import check_bool, check_int, check_number
+from ..._checks import check_bool, check_int, check_number
 from .base import LRScheduler, _check_optimizer, _per_group
 
 
@@ -26,8 +26,8 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = check_int("CosineAnnealingLR", "T_max", T_max, low=1)
-        self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, low=0.0)
+        self.T_max = check_int("CosineAnnealingLR", "T_max", T_max, 1)
+        self.eta_min = check_number("CosineAnnealingLR", "eta_min", eta_min, 0)
         super().__init__(optimizer)
 
     def get_lr(self):
@@ -70,9 +70,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer, T_0, T_mult=1, eta_min=0.0):
         name = "CosineAnnealingWarmRestarts"
-        self.T_0 = check_int(name, "T_0", T_0, low=1)
-        self.T_mult = check_int(name, "T_mult", T_mult, low=1)
-        self.eta_min = check_number(name, "eta_min", eta_min, low=0.0)
+        self.T_0 = check_int(name, "T_0", T_0, 1)
+        self.T_mult = check_int(name, "T_mult", T_mult, 1)
+        self.eta_min = check_number(name, "eta_min", eta_min, 0)
         self.T_i = self.T_0
         self.T_cur = -1
         super().__init__(optimizer)
@@ -93,13 +93,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             if epoch is None:
                 epoch = 0
             elif isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)):
-                epoch = check_number("CosineAnnealingWarmRestarts.step", "epoch", epoch,
-                                     low=0.0)
+                epoch = check_number("CosineAnnealingWarmRestarts.step", "epoch", epoch, 0)
                 if math.isinf(epoch):
                     raise ValueError("CosineAnnealingWarmRestarts.step: epoch must be "
                                      f"finite, got {epoch!r}")
             else:
-                epoch = check_int("CosineAnnealingWarmRestarts.step", "epoch", epoch, low=0)
+                epoch = check_int("CosineAnnealingWarmRestarts.step", "epoch", epoch, 0)
             # walk the periods (exact, unlike a logarithm)
             T_cur, T_i = epoch, self.T_0
             if self.T_mult == 1:
@@ -167,19 +166,18 @@ class OneCycleLR(LRScheduler):
                 raise ValueError(f"{name}: give total_steps, or both epochs and "
                                  f"steps_per_epoch; got total_steps=None, epochs={epochs!r}, "
                                  f"steps_per_epoch={steps_per_epoch!r}")
-            total_steps = (check_int(name, "epochs", epochs, low=1)
-                           * check_int(name, "steps_per_epoch", steps_per_epoch, low=1))
-        self.total_steps = check_int(name, "total_steps", total_steps, low=1)
-        pct_start = check_number(name, "pct_start", pct_start, low=0.0, high=1.0)
+            total_steps = (check_int(name, "epochs", epochs, 1)
+                           * check_int(name, "steps_per_epoch", steps_per_epoch, 1))
+        self.total_steps = check_int(name, "total_steps", total_steps, 1)
+        pct_start = check_number(name, "pct_start", pct_start, 0, 1)
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"{name}: anneal_strategy must be 'cos' or 'linear', got "
                              f"{anneal_strategy!r}")
         self.anneal_strategy = anneal_strategy
         self.cycle_momentum = check_bool(name, "cycle_momentum", cycle_momentum)
         self.three_phase = check_bool(name, "three_phase", three_phase)
-        div_factor = check_number(name, "div_factor", div_factor, low=0.0, low_open=True)
-        final_div = check_number(name, "final_div_factor", final_div_factor, low=0.0,
-                                 low_open=True)
+        div_factor = check_number(name, "div_factor", div_factor, 0, open_min=True)
+        final_div = check_number(name, "final_div_factor", final_div_factor, 0, open_min=True)
         groups = optimizer.param_groups
         max_lrs = _per_group(name, "max_lr", max_lr, len(groups), low=0.0)
         self.use_beta1 = "betas" in optimizer.defaults

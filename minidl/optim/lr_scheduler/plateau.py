@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import numbers
 
+from ..._checks import check_int, check_number
 from ...tensor import Tensor
-from ..optimizer import check_int, check_number
 from .base import LRScheduler, _check_optimizer, _per_group
 
 
@@ -46,22 +46,22 @@ class ReduceLROnPlateau(LRScheduler):
         name = "ReduceLROnPlateau"
         _check_optimizer(name, optimizer)
         self._check_modes(name, mode, threshold_mode)
-        self.factor = check_number(name, "factor", factor, low=0.0, high=1.0, high_open=True)
+        self.factor = check_number(name, "factor", factor, 0, 1, open_max=True)
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
             self.default_min_lr = None
             self.min_lrs = _per_group(name, "min_lr", min_lr, n, low=0.0)
         else:
-            self.default_min_lr = check_number(name, "min_lr", min_lr, low=0.0)
+            self.default_min_lr = check_number(name, "min_lr", min_lr, 0)
             self.min_lrs = [self.default_min_lr] * n
-        self.patience = check_int(name, "patience", patience, low=0)
-        self.threshold = check_number(name, "threshold", threshold, low=0.0)
+        self.patience = check_int(name, "patience", patience, 0)
+        self.threshold = check_number(name, "threshold", threshold, 0)
         if mode == "min" and threshold_mode == "rel" and self.threshold >= 1.0:
             raise ValueError(f"{name}: threshold must be < 1 with mode='min' and "
                              "threshold_mode='rel' (no value could count as an improvement), "
                              f"got {self.threshold!r}")
-        self.cooldown = check_int(name, "cooldown", cooldown, low=0)
-        self.eps = check_number(name, "eps", eps, low=0.0)
+        self.cooldown = check_int(name, "cooldown", cooldown, 0)
+        self.eps = check_number(name, "eps", eps, 0)
         self.optimizer = optimizer
         self.mode, self.threshold_mode = mode, threshold_mode
         self.mode_worse = math.inf if mode == "min" else -math.inf
