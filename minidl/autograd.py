@@ -14,6 +14,10 @@ the ``.grad`` of leaves as PyTorch does, and then frees each node's saved arrays
 tensor's gradient is complete: a non-leaf's when its node is taken off the queue, a leaf's
 before it is added into ``.grad``.
 
+Given ``collect`` tensors it returns their gradients instead; with ``only_collect`` it walks
+only the nodes that lead to them, the engine behind ``grad`` and ``backward(inputs=...)``
+(``minidl.autograd_api``, re-exported here as ``minidl.autograd.grad`` and ``.backward``).
+
 Grad mode (``no_grad`` and the rest) lives in ``minidl.grad_mode`` and is re-exported here.
 ``minidl.tensor`` defines ``Tensor`` first and imports this module at its end, so both can
 refer to each other; import either through ``minidl``.
@@ -31,8 +35,8 @@ from .hooks import run_tensor_hooks
 from .grad_mode import _mode
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
-__all__ = ["Function", "run_backward", "enable_grad", "inference_mode", "is_grad_enabled",
-           "no_grad", "set_grad_enabled"]      # grad mode re-exported: `from .autograd import`
+__all__ = ["Function", "run_backward", "grad", "backward", "enable_grad", "inference_mode",
+           "is_grad_enabled", "no_grad", "set_grad_enabled"]   # re-exported: see the end
 
 # ---------------------------------------------------------------------------------------------
 # Function: the op contract
@@ -135,23 +139,58 @@ _FREED_MSG = (
     "need to run backward through the same graph again")
 
 
-def _topological_order(root):
-    """Function nodes reachable from ``root``, each before every node it depends on."""
+def _topological_order(roots):
+    """Function nodes reachable from ``roots``, each before every node it depends on."""
     order = []
-    visited = {root}
-    stack = [(root, _parents(root))]
-    while stack:
-        node, parents = stack[-1]
-        if parents:
-            p = parents.pop()
-            if p not in visited:
-                visited.add(p)
-                stack.append((p, _parents(p)))
-        else:
-            stack.pop()
-            order.append(node)
+    visited = set()
+    for root in roots:
+        if root in visited:      # reached from an earlier root: already placed
+            continue
+        visited.add(root)
+        stack = [(root, _parents(root))]
+        while stack:
+            node, parents = stack[-1]
+            if parents:
+                p = parents.pop()
+                if p not in visited:
+                    visited.add(p)
+                    stack.append((p, _parents(p)))
+            else:
+                stack.pop()
+                order.append(node)
     order.reverse()
     return order
+
+
+def _prune(order, wanted, caps):
+    """The nodes of ``order`` that lead to a wanted tensor (``run_backward(only_collect=True)``),
+    still in order, and for each node whose backward must run the inputs to ask it for: those
+    with ``needs_input_grad`` that are a wanted leaf (id in ``wanted``) or the output of a kept
+    node. A node in ``caps`` is kept to collect its outputs' gradients even when its own
+    backward leads nowhere wanted (then it has no mask and its backward is not called)."""
+    masks = {}
+    keep = set(caps)
+    for fn in reversed(order):          # each node after every node it depends on
+        mask = None
+        for i, (x, need) in enumerate(zip(fn._inputs, fn.needs_input_grad)):
+            if need and (id(x) in wanted if x.grad_fn is None else x.grad_fn in keep):
+                if mask is None:
+                    mask = [False] * len(fn._inputs)
+                mask[i] = True
+        if mask is not None:
+            masks[fn] = tuple(mask)
+            keep.add(fn)
+    return [fn for fn in order if fn in keep], masks
+
+
+def _backward_asking(fn, gys, mask):
+    """``fn.backward(*gys)`` with ``needs_input_grad`` narrowed to ``mask`` for the call."""
+    needs = fn.needs_input_grad
+    fn.needs_input_grad = mask
+    try:
+        return fn.backward(*gys)
+    finally:
+        fn.needs_input_grad = needs
 
 
 def _parents(fn):
@@ -289,31 +328,54 @@ def _check_versions(fn):
                 "gradient would be wrong. Change a copy (y.clone()) instead")
 
 
-def run_backward(root, grad, retain_graph=False, collect=()):
+def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False):
     """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``.
 
-    ``collect``: leaf tensors whose gradients are returned (a list in their order, None where
-    no gradient arrived) instead of added into their ``.grad``. Those arrays are the engine's
-    own, possibly views of a gradient another op also received, so they are for handing on as
-    gradients (``checkpoint`` does), not for writing into; ``.grad`` gets a copy instead.
+    Args:
+        root, grad: a Tensor and d(something)/d(root), an array of its shape, dtype and
+            device; or a list of Tensors and a list with one array each (summed where met).
+        retain_graph: keep the saved arrays of the nodes whose backward ran (else freed).
+        collect: tensors whose gradients are returned instead of added into ``.grad``:
+            leaves, or outputs of nodes of the graph (taken when their node comes off the
+            queue, after their hooks; they still flow on). A tensor may be listed twice.
+        only_collect: compute the gradients of ``collect`` and nothing else: the nodes that
+            lead to none of them are skipped (their backward is not called), the others are
+            asked only for the input gradients that lead to one (``needs_input_grad``), and no
+            ``.grad`` is written (neither leaves' nor ``retain_grad`` tensors').
+
+    Returns:
+        A list with the gradient array of each of ``collect``, in order (None where none
+        arrived). Those arrays are the engine's own, possibly views of a gradient another op
+        also received (or the same array twice), so they are for handing on as gradients
+        (``checkpoint`` does), not for writing into; ``.grad`` gets a copy instead.
     """
-    wanted = {id(t): i for i, t in enumerate(collect)}
-    collected = [None] * len(wanted)
-    fn0 = root.grad_fn
-    if fn0 is None:
-        hooks = getattr(root, "_hooks", None)
-        if hooks:
-            grad = run_tensor_hooks(hooks, grad)
-        if id(root) in wanted:
-            collected[wanted[id(root)]] = grad
-        else:
-            _accumulate_grad(root, grad)
-        return collected
-    pending = {fn0: [None] * len(fn0._out_meta)}
-    pending[fn0][root._out_index] = grad
+    if isinstance(root, Tensor):
+        root, grad = (root,), (grad,)
+    wanted = {id(t) for t in collect}
+    got = {}        # id of a collected tensor -> its gradient
+    caps = {}       # node -> [(output index, tensor)]: the non-leaf tensors collected
+    for t in collect:
+        if t.grad_fn is not None:
+            caps.setdefault(t.grad_fn, []).append((t._out_index, t))
+    pending = {}    # node -> gradients of its outputs (None where none arrived yet)
     leaf_grads = {}
     summed = {}     # id -> array: the sums this call made (its own memory, added into in place)
-    for fn in _topological_order(fn0):
+    for t, g in zip(root, grad):
+        fn = t.grad_fn
+        if fn is None:
+            prev = leaf_grads.get(id(t))
+            leaf_grads[id(t)] = (t, g if prev is None else _sum(summed, prev[1], g))
+            continue
+        slots = pending.get(fn)
+        if slots is None:
+            slots = pending[fn] = [None] * len(fn._out_meta)
+        k = t._out_index
+        slots[k] = g if slots[k] is None else _sum(summed, slots[k], g)
+    order = _topological_order(list(pending))
+    masks = None
+    if only_collect:
+        order, masks = _prune(order, wanted, caps)
+    for fn in order:
         gys = pending.pop(fn, None)
         if gys is None:
             continue
@@ -323,23 +385,33 @@ def run_backward(root, grad, retain_graph=False, collect=()):
             for i, hooks in fn._hooks.items():
                 if hooks and gys[i] is not None:
                     gys[i] = run_tensor_hooks(hooks, gys[i])
-        if fn._retained:
+        if fn._retained and not only_collect:
             for i, ref in fn._retained.items():
                 t = ref()
                 if t is not None and gys[i] is not None:
                     _accumulate_grad(t, gys[i])
+        if caps:
+            for i, t in caps.get(fn, ()):
+                got[id(t)] = gys[i]
+            if masks is not None and fn not in masks:
+                continue        # kept only to collect: its backward leads nowhere wanted
         _check_versions(fn)
         if any(g is None for g in gys):   # multi-output op, only some outputs used
             xp = backend.xp_of(next(g for g in gys if g is not None))
             gys = [xp.zeros(*fn._out_meta[i]) if g is None else g for i, g in enumerate(gys)]
-        gxs = fn.backward(*gys)
+        if masks is None:
+            asked = fn.needs_input_grad
+            gxs = fn.backward(*gys)
+        else:
+            asked = masks[fn]
+            gxs = _backward_asking(fn, gys, asked)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
         if len(gxs) != len(fn._inputs):
             raise RuntimeError(
                 f"{type(fn).__name__}.backward returned {len(gxs)} gradients for "
                 f"{len(fn._inputs)} inputs")
-        for x, need, gx in zip(fn._inputs, fn.needs_input_grad, gxs):
+        for x, need, gx in zip(fn._inputs, asked, gxs):
             if not need or gx is None:
                 continue
             if isinstance(gx, np.generic):   # NumPy's ufuncs turn 0-d arrays into scalars
@@ -368,12 +440,19 @@ def run_backward(root, grad, retain_graph=False, collect=()):
     summed.clear()
     while leaf_grads:
         x, g = leaf_grads.popitem()[1]
+        if only_collect and id(x) not in wanted:
+            continue                           # a root that is a leaf nobody asked for
         hooks = getattr(x, "_hooks", None)     # complete: every path has been summed
         if hooks:
             g = run_tensor_hooks(hooks, g)
         if id(x) in wanted:
-            collected[wanted[id(x)]] = g
+            got[id(x)] = g
         else:
             counts = _ref_counts(g)
             _accumulate_grad(x, g, own=_unshared(counts, g))
-    return collected
+    g = None
+    return [got.get(id(t)) for t in collect]
+
+
+# The public grad/backward check their arguments, then call run_backward (defined above).
+from .autograd_api import backward, grad  # noqa: E402

@@ -363,12 +363,15 @@ class Tensor(TensorMethods):
         return Tensor(data, requires_grad=requires_grad)
 
     # -- autograd ------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, grad=None, retain_graph=False, inputs=None):
         """Compute gradients of this tensor with respect to every leaf that requires grad.
 
         Args:
             grad: d(something)/d(self); may be omitted only for one-element tensors (then 1).
             retain_graph: keep saved arrays so backward can run through this graph again.
+            inputs: None (the leaves and ``retain_grad`` tensors get their gradients), or a
+                Tensor or list/tuple of Tensors: only their ``.grad`` is written (leaves or
+                tensors inside the graph) and only the part of the graph leading to them runs.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -392,7 +395,10 @@ class Tensor(TensorMethods):
                                    f"tensor's shape {self.data.shape}")
             if g.dtype != self.data.dtype:
                 g = g.astype(self.data.dtype)
-        run_backward(self, g, retain_graph)
+        if inputs is None:
+            run_backward(self, g, retain_graph)
+        else:
+            backward_into("Tensor.backward", [self], [g], retain_graph, inputs)
 
     def retain_grad(self):
         """Keep ``.grad`` for this non-leaf tensor after backward (leaves always keep it)."""
@@ -561,4 +567,5 @@ class Tensor(TensorMethods):
 
 # The autograd engine creates Tensors, so it is imported once Tensor exists.
 from .autograd import is_grad_enabled, run_backward  # noqa: E402
+from .autograd_api import backward_into  # noqa: E402
 from .hooks import register_tensor_hook  # noqa: E402

@@ -36,8 +36,9 @@ class Checkpoint(Function):
     that draws a device's first numbers inside f is replayed too.
     """
 
-    def __init__(self, function, n_inputs, buffers):
+    def __init__(self, function, n_inputs, buffers, parameters=()):
         self.function, self.n_inputs, self.buffers = function, n_inputs, buffers
+        self.parameters = parameters
 
     def forward(self, *arrays):
         for a in arrays[:self.n_inputs]:    # exist now, so that their state is saved
@@ -66,12 +67,16 @@ class Checkpoint(Function):
                 if gy.dtype != y.dtype or gy.shape != y.shape:
                     raise RuntimeError(f"checkpoint: the recomputed output is {y.dtype} "
                                        f"{y.shape}, the first run's was {gy.dtype} {gy.shape}")
-                grads = run_backward(y, gy, collect=inputs)
+                # the listed parameters' gradients are returned too, so that the engine
+                # running this backward decides where they go (.grad, or autograd.grad's
+                # result); parameters f uses but that were not listed get theirs added in
+                grads = run_backward(y, gy, collect=inputs + list(self.parameters))
         finally:
             set_rng_state(now)
             for b, k in zip(self.buffers, kept):
                 b.data[...] = k
-        return tuple(grads) + (None,) * (len(needs) - self.n_inputs)
+        grads = [g if need else None for g, need in zip(grads, needs)]
+        return tuple(grads) + (None,) * (len(needs) - len(grads))
 
 
 def checkpoint(function, inputs, parameters=(), buffers=()):
@@ -81,7 +86,10 @@ def checkpoint(function, inputs, parameters=(), buffers=()):
         function: maps the Tensors ``inputs`` to one Tensor; must be deterministic given the
             random state (dropout is fine: the state is replayed).
         inputs: list of Tensors passed to ``function``.
-        parameters: the Parameters ``function`` uses (their gradients arrive during backward).
+        parameters: the Parameters ``function`` uses. Their gradients are returned by the
+            backward like the inputs', so the engine running it puts them where it puts every
+            gradient (``.grad``, or the result of ``autograd.grad``); a parameter used but
+            not listed gets its gradient added into its ``.grad`` during that backward.
         buffers: Tensors ``function`` updates in place (BatchNorm running statistics), restored
             after the recomputation so the update happens once.
 
@@ -98,4 +106,5 @@ def checkpoint(function, inputs, parameters=(), buffers=()):
             check_tensor("checkpoint", f"{name}[{i}]", t)
     if not is_grad_enabled():
         return function(*inputs)
-    return Checkpoint(function, len(inputs), list(buffers))(*inputs, *parameters)
+    return Checkpoint(function, len(inputs), list(buffers), list(parameters))(
+        *inputs, *parameters)
