@@ -39,5 +39,6 @@ from .activation_more import (hardshrink, logsigmoid, prelu, softshrink, softsig
 from .fold import fold, pixel_shuffle, pixel_unshuffle, unfold
 from .distance import cosine_similarity, normalize, pairwise_distance
 from .embedding import embedding
+from .attention import scaled_dot_product_attention
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

@@ -24,4 +24,6 @@ from .padding import (CircularPad1d, CircularPad2d, CircularPad3d, ConstantPad1d
 from .fold import Fold, PixelShuffle, PixelUnshuffle, Unfold
 from .distance import CosineSimilarity, PairwiseDistance
 from .embedding import Embedding
+from .attention import MultiheadAttention
+from .transformer import TransformerEncoder, TransformerEncoderLayer
 from . import functional, utils
