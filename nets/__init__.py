@@ -1,5 +1,5 @@
-"""nets: the model zoo (ResNet, DenseNet and the CNNs they are compared with), built only from
-minidl's public API.
+"""nets: the model zoo (ResNet, DenseNet, Wide ResNet, MobileNetV2 and the CNNs they are compared
+with), built only from minidl's public API.
 
     import nets
     model = nets.get_model("resnet20")                       # the paper's configuration
@@ -8,7 +8,8 @@ minidl's public API.
 
 A name picks a family and its paper configuration; the options of ``get_model`` override any
 argument of that family's constructor (e.g. ``shortcut='B'``, ``depth``, ``width``,
-``growth_rate``, ``stem='imagenet'``, ``drop_rate``, ``in_channels``).
+``growth_rate``, ``widen_factor``, ``width_mult``, ``stem='imagenet'``, ``drop_rate``,
+``in_channels``).
 """
 from __future__ import annotations
 
@@ -18,15 +19,17 @@ from functools import partial
 from .alexnet import AlexNet
 from .densenet import DenseNet, cifar_densenet
 from .googlenet import GoogLeNet
+from .mobilenet import MobileNetV2
 from .resnet import CifarResNet, PlainNet, PreActResNet
 from .resnet_imagenet import ResNet
 from .resnext import ResNeXt
 from .se_resnet import SEResNet
 from .vgg import VGG
+from .wide_resnet import WideResNet
 
 __all__ = ["get_model", "list_models", "model_options", "AlexNet", "CifarResNet", "DenseNet",
-           "GoogLeNet", "PlainNet", "PreActResNet", "ResNeXt", "ResNet", "SEResNet", "VGG",
-           "cifar_densenet"]
+           "GoogLeNet", "MobileNetV2", "PlainNet", "PreActResNet", "ResNeXt", "ResNet",
+           "SEResNet", "VGG", "WideResNet", "cifar_densenet"]
 
 _REGISTRY = {}
 for _depth in (20, 32, 44, 56, 110, 1202):
@@ -49,6 +52,11 @@ _REGISTRY.update({
     "googlenet": GoogLeNet,
     "resnext29": partial(ResNeXt, depth=29, cardinality=8, bottleneck_width=16),
     "se_resnet20": partial(SEResNet, depth=20),
+    "wrn16_4": partial(WideResNet, depth=16, widen_factor=4),
+    "wrn16_8": partial(WideResNet, depth=16, widen_factor=8),
+    "wrn28_10": partial(WideResNet, depth=28, widen_factor=10),
+    "wrn40_4": partial(WideResNet, depth=40, widen_factor=4),
+    "mobilenetv2": MobileNetV2,
 })
 
 

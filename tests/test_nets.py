@@ -16,7 +16,8 @@ REQUIRED = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet
             "plain20", "plain32", "plain44", "plain56", "plain110", "preact_resnet110",
             "preact_resnet164", "resnet18", "resnet34", "resnet50", "densenet40",
             "densenet_bc_100", "densenet121", "vgg11_bn", "vgg16_bn", "alexnet", "googlenet",
-            "resnext29", "se_resnet20"]
+            "resnext29", "se_resnet20", "wrn16_4", "wrn16_8", "wrn28_10", "wrn40_4",
+            "mobilenetv2"]
 
 
 def count(name, **options):

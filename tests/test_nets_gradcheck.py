@@ -50,6 +50,12 @@ TINY = {
     "googlenet": (dict(width=4), 8, False),
     "resnext29": (dict(depth=11, width=2, cardinality=2, bottleneck_width=2), 8, False),
     "se_resnet20": (dict(depth=8, width=2, reduction=2), 8, False),
+    "wrn16_4": (dict(depth=10, widen_factor=2, width=2, drop_rate=0.3), 8, False),
+    "wrn16_8": (dict(depth=16, widen_factor=1, width=2), 8, False),
+    "wrn28_10": (dict(depth=10, widen_factor=3, width=1, in_channels=1), 8, False),
+    "wrn40_4": (dict(depth=10, widen_factor=2, width=2), 12, False),
+    "mobilenetv2": (dict(width_mult=0.125, round_nearest=1, drop_rate=0.2,
+                         settings=[[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 1]]), 8, False),
 }
 N_DIRECTIONS = 8
 EPS = 1e-7
