@@ -25,11 +25,12 @@ from .resnet_imagenet import ResNet
 from .resnext import ResNeXt
 from .se_resnet import SEResNet
 from .vgg import VGG
+from .vit import VisionTransformer
 from .wide_resnet import WideResNet
 
 __all__ = ["get_model", "list_models", "model_options", "AlexNet", "CifarResNet", "DenseNet",
            "GoogLeNet", "MobileNetV2", "PlainNet", "PreActResNet", "ResNeXt", "ResNet",
-           "SEResNet", "VGG", "WideResNet", "cifar_densenet"]
+           "SEResNet", "VGG", "VisionTransformer", "WideResNet", "cifar_densenet"]
 
 _REGISTRY = {}
 for _depth in (20, 32, 44, 56, 110, 1202):
@@ -57,6 +58,8 @@ _REGISTRY.update({
     "wrn28_10": partial(WideResNet, depth=28, widen_factor=10),
     "wrn40_4": partial(WideResNet, depth=40, widen_factor=4),
     "mobilenetv2": MobileNetV2,
+    "vit": VisionTransformer,                         # CIFAR ViT: patch 4, dim 192, depth 9
+    "vit_tiny": partial(VisionTransformer, dim=192, depth=12, heads=3, mlp_dim=768),  # DeiT-Ti
 })
 
 

@@ -17,7 +17,7 @@ REQUIRED = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet
             "preact_resnet164", "resnet18", "resnet34", "resnet50", "densenet40",
             "densenet_bc_100", "densenet121", "vgg11_bn", "vgg16_bn", "alexnet", "googlenet",
             "resnext29", "se_resnet20", "wrn16_4", "wrn16_8", "wrn28_10", "wrn40_4",
-            "mobilenetv2"]
+            "mobilenetv2", "vit", "vit_tiny"]
 
 
 def count(name, **options):

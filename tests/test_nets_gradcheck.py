@@ -50,6 +50,8 @@ TINY = {
     "googlenet": (dict(width=4), 8, False),
     "resnext29": (dict(depth=11, width=2, cardinality=2, bottleneck_width=2), 8, False),
     "se_resnet20": (dict(depth=8, width=2, reduction=2), 8, False),
+    "vit": (dict(image_size=8, dim=8, depth=2, heads=2, mlp_dim=16, dropout=0.1), 8, False),
+    "vit_tiny": (dict(image_size=8, dim=6, depth=1, heads=3, mlp_dim=12), 8, False),
     "wrn16_4": (dict(depth=10, widen_factor=2, width=2, drop_rate=0.3), 8, False),
     "wrn16_8": (dict(depth=16, widen_factor=1, width=2), 8, False),
     "wrn28_10": (dict(depth=10, widen_factor=3, width=1, in_channels=1), 8, False),
