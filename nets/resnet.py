@@ -159,6 +159,19 @@ def make_stages(block, in_channels, widths, blocks, strides):
     return stages
 
 
+def build_preact_trunk(model, block, in_channels, width, widths, n, num_classes):
+    """Give ``model`` the pre-activation CIFAR trunk PreActResNet and WideResNet share: a 3x3
+    stem conv to ``width``, three stages of ``n`` blocks of ``widths`` (strides 1, 2, 2), a
+    final BN-ReLU (pre-activation blocks end on a conv), the classifier, then He init.
+    ``block(in_channels, out_channels, stride)`` builds one block."""
+    stages = make_stages(block, width, widths, (n, n, n), (1, 2, 2))
+    model.features = nn.Sequential(OrderedDict(
+        [("stem", conv3x3(in_channels, width))] + stages
+        + [("final_act", BNReLU(widths[-1]))]))
+    model.classifier = Classifier(widths[-1], num_classes)
+    init_weights(model)
+
+
 def blocks_per_stage(model, depth, layers_per_block):
     """n for a 3-stage CIFAR net of depth = 3 * layers_per_block * n + 2 (ValueError else)."""
     check_positive_int(model, "depth", depth)
@@ -256,10 +269,5 @@ class PreActResNet(ConvNet):
         expansion = 4 if bottleneck else 1
         block = PreActBottleneck if bottleneck else PreActBlock
         widths = tuple(expansion * width * m for m in (1, 2, 4))
-        stages = make_stages(lambda i, o, s: block(i, o, s, shortcut), width, widths,
-                             (n, n, n), (1, 2, 2))
-        self.features = nn.Sequential(OrderedDict(
-            [("stem", conv3x3(in_channels, width))] + stages
-            + [("final_act", BNReLU(widths[-1]))]))
-        self.classifier = Classifier(widths[-1], num_classes)
-        init_weights(self)
+        build_preact_trunk(self, lambda i, o, s: block(i, o, s, shortcut), in_channels, width,
+                           widths, n, num_classes)

@@ -11,13 +11,9 @@ relu, BN weight 1 bias 0, Linear with PyTorch's default weight and bias 0 (``ini
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
-import minidl.nn as nn
-
-from .common import (BNReLU, Classifier, ConvNet, check_positive_int, check_rate, conv3x3,
-                     dropout, init_weights, make_shortcut)
-from .resnet import PreActResidualBlock, make_stages
+from .common import (BNReLU, ConvNet, check_positive_int, check_rate, conv3x3, dropout,
+                     make_shortcut)
+from .resnet import PreActResidualBlock, build_preact_trunk
 
 
 class WideBasicBlock(PreActResidualBlock):
@@ -89,10 +85,5 @@ class WideResNet(ConvNet):
         check_positive_int(name, "width", width)
         drop_rate = check_rate(name, "drop_rate", drop_rate)
         widths = tuple(width * widen_factor * m for m in (1, 2, 4))
-        stages = make_stages(lambda i, o, s: WideBasicBlock(i, o, s, drop_rate), width, widths,
-                             (n, n, n), (1, 2, 2))
-        self.features = nn.Sequential(OrderedDict(
-            [("stem", conv3x3(in_channels, width))] + stages
-            + [("final_act", BNReLU(widths[-1]))]))
-        self.classifier = Classifier(widths[-1], num_classes)
-        init_weights(self)
+        build_preact_trunk(self, lambda i, o, s: WideBasicBlock(i, o, s, drop_rate),
+                           in_channels, width, widths, n, num_classes)

@@ -13,6 +13,13 @@ from tests.helpers import host, to_tensor
 L, S, N, E = 3, 4, 2, 4
 
 
+def _assert_param_grads_match(m, tm):
+    """Every parameter's .grad equals that of torch's parameter of the same name."""
+    t_params = dict(tm.named_parameters())
+    for name, p in m.named_parameters():
+        np.testing.assert_allclose(host(p.grad), t_params[name].grad.numpy(), atol=1e-12)
+
+
 def seq(rng, n, d, batch_first, batched=True):
     """A random (n, N, d) sequence, (N, n, d) batch-first, or (n, d) unbatched."""
     if not batched:
@@ -101,9 +108,7 @@ def test_mha_matches_torch(rng, case):
     ((t_out * torch.tensor(g_out)).sum() + (t_w * torch.tensor(g_w)).sum()).backward()
     for x, t in zip(inputs, t_inputs):
         np.testing.assert_allclose(host(x.grad), t.grad.numpy(), atol=1e-12)
-    t_params = dict(tm.named_parameters())
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(host(p.grad), t_params[name].grad.numpy(), atol=1e-12)
+    _assert_param_grads_match(m, tm)
 
 
 def test_mha_3d_float_attn_mask_and_need_weights_false(rng):
@@ -272,9 +277,7 @@ def test_encoder_matches_torch(rng, norm_first, activation):
     (y * to_tensor(g)).sum().backward()
     (ty * torch.tensor(g)).sum().backward()
     np.testing.assert_allclose(host(mx.grad), tx.grad.numpy(), atol=1e-12)
-    t_params = dict(tm.named_parameters())
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(host(p.grad), t_params[name].grad.numpy(), atol=1e-12)
+    _assert_param_grads_match(m, tm)
 
 
 def test_encoder_layer_unbatched_and_float32_match_torch(rng):
