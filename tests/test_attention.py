@@ -226,3 +226,17 @@ def test_bad_input():
         sdpa(q, k, v, scale="2")
     with pytest.raises(ValueError, match=rf"{op}: 'scale' must be finite"):
         sdpa(q, k, v, scale=math.inf)
+
+
+def test_float16_scores_and_softmax_are_computed_in_float32(rng):
+    """float16 in, float16 out, but the scores, max, exp and sum of the softmax in float32
+    (as PyTorch accumulates): over 256 keys with large scores the result is as close to the
+    float64 one as float16 rounding of the inputs allows, not several times further off."""
+    q, k = rng.standard_normal((2, 16, 32)) * 3, rng.standard_normal((2, 256, 32)) * 3
+    v = rng.standard_normal((2, 256, 32))
+    half = [a.astype(np.float16) for a in (q, k, v)]
+    exact = reference(*(a.astype(np.float64) for a in half))[0]   # same inputs, float64 math
+    out = F.scaled_dot_product_attention(*(to_tensor(a) for a in half))
+    assert out.dtype == np.float16
+    # the result's own float16 rounding is at most 2**-11 relative (|out| < 2 here)
+    assert np.abs(host(out).astype(np.float64) - exact).max() < 2e-3

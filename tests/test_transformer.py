@@ -340,3 +340,25 @@ def test_encoder_bad_input():
     layer = nn.TransformerEncoderLayer(E, 2)
     with pytest.raises(ValueError, match=r"MultiheadAttention: 'query' must have 4 features"):
         layer(minidl.zeros(L, N, E + 1))
+
+
+@pytest.mark.cuda
+def test_mha_mask_on_another_device_is_named():
+    """A CPU mask with a GPU query: the error names the mask the user passed."""
+    m = nn.MultiheadAttention(E, 2).to("cuda")
+    x = minidl.zeros(L, N, E, device="cuda")
+    masks = {"key_padding_mask": minidl.tensor(padding_mask()),
+             "attn_mask": minidl.zeros(L, L, dtype=bool)}
+    for name, mask in masks.items():
+        with pytest.raises(ValueError, match=rf"MultiheadAttention: '{name}' is on cpu, "
+                                             r"'query' on cuda:0; move it with \.to"):
+            m(x, x, x, **{name: mask})
+
+
+def test_encoder_layer_is_causal_none_means_false(rng):
+    layer = nn.TransformerEncoderLayer(E, 2, 6, dropout=0.0).double()
+    x = to_tensor(rng.standard_normal((L, N, E)))
+    np.testing.assert_array_equal(host(layer(x, is_causal=None)), host(layer(x)))
+    with pytest.raises(TypeError, match=r"TransformerEncoderLayer: 'is_causal' must be a bool, "
+                                        r"got str 'yes'"):
+        layer(x, is_causal="yes")

@@ -72,7 +72,10 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, mask=None):
         xp = backend.xp_of(q)
-        s = kernels.matmul(q, _swap(k))                                 # (..., L, S)
+        if q.dtype == np.float16:     # scores and softmax in float32, as PyTorch accumulates
+            s = kernels.matmul(q.astype(np.float32), _swap(k).astype(np.float32))
+        else:
+            s = kernels.matmul(q, _swap(k))                             # (..., L, S)
         s *= self.scale
         if mask is not None:
             if mask.dtype.kind == "b":
@@ -81,7 +84,7 @@ class ScaledDotProductAttention(Function):
                 s += mask                     # the mask broadcasts to s's shape (checked)
         if self.causal:
             s = xp.where(xp.tri(*s.shape[-2:], dtype=bool), s, -math.inf)
-        P = _masked_softmax(xp, s)
+        P = _masked_softmax(xp, s).astype(q.dtype, copy=False)
         keep = None
         if self.p > 0:
             u = default_generator(backend.device_of(q)).uniform(P.shape, P.dtype)

@@ -17,12 +17,17 @@ from .module import Module, Parameter
 _OP = "MultiheadAttention"
 
 
-def _check_mask(name, mask, shapes, dtype):
-    """None, or a bool / ``dtype`` Tensor whose shape is one of ``shapes``."""
+def _check_mask(name, mask, shapes, query):
+    """None, or a bool Tensor or one of the query's dtype, on the query's device, whose shape
+    is one of ``shapes``."""
     if mask is None:
         return
     if not isinstance(mask, Tensor):
         raise TypeError(f"{_OP}: '{name}' must be a Tensor or None, got {type(mask).__name__}")
+    dtype = query.dtype
+    if mask.device != query.device:
+        raise ValueError(f"{_OP}: '{name}' is on {mask.device}, 'query' on {query.device}; "
+                         f"move it with .to({str(query.device)!r})")
     if mask.dtype.kind != "b" and mask.dtype != dtype:
         raise TypeError(f"{_OP}: '{name}' must be a bool tensor or have the query's dtype "
                         f"{dtype}, got {mask.dtype}")
@@ -145,9 +150,9 @@ class MultiheadAttention(Module):
         and whether to ask it for the causal triangle instead."""
         H = self.num_heads
         _check_mask("attn_mask", attn_mask,
-                    [(L, S), (N * H, L, S)] if batched else [(L, S), (H, L, S)], query.dtype)
+                    [(L, S), (N * H, L, S)] if batched else [(L, S), (H, L, S)], query)
         _check_mask("key_padding_mask", key_padding_mask, [(N, S)] if batched else [(S,)],
-                    query.dtype)
+                    query)
         masks = []
         if attn_mask is not None:
             masks.append(attn_mask if attn_mask.ndim == 2

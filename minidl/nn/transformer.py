@@ -88,7 +88,11 @@ class TransformerEncoderLayer(Module):
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         """Encode ``src``; the masks are MultiheadAttention's ``attn_mask`` and
-        ``key_padding_mask`` (bool True = left out, or float added to the scores)."""
+        ``key_padding_mask`` (bool True = left out, or float added to the scores).
+        ``is_causal`` (None means False) is MultiheadAttention's: a hint when ``src_mask``
+        is given, else the causal triangle itself (PyTorch raises an error there)."""
+        is_causal = False if is_causal is None else check_bool(
+            "TransformerEncoderLayer", "is_causal", is_causal)
         x = src
         if self.norm_first:
             x = x + self._sa_block(self.norm1(x), src_mask, src_key_padding_mask, is_causal)
