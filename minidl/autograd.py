@@ -25,6 +25,7 @@ refer to each other; import either through ``minidl``.
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -35,8 +36,8 @@ from .hooks import run_tensor_hooks
 from .grad_mode import _mode
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
-__all__ = ["Function", "run_backward", "grad", "backward", "enable_grad", "inference_mode",
-           "is_grad_enabled", "no_grad", "set_grad_enabled"]   # re-exported: see the end
+__all__ = ["Function", "run_backward", "collecting_only", "grad", "backward", "enable_grad",
+           "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled"]  # see the end
 
 # ---------------------------------------------------------------------------------------------
 # Function: the op contract
@@ -328,7 +329,29 @@ def _check_versions(fn):
                 "gradient would be wrong. Change a copy (y.clone()) instead")
 
 
-def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False):
+_walk = threading.local()      # .only_collect: the mode of the backward running on this thread
+
+
+def collecting_only():
+    """Whether the backward now running on this thread is a ``run_backward(only_collect=True)``
+    (``grad``, ``backward(inputs=...)``): a Function that runs a backward of its own inside
+    its backward (``checkpoint``) then runs it the same way, so that no ``.grad`` is written."""
+    return getattr(_walk, "only_collect", False)
+
+
+def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False,
+                 collected_hooks=True):
+    """Backpropagate ``grad`` through the graph of ``root`` (see ``_run_backward``); while it
+    runs, ``collecting_only()`` says whether ``only_collect`` was asked."""
+    outer = collecting_only()
+    _walk.only_collect = only_collect
+    try:
+        return _run_backward(root, grad, retain_graph, collect, only_collect, collected_hooks)
+    finally:
+        _walk.only_collect = outer
+
+
+def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hooks):
     """Backpropagate ``grad`` (an array shaped like ``root``) through the graph of ``root``.
 
     Args:
@@ -342,6 +365,8 @@ def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False)
             lead to none of them are skipped (their backward is not called), the others are
             asked only for the input gradients that lead to one (``needs_input_grad``), and no
             ``.grad`` is written (neither leaves' nor ``retain_grad`` tensors').
+        collected_hooks: run the hooks of collected leaves (False when the gradients are
+            handed on to an outer backward that runs them itself, as ``checkpoint`` does).
 
     Returns:
         A list with the gradient array of each of ``collect``, in order (None where none
@@ -443,7 +468,7 @@ def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False)
         if only_collect and id(x) not in wanted:
             continue                           # a root that is a leaf nobody asked for
         hooks = getattr(x, "_hooks", None)     # complete: every path has been summed
-        if hooks:
+        if hooks and (collected_hooks or id(x) not in wanted):
             g = run_tensor_hooks(hooks, g)
         if id(x) in wanted:
             got[id(x)] = g

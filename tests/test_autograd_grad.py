@@ -335,3 +335,46 @@ def test_grad_through_checkpoint_leaves_parameters_grad_alone(rng):
     (gx,) = grad(model(x).sum(), [x])
     np.testing.assert_allclose(host(gx), host(x.grad), rtol=1e-5, atol=1e-6)
     assert all(p.grad is None for p in params)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
+def test_checkpoint_parameter_hooks_run_once(device, rng):
+    """A listed parameter's gradient is handed to the outer backward, which runs its hooks:
+    once, as without the checkpoint (backward() and grad() alike)."""
+    x = to_tensor(rng.standard_normal((3, 4)), device)
+    W = rng.standard_normal((4, 2))
+    results = {}
+    for ck in (False, True):
+        for how in ("backward", "grad"):
+            w = to_tensor(W, device, requires_grad=True)
+            calls = []
+            w.register_hook(lambda g, calls=calls: calls.append(1) or g * 2.0)
+            fn = lambda a, w=w: F.tanh(a @ w)                          # noqa: E731
+            y = F.checkpoint(fn, [x], parameters=[w]) if ck else fn(x)
+            if how == "backward":
+                y.sum().backward()
+                g = w.grad
+            else:
+                (g,) = grad(y.sum(), [w])
+                assert w.grad is None
+            assert len(calls) == 1, (ck, how)
+            results[ck, how] = host(g)
+    for key, g in results.items():
+        np.testing.assert_allclose(g, results[False, "backward"], rtol=1e-12, err_msg=key)
+
+
+def test_grad_through_checkpoint_refuses_unlisted_parameters(rng):
+    """Under grad(), a parameter the checkpointed function uses but that is not listed could
+    only get its gradient through its .grad: refused with a clear error; backward() keeps
+    adding it into .grad."""
+    x = to_tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    w = to_tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    v = to_tensor(rng.standard_normal((2, 2)), requires_grad=True)
+    y = F.checkpoint(lambda a: F.tanh(a @ w) @ v, [x], parameters=[w])
+    with pytest.raises(RuntimeError, match=r"checkpoint: the function uses a tensor \(2, 2\) "
+                                           r"that requires grad but is not in 'parameters'"):
+        grad((y * y).sum(), [x])
+    assert v.grad is None and w.grad is None
+    y = F.checkpoint(lambda a: F.tanh(a @ w) @ v, [x], parameters=[w])
+    (y * y).sum().backward()
+    assert v.grad is not None and w.grad is not None

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .. import backend
 from ..random import default_generator, get_rng_state, set_rng_state
-from ..autograd import Function, enable_grad, is_grad_enabled, no_grad, run_backward
+from ..autograd import (Function, _topological_order, collecting_only, enable_grad,
+                        is_grad_enabled, no_grad, run_backward)
 from ..tensor import Tensor
 from ._utils import check_tensor
 
@@ -69,14 +70,37 @@ class Checkpoint(Function):
                                        f"{y.shape}, the first run's was {gy.dtype} {gy.shape}")
                 # the listed parameters' gradients are returned too, so that the engine
                 # running this backward decides where they go (.grad, or autograd.grad's
-                # result); parameters f uses but that were not listed get theirs added in
-                grads = run_backward(y, gy, collect=inputs + list(self.parameters))
+                # result) and runs their hooks once; parameters f uses but that were not
+                # listed get theirs added into .grad here, except under grad() and
+                # backward(inputs=...), which must write no other .grad: there they are
+                # refused (_check_listed)
+                only = collecting_only()
+                if only:
+                    _check_listed(y, inputs + list(self.parameters))
+                grads = run_backward(y, gy, collect=inputs + list(self.parameters),
+                                     only_collect=only, collected_hooks=False)
         finally:
             set_rng_state(now)
             for b, k in zip(self.buffers, kept):
                 b.data[...] = k
         grads = [g if need else None for g, need in zip(grads, needs)]
         return tuple(grads) + (None,) * (len(needs) - len(grads))
+
+
+def _check_listed(y, listed):
+    """Refuse, under ``grad()``, a recomputed graph with a leaf that requires grad but is not
+    among the inputs and ``parameters`` (its gradient could only go into its ``.grad``)."""
+    if y.grad_fn is None:
+        return
+    ids = {id(t) for t in listed}
+    for fn in _topological_order([y.grad_fn]):
+        for x in fn._inputs:
+            if x.grad_fn is None and x.requires_grad and id(x) not in ids:
+                raise RuntimeError(
+                    f"checkpoint: the function uses a tensor {x.shape} that requires grad but "
+                    "is not in 'parameters'; autograd.grad and backward(inputs=...) through "
+                    "a checkpoint need every such tensor listed in checkpoint(..., "
+                    "parameters=[...])")
 
 
 def checkpoint(function, inputs, parameters=(), buffers=()):
@@ -89,7 +113,8 @@ def checkpoint(function, inputs, parameters=(), buffers=()):
         parameters: the Parameters ``function`` uses. Their gradients are returned by the
             backward like the inputs', so the engine running it puts them where it puts every
             gradient (``.grad``, or the result of ``autograd.grad``); a parameter used but
-            not listed gets its gradient added into its ``.grad`` during that backward.
+            not listed gets its gradient added into its ``.grad`` during that backward, and
+            is refused (RuntimeError) under ``autograd.grad`` / ``backward(inputs=...)``.
         buffers: Tensors ``function`` updates in place (BatchNorm running statistics), restored
             after the recomputation so the update happens once.
 
