@@ -84,6 +84,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """A tensor filled with ``fill_value``."""
+    if isinstance(fill_value, np.ndarray) and fill_value.ndim == 0:
+        fill_value = fill_value.item()           # a 0-d array counts as its scalar
     if isinstance(fill_value, (bool, np.bool_)):
         dtype = np.bool_ if dtype is None else dtype
     else:
@@ -122,6 +124,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32."""
     if end is None:
         start, end = 0, start
+    start, end, step = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+                        for v in (start, end, step))  # a 0-d array counts as its scalar
     for name, v in (("start", start), ("end", end), ("step", step)):
         check_number("arange", name, v)
     if step == 0:

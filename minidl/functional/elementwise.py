@@ -387,7 +387,7 @@ def clip(input, min=None, max=None):
     for name, v in (("min", min), ("max", max)):
         if v is not None:
             check_number("clip", name, v)
-    min, max = (v.item() if isinstance(v, np.generic) else v for v in (min, max))
+    min, max = (v.item() if isinstance(v, (np.generic, np.ndarray)) else v for v in (min, max))
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")
     (input,) = _promoted([input] + [v for v in (min, max) if v is not None])[:1]

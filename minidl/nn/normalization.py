@@ -38,7 +38,7 @@ class _BatchNorm(Module):
         self.num_features = check_int(op, "num_features", num_features, 1)
         self.eps = check_number(op, "eps", eps, 0, open_min=True)
         if momentum is not None:
-            check_number(op, "momentum", momentum, 0, 1)
+            momentum = check_number(op, "momentum", momentum, 0, 1)
         self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         C = self.num_features
