@@ -23,13 +23,20 @@ def _got(value):
     return f"got {type(value).__name__} {value!r}"
 
 
-def check_int(op, name, value, minimum=None):
+def _none(or_none):
+    return " or None" if or_none else ""
+
+
+def check_int(op, name, value, minimum=None, *, or_none=False):
     """``value`` as a Python int: TypeError unless it is an int (Python or NumPy, not a bool),
-    ValueError if it is below ``minimum``."""
+    ValueError if it is below ``minimum``. ``or_none``: the caller also accepts None (and
+    handles it before calling); the message says so."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: '{name}' must be {_int_range(minimum)}, {_got(value)}")
+        raise TypeError(f"{op}: '{name}' must be {_int_range(minimum)}{_none(or_none)}, "
+                        f"{_got(value)}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"{op}: '{name}' must be {_int_range(minimum)}, got {int(value)}")
+        raise ValueError(f"{op}: '{name}' must be {_int_range(minimum)}{_none(or_none)}, "
+                         f"got {int(value)}")
     return int(value)
 
 
@@ -40,21 +47,22 @@ def _int_range(minimum):
 
 
 def check_number(op, name, value, minimum=None, maximum=None, *, open_min=False,
-                 open_max=False, where=""):
+                 open_max=False, where="", or_none=False):
     """``value`` as a Python float: TypeError unless it is a real number (Python or NumPy, a
     0-d NumPy array too; not a bool), ValueError if it is outside the range the bounds give
     (``open_min``/``open_max`` exclude the bound itself) or, where a bound is given, NaN.
-    ``where`` follows the argument's name in the message (e.g. ``" in param group 1"``)."""
+    ``where`` follows the argument's name in the message (e.g. ``" in param group 1"``);
+    ``or_none`` as for ``check_int``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) and not (
             isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
-        expected = _number_range(minimum, maximum, open_min, open_max)
+        expected = _number_range(minimum, maximum, open_min, open_max) + _none(or_none)
         raise TypeError(f"{op}: '{name}'{where} must be {expected}, {_got(value)}")
     x = float(value)
     if minimum is None and maximum is None:
         return x
     if (math.isnan(x) or minimum is not None and (x <= minimum if open_min else x < minimum)
             or maximum is not None and (x >= maximum if open_max else x > maximum)):
-        expected = _number_range(minimum, maximum, open_min, open_max)
+        expected = _number_range(minimum, maximum, open_min, open_max) + _none(or_none)
         raise ValueError(f"{op}: '{name}'{where} must be {expected}, got {x!r}")
     return x
 
@@ -72,8 +80,10 @@ def _number_range(minimum, maximum, open_min, open_max):
             f"{')' if open_max else ']'}")
 
 
-def check_bool(op, name, value, *, where=""):
-    """``value`` (a Python or NumPy bool) as a Python bool, or a TypeError."""
+def check_bool(op, name, value, *, where="", or_none=False):
+    """``value`` (a Python or NumPy bool) as a Python bool, or a TypeError; ``or_none`` as
+    for ``check_int``."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{op}: '{name}'{where} must be a bool, {_got(value)}")
+        raise TypeError(f"{op}: '{name}'{where} must be a bool{_none(or_none)}, "
+                        f"{_got(value)}")
     return bool(value)

@@ -177,7 +177,7 @@ def test_bad_module_input(module, x, match):
     ({"num_features": 0}, r"BatchNorm2d: 'num_features' must be a positive int"),
     ({"num_features": 3, "eps": 0}, r"BatchNorm2d: 'eps' must be a positive number"),
     ({"num_features": 3, "momentum": 1.5},
-     r"BatchNorm2d: 'momentum' must be a number in \[0, 1\], got 1.5"),
+     r"BatchNorm2d: 'momentum' must be a number in \[0, 1\] or None, got 1.5"),
 ])
 def test_bad_constructor(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -47,3 +47,20 @@ def test_zero_d_arrays_count_as_their_scalar():
     y = minidl.clip(minidl.ones(3), max=np.array(0.5))
     np.testing.assert_array_equal(y.data, np.full(3, 0.5, np.float32))
     assert type(nn.BatchNorm1d(3, momentum=np.array(0.2)).momentum) is float
+
+
+def test_arguments_that_accept_none_say_so():
+    import minidl.functional as F
+    x = minidl.ones(1, 1, 4, 4)
+    cases = [(lambda: F.avg_pool2d(x, 2, divisor_override=1.5), "avg_pool2d", "divisor_override",
+              "an int or None, got float 1.5"),
+             (lambda: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=1),
+              "interpolate", "align_corners", "a bool or None, got int 1"),
+             (lambda: minidl.clip(x, max="1"), "clip", "max", "a number or None, got str '1'"),
+             (lambda: F.embedding(minidl.tensor([0]), minidl.ones(3, 2), padding_idx=1.0),
+              "embedding", "padding_idx", "an int or None, got float 1.0"),
+             (lambda: nn.BatchNorm2d(3, momentum="a"), "BatchNorm2d", "momentum",
+              r"a number in \[0, 1\] or None, got str 'a'")]
+    for call, op, arg, tail in cases:
+        with pytest.raises(TypeError, match=rf"{op}: '{arg}' must be {tail}"):
+            call()

@@ -425,7 +425,7 @@ X8 = minidl.zeros(1, 1, 8, 8)
     (F.avg_pool2d, (X8, 2), dict(divisor_override=0), ValueError,
      r"avg_pool2d: 'divisor_override' must not be zero, got 0"),
     (F.avg_pool2d, (X8, 2), dict(divisor_override=2.5), TypeError,
-     r"avg_pool2d: 'divisor_override' must be an int, got float 2.5"),
+     r"avg_pool2d: 'divisor_override' must be an int or None, got float 2.5"),
     (F.avg_pool2d, (X8, 2), dict(count_include_pad=None), TypeError,
      r"avg_pool2d: 'count_include_pad' must be a bool, got None"),
     (F.avg_pool2d, (X8, (2, 4), 1, (1, 3)), {}, ValueError,

@@ -386,7 +386,7 @@ def clip(input, min=None, max=None):
         raise ValueError("clip: at least one of 'min' and 'max' must be given")
     for name, v in (("min", min), ("max", max)):
         if v is not None:
-            check_number("clip", name, v)
+            check_number("clip", name, v, or_none=True)
     min, max = (v.item() if isinstance(v, (np.generic, np.ndarray)) else v for v in (min, max))
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: 'min' ({min}) must not exceed 'max' ({max})")

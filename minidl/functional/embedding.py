@@ -84,7 +84,7 @@ def check_padding_idx(op, padding_idx, num_embeddings):
     from the end, as in PyTorch)."""
     if padding_idx is None:
         return None
-    padding_idx = check_int(op, "padding_idx", padding_idx)
+    padding_idx = check_int(op, "padding_idx", padding_idx, or_none=True)
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(f"{op}: 'padding_idx' must be within [-{num_embeddings}, "
                          f"{num_embeddings}) (num_embeddings), got {padding_idx}")

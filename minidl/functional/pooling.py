@@ -292,7 +292,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     k, s, p, _, ceil_mode = _window_args(op, input, kernel_size, stride, padding, 1, ceil_mode)
     count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
     if divisor_override is not None:
-        divisor_override = check_int(op, "divisor_override", divisor_override)
+        divisor_override = check_int(op, "divisor_override", divisor_override, or_none=True)
         if divisor_override == 0:
             raise ValueError(f"{op}: 'divisor_override' must not be zero, got 0")
     return AvgPool2d(k, s, p, ceil_mode, count_include_pad, divisor_override)(input)

@@ -262,7 +262,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             raise ValueError(f"{op}: 'align_corners' can only be set with an interpolating "
                              f"mode (bilinear), got align_corners={align_corners!r} with mode "
                              f"'nearest'")
-        align_corners = check_bool(op, "align_corners", align_corners)
+        align_corners = check_bool(op, "align_corners", align_corners, or_none=True)
     if antialias:
         raise ValueError(f"{op}: antialias=True is not supported by minidl")
     if (size is None) == (scale_factor is None):

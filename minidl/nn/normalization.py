@@ -38,7 +38,7 @@ class _BatchNorm(Module):
         self.num_features = check_int(op, "num_features", num_features, 1)
         self.eps = check_number(op, "eps", eps, 0, open_min=True)
         if momentum is not None:
-            momentum = check_number(op, "momentum", momentum, 0, 1)
+            momentum = check_number(op, "momentum", momentum, 0, 1, or_none=True)
         self.momentum = momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         C = self.num_features
@@ -212,7 +212,7 @@ class InstanceNorm2d(Module):
         self.num_features = check_int(op, "num_features", num_features, 1)
         self.eps = check_number(op, "eps", eps, 0, open_min=True)
         if momentum is not None:
-            check_number(op, "momentum", momentum, 0, 1)
+            check_number(op, "momentum", momentum, 0, 1, or_none=True)
         if track_running_stats:
             raise NotImplementedError(
                 f"{op}: track_running_stats=True is not supported (minidl's instance norm "
