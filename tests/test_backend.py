@@ -1,4 +1,5 @@
 """Device parsing, array module selection and the CUDA-less error messages."""
+import math
 import numpy as np
 import pytest
 
@@ -85,7 +86,6 @@ def test_tf32_changes_float32_matmul_precision_on_the_gpu():
 
 
 def test_gelu_and_erf_of_a_0d_tensor():
-    import math
     import minidl.functional as F
     x = minidl.tensor(np.float32(0.5), requires_grad=True)
     y = F.gelu(x)
@@ -128,3 +128,25 @@ def test_pending_device_checks_are_read_back_together(monkeypatch):
     with pytest.raises(ValueError, match="check 2 failed .found on the GPU"):
         backend.check_deferred()
     assert reads == ["get"] and made == [2] and backend._deferred == []
+
+
+def test_normal_cdf_accuracy():
+    """Phi on the host: float64 exact (math.erf); float32/float16 by a rational erfc fit, at
+    the dtype's rounding level (relative near 0 and in the left tail, where GELU needs it)."""
+    xs = np.concatenate([np.linspace(-9, 9, 20001), np.logspace(-8, 0.5, 200),
+                         -np.logspace(-8, 0.5, 200), [0.0]])
+    exact = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in xs])
+    got64 = backend.normal_cdf(xs)
+    # erfc's own conditioning: rounding x / sqrt 2 moves erfc by 2 z^2 eps relative (1e-14 at 9)
+    np.testing.assert_allclose(got64, exact, rtol=5e-14, atol=0)
+    x32 = xs.astype(np.float32)
+    exact32 = np.array([0.5 * math.erfc(-float(v) / math.sqrt(2)) for v in x32])
+    got32 = backend.normal_cdf(x32)
+    assert got32.dtype == np.float32 and got32.shape == xs.shape
+    rel = np.abs(got32 - exact32) / exact32
+    assert rel[np.abs(x32) <= 3].max() < 2e-6 and rel[np.abs(x32) <= 9].max() < 2e-5
+    assert np.abs(got32 - exact32).max() < 3e-7
+    got16 = backend.normal_cdf(x32.astype(np.float16))
+    assert got16.dtype == np.float16
+    np.testing.assert_allclose(got16.astype(np.float64), exact32, rtol=2e-3, atol=1e-3)
+    assert backend.normal_cdf(np.float32(0.5) * np.ones((), np.float32)).shape == ()

@@ -105,7 +105,7 @@ class GELU(Function):
             t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
             self.t = t
             return 0.5 * x * (1.0 + t)
-        cdf = 0.5 * (1.0 + backend.erf(x / _SQRT_2))
+        cdf = backend.normal_cdf(x)
         self.cdf = cdf
         return x * cdf
 

@@ -1,4 +1,4 @@
-"""fake cupyx: scatter_add and scipy.special.erf on fake-cupy arrays."""
+"""fake cupyx: scatter_add and scipy.special.erf/erfc on fake-cupy arrays."""
 import numpy as _np
 
 from cupy import _unwrap
