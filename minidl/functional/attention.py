@@ -117,6 +117,19 @@ class ScaledDotProductAttention(Function):
         return (gq, gk, gv) if len(needs) == 3 else (gq, gk, gv, gmask)
 
 
+def check_mask(op, name, mask, query):
+    """A mask argument of ``op`` (not None): a Tensor on the query's device, bool or of the
+    query's dtype (TypeError / ValueError otherwise). Its shape is the caller's to check."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{op}: '{name}' must be a Tensor or None, got {type_name(mask)}")
+    if mask.device != query.device:
+        raise ValueError(f"{op}: '{name}' is on {mask.device}, 'query' on {query.device}; "
+                         f"move it with .to({str(query.device)!r})")
+    if mask.dtype.kind != "b" and mask.dtype != query.dtype:
+        raise TypeError(f"{op}: '{name}' must be a bool tensor or have the query's dtype "
+                        f"{query.dtype}, got {mask.dtype}")
+
+
 def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
     """Validate the arguments; return (scale, dropout_p, is_causal) as Python values."""
     for name, t in (("query", query), ("key", key), ("value", value)):
@@ -145,15 +158,7 @@ def _check(query, key, value, attn_mask, dropout_p, is_causal, scale):
                          f"and value {value.shape} cannot be broadcast together") from None
     weights = batch + (query.shape[-2], key.shape[-2])
     if attn_mask is not None:
-        if not isinstance(attn_mask, Tensor):
-            raise TypeError(f"{_OP}: 'attn_mask' must be a Tensor or None, got "
-                            f"{type_name(attn_mask)}")
-        if attn_mask.dtype.kind != "b" and attn_mask.dtype != query.dtype:
-            raise TypeError(f"{_OP}: 'attn_mask' must be a bool tensor or have the query's "
-                            f"dtype {query.dtype}, got {attn_mask.dtype}")
-        if attn_mask.device != query.device:
-            raise ValueError(f"{_OP}: 'attn_mask' is on {attn_mask.device}, 'query' on "
-                             f"{query.device}")
+        check_mask(_OP, "attn_mask", attn_mask, query)
         try:
             ok = np.broadcast_shapes(attn_mask.shape, weights) == weights
         except ValueError:

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import functional as F
 from .._checks import check_bool, check_int, check_number
+from ..functional.attention import check_mask
 from ..functional.attention import scaled_dot_product_attention_with_weights as _attention
 from ..tensor import Tensor
 from . import init
@@ -18,19 +19,10 @@ _OP = "MultiheadAttention"
 
 
 def _check_mask(name, mask, shapes, query):
-    """None, or a bool Tensor or one of the query's dtype, on the query's device, whose shape
-    is one of ``shapes``."""
+    """None, or a mask ``check_mask`` accepts whose shape is one of ``shapes``."""
     if mask is None:
         return
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"{_OP}: '{name}' must be a Tensor or None, got {type(mask).__name__}")
-    dtype = query.dtype
-    if mask.device != query.device:
-        raise ValueError(f"{_OP}: '{name}' is on {mask.device}, 'query' on {query.device}; "
-                         f"move it with .to({str(query.device)!r})")
-    if mask.dtype.kind != "b" and mask.dtype != dtype:
-        raise TypeError(f"{_OP}: '{name}' must be a bool tensor or have the query's dtype "
-                        f"{dtype}, got {mask.dtype}")
+    check_mask(_OP, name, mask, query)
     if mask.shape not in shapes:
         want = " or ".join(str(s) for s in shapes)
         raise ValueError(f"{_OP}: '{name}' must have shape {want}, got {mask.shape}")
