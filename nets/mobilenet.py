@@ -42,20 +42,22 @@ def make_divisible(value, divisor):
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-class ConvBNReLU6(nn.Module):
-    """conv (no bias, 'same' padding) -> BatchNorm2d -> ReLU6.
+class ConvBNReLU6(ConvBNReLU):
+    """conv (no bias, 'same' padding) -> BatchNorm2d -> ReLU6: ``ConvBNReLU`` without its
+    fused ReLU, with ReLU6 after it (same submodules and state_dict keys).
 
     Shapes: (N, in_channels, H, W) -> (N, out_channels, H / stride, W / stride).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, groups=1):
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                              padding=kernel_size // 2, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups,
+                         relu=False)
 
     def forward(self, x):
-        return F.relu6(self.bn(self.conv(x)))
+        return F.relu6(super().forward(x))
+
+    def extra_repr(self):
+        return "relu6"
 
 
 class InvertedResidual(nn.Module):
