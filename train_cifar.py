@@ -42,9 +42,12 @@ from minidl.serialization import atomic_write
 DEFAULTS = dict(model="resnet20", dataset="cifar10", epochs=40, batch_size=128, optimizer="sgd",
                 lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="onecycle",
                 warmup=0.15, label_smoothing=0.0, cutout=0, augment=True, seed=0,
-                limit_train=None, limit_test=None, model_option=[])
+                limit_train=None, limit_test=None, model_option=[], mixup=0.0, cutmix=0.0,
+                ema=0.0, grad_clip=0.0)
 # Changing these would change what a resumed run computes, so they must match the checkpoint.
 RUN_KEYS = list(DEFAULTS)
+# Settings added after the first checkpoint format: a checkpoint without them ran with them off
+LATER_KEYS = ("mixup", "cutmix", "ema", "grad_clip")
 CHECKPOINT_FORMAT = "minidl-train-cifar-1"
 
 
@@ -87,6 +90,17 @@ def build_parser():
     a("--cutout", type=int, help="side of a random square zeroed per training image, 0..32 "
       "(default 0)")
     a("--augment", action=argparse.BooleanOptionalAction, help="random crop + flip (default on)")
+    a("--mixup", type=float, metavar="ALPHA", help="mix each training batch with itself "
+      "rolled by one image, weight ~ Beta(ALPHA, ALPHA), labels mixed alike (Zhang et al.; "
+      "0.2-1 is usual; default 0: off)")
+    a("--cutmix", type=float, metavar="ALPHA", help="paste a box of the rolled batch into "
+      "each training batch, area ~ Beta(ALPHA, ALPHA), labels mixed by area (Yun et al.; 1 "
+      "is usual; default 0: off); with --mixup too, each batch takes one of the two at random")
+    a("--ema", type=float, metavar="DECAY", help="also keep an exponential moving average of "
+      "the weights and BN statistics, updated every step (avg = DECAY * avg + (1 - DECAY) * "
+      "weights; 0.999 is usual; default 0: off), and evaluate it every epoch")
+    a("--grad-clip", type=float, metavar="NORM", help="scale the gradients down to a total "
+      "2-norm of at most NORM before each step (default 0: off)")
     a("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if available)")
     a("--data-dir", default="data", help="folder holding (or to receive) the CIFAR files")
     a("--download", action="store_true", help="download the official archive if missing")
@@ -185,6 +199,10 @@ CHECKS = {
     "limit_test": (lambda v: v is None or (_is_int(v) and v >= 1), "a positive integer"),
     "model_option": (lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
                      "a list of KEY=VALUE"),
+    "mixup": (lambda v: _is_real(v) and v >= 0, ">= 0 and finite (0: off)"),
+    "cutmix": (lambda v: _is_real(v) and v >= 0, ">= 0 and finite (0: off)"),
+    "ema": (lambda v: _is_real(v) and 0 <= v < 1, "a decay in [0, 1) (0: off)"),
+    "grad_clip": (lambda v: _is_real(v) and v >= 0, ">= 0 and finite (0: off)"),
 }
 # What an --eval-only run needs of the checkpoint's settings: the net (its other settings
 # only shaped the training, and may differ, e.g. a larger --limit-test)
@@ -251,6 +269,8 @@ def load_checkpoint(path):
         raise Fail(f"--resume: {path} is not a train_cifar.py checkpoint; {hint}")
     config = ck.get("config")
     problems = [] if isinstance(config, dict) else ["config"]
+    for key in LATER_KEYS if isinstance(config, dict) else ():
+        config.setdefault(key, DEFAULTS[key])
     problems += [f"config[{k!r}]" for k in RUN_KEYS if isinstance(config, dict)
                  and k not in config]
     for key, kind in _STATE.items():
@@ -262,9 +282,13 @@ def load_checkpoint(path):
         rows = ck["rows"]
         if len(ck["partial"]) != 4 or not all(_is_number(v) for v in ck["partial"]):
             problems.append("partial")
+        ema = _is_real(config["ema"]) and config["ema"] > 0
+        fields = FIELDS + EMA_FIELDS if ema else FIELDS
         if len(rows) != ck["epoch"] or not all(
-                isinstance(r, dict) and all(_is_number(r.get(k)) for k in FIELDS) for r in rows):
+                isinstance(r, dict) and all(_is_number(r.get(k)) for k in fields) for r in rows):
             problems.append("rows")
+        if ema and not isinstance(ck.get("ema"), dict):
+            problems.append("ema")
     if problems:
         raise Fail(f"--resume: {path} is an incomplete or damaged train_cifar.py checkpoint "
                    f"(bad or missing: {', '.join(problems)}); {hint}")
@@ -392,12 +416,14 @@ def evaluate(model, loader, progress):
 
 FIELDS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds",
           "train_images_per_s"]
+EMA_FIELDS = ["ema_test_loss", "ema_test_acc"]        # with --ema: the averaged weights' test
 
 
 def write_metrics(out, rows, summary):
     def csv_text(f):
         text = io.StringIO()
-        w = csv.DictWriter(text, FIELDS)
+        w = csv.DictWriter(text, FIELDS + (EMA_FIELDS if rows and EMA_FIELDS[0] in rows[0]
+                                           else []))
         w.writeheader()
         w.writerows(rows)
         f.write(text.getvalue().encode())
@@ -417,6 +443,9 @@ def write_metrics(out, rows, summary):
     a1.plot(ep, [r["test_loss"] for r in rows], label="test", marker=".")
     a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train", marker=".")
     a2.plot(ep, [100 * r["test_acc"] for r in rows], label="test", marker=".")
+    if rows and "ema_test_acc" in rows[0]:
+        a1.plot(ep, [r["ema_test_loss"] for r in rows], label="test (EMA)", marker=".")
+        a2.plot(ep, [100 * r["ema_test_acc"] for r in rows], label="test (EMA)", marker=".")
     for ax, name in ((a1, "loss"), (a2, "accuracy (%)")):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
@@ -470,15 +499,24 @@ def run_folder(args, cfg, ck_path):
 
 def summarize(rows, wall):
     best = max(rows, key=lambda r: r["test_acc"])
-    return dict(best_test_acc=best["test_acc"], best_epoch=best["epoch"],
-                final_test_acc=rows[-1]["test_acc"], wall_seconds=wall,
-                train_images_per_s=float(np.mean([r["train_images_per_s"] for r in rows])))
+    out = dict(best_test_acc=best["test_acc"], best_epoch=best["epoch"],
+               final_test_acc=rows[-1]["test_acc"], wall_seconds=wall,
+               train_images_per_s=float(np.mean([r["train_images_per_s"] for r in rows])))
+    if "ema_test_acc" in rows[0]:
+        best = max(rows, key=lambda r: r["ema_test_acc"])
+        out.update(best_ema_test_acc=best["ema_test_acc"], best_ema_epoch=best["epoch"],
+                   final_ema_test_acc=rows[-1]["ema_test_acc"])
+    return out
 
 
 def result_text(summary):
+    ema = ("" if "best_ema_test_acc" not in summary else
+           f"; EMA weights: best {100 * summary['best_ema_test_acc']:.2f}% (epoch "
+           f"{summary['best_ema_epoch']}), final {100 * summary['final_ema_test_acc']:.2f}%")
     return (f"best test accuracy {100 * summary['best_test_acc']:.2f}% (epoch "
-            f"{summary['best_epoch']}), final {100 * summary['final_test_acc']:.2f}%, wall time "
-            f"{summary['wall_seconds']:.0f} s, {summary['train_images_per_s']:.0f} images/s")
+            f"{summary['best_epoch']}), final {100 * summary['final_test_acc']:.2f}%{ema}, wall "
+            f"time {summary['wall_seconds']:.0f} s, {summary['train_images_per_s']:.0f} "
+            "images/s")
 
 
 def run(argv=None):
@@ -541,6 +579,15 @@ def run(argv=None):
         loss, acc = evaluate(model, test_loader, progress)
         print(f"{name}: test loss {loss:.4f}, test accuracy {100 * acc:.2f}% "
               f"({len(test_set[1])} images, checkpoint {ck_path})")
+        if isinstance(checkpoint.get("ema"), dict):
+            ema = build_ema(cfg, model)
+            try:
+                ema.load_state_dict(checkpoint["ema"])
+            except (RuntimeError, ValueError, TypeError, KeyError) as exc:
+                raise does_not_fit(exc) from None
+            loss, acc = evaluate(ema.module, test_loader, progress)
+            print(f"{name}, EMA weights (--ema {cfg['ema']}): test loss {loss:.4f}, test "
+                  f"accuracy {100 * acc:.2f}%")
         return 0
     aug = ([D.RandomCrop(32, padding=4), D.RandomHorizontalFlip()] if cfg["augment"] else [])
     train_tf = D.Compose(aug + [norm] + ([D.Cutout(cfg["cutout"])] if cfg["cutout"] else []))
@@ -553,6 +600,7 @@ def run(argv=None):
                    "training images: nothing to train on")
     opt = build_optimizer(cfg, model.parameters())
     sched = build_scheduler(cfg, opt, cfg["epochs"] * steps)
+    ema = build_ema(cfg, model) if cfg["ema"] else None
     state = {"epoch": 0, "step": 0, "partial": [0.0, 0, 0, 0.0], "rows": [], "wall": 0.0}
     if checkpoint is not None:
         if checkpoint["step"] >= steps:
@@ -568,6 +616,8 @@ def run(argv=None):
             model.load_state_dict(checkpoint["model"])
             opt.load_state_dict(checkpoint["optimizer"])
             sched.load_state_dict(old)
+            if ema is not None:
+                ema.load_state_dict(checkpoint["ema"])
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise does_not_fit(exc) from None
         try:
@@ -584,18 +634,40 @@ def run(argv=None):
     print(f"training {name}, {cfg['epochs']} epochs x {steps} steps of {cfg['batch_size']}; "
           f"run folder {out}")
     return train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
-                 args.cuda_graph)
+                 args.cuda_graph, ema)
 
 
-def save_checkpoint(out, model, opt, sched, cfg, state):
+def build_ema(cfg, model):
+    """The exponential moving average of ``model``'s weights and buffers (BN statistics)."""
+    swa = minidl.optim.swa_utils
+    return swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(cfg["ema"]),
+                             use_buffers=True)
+
+
+def build_mixer(cfg):
+    """``mix(images, labels, rng) -> (images, class probabilities)`` for --mixup / --cutmix,
+    or None when both are off."""
+    classes = 10 if cfg["dataset"] == "cifar10" else 100
+    if cfg["mixup"] and cfg["cutmix"]:
+        return D.MixUpOrCutMix(cfg["mixup"], cfg["cutmix"], num_classes=classes)
+    if cfg["mixup"] or cfg["cutmix"]:
+        return (D.MixUp(cfg["mixup"], num_classes=classes) if cfg["mixup"]
+                else D.CutMix(cfg["cutmix"], num_classes=classes))
+    return None
+
+
+def save_checkpoint(out, model, opt, sched, cfg, state, ema=None):
+    extra = {} if ema is None else {"ema": ema.state_dict()}
     minidl.save({"format": CHECKPOINT_FORMAT, "config": cfg, "model": model.state_dict(),
                  "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "rng": minidl.get_rng_state(), **state}, os.path.join(out, "checkpoint.npz"))
+                 "rng": minidl.get_rng_state(), **extra, **state},
+                os.path.join(out, "checkpoint.npz"))
 
 
 def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
-          cuda_graph=False):
+          cuda_graph=False, ema=None):
     steps = len(train_loader)
+    mix = build_mixer(cfg)
     summary = {"model": cfg["model"], "config": cfg,
                "device": str(next(iter(model.parameters())).device),
                "tf32": minidl.tf32_enabled(), "cuda_graph": cuda_graph,
@@ -603,10 +675,14 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                "host_memory_reuse": minidl.host_memory_reuse()}
 
     def train_step(x, y):
+        """One SGD step on images x and targets y (labels, or class probabilities when
+        mixing)."""
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg["label_smoothing"])
         opt.zero_grad()
         loss.backward()
+        if cfg["grad_clip"]:
+            minidl.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         opt.step()
         return loss, logits
 
@@ -620,12 +696,19 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             bar = tqdm(train_loader.batches(epoch, first), total=steps, initial=first,
                        desc=f"epoch {epoch + 1}/{cfg['epochs']}", disable=not progress)
             for x, y in bar:
+                target = y
+                if mix is not None:         # seeded by (seed, epoch, step): resumes exactly
+                    rng = np.random.default_rng(np.random.SeedSequence(
+                        cfg["seed"], spawn_key=(epoch, 2, state["step"])))
+                    x, target = mix(x, y, rng)
                 try:
-                    loss, logits = step_fn(x, y)
+                    loss, logits = step_fn(x, target)
                 except RuntimeError as exc:
                     if cuda_graph and "CUDA graph" in str(exc):
                         raise Fail(f"--cuda-graph: {_cli_words(exc)}") from None
                     raise
+                if ema is not None:
+                    ema.update_parameters(model)
                 lr = opt.param_groups[0]["lr"]          # the rate this step used
                 if epoch * steps + state["step"] + 1 < cfg["epochs"] * steps:
                     sched.step()            # (none after the last step: nothing uses it, and
@@ -641,7 +724,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                     elapsed = time.perf_counter() - t0
                     state["partial"] = [*meter.totals(), seconds + elapsed]
                     state["wall"] += elapsed
-                    save_checkpoint(out, model, opt, sched, cfg, state)
+                    save_checkpoint(out, model, opt, sched, cfg, state, ema)
                     bar.close()
                     print(f"saved {out}/checkpoint.npz at epoch {epoch + 1}, step "
                           f"{state['step']}; continue with --resume {out}")
@@ -650,19 +733,25 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             loss_sum, correct, seen = meter.totals()
             seconds += time.perf_counter() - t0
             test_loss, test_acc = evaluate(model, test_loader, progress)
-            state["rows"].append({
-                "epoch": epoch + 1, "lr": lr,
-                "train_loss": loss_sum / seen, "train_acc": correct / seen,
-                "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": seconds,
-                "train_images_per_s": seen / seconds})
+            row = {"epoch": epoch + 1, "lr": lr,
+                   "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                   "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": seconds,
+                   "train_images_per_s": seen / seconds}
+            ema_text = ""
+            if ema is not None:
+                row["ema_test_loss"], row["ema_test_acc"] = evaluate(ema.module, test_loader,
+                                                                     progress)
+                ema_text = f", EMA {100 * row['ema_test_acc']:.2f}%"
+            state["rows"].append(row)
             state.update(epoch=epoch + 1, step=0, partial=[0.0, 0, 0, 0.0],
                          wall=state["wall"] + time.perf_counter() - t0)
             summary.update(summarize(state["rows"], state["wall"]))
-            save_checkpoint(out, model, opt, sched, cfg, state)
+            save_checkpoint(out, model, opt, sched, cfg, state, ema)
             write_metrics(out, state["rows"], summary)
             print(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {loss_sum / seen:.4f} acc "
                   f"{100 * correct / seen:.2f}% | test loss {test_loss:.4f} acc "
-                  f"{100 * test_acc:.2f}% | {seconds:.1f} s, {seen / seconds:.0f} img/s",
+                  f"{100 * test_acc:.2f}%{ema_text} | {seconds:.1f} s, "
+                  f"{seen / seconds:.0f} img/s",
                   flush=True)
             if stop.set and state["epoch"] < cfg["epochs"]:   # (after the last: just done)
                 print(f"stopped after epoch {epoch + 1}; continue with --resume {out}")
