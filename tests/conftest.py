@@ -48,3 +48,13 @@ def _seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A tiny binary CIFAR-10 for train_cifar.py runs: 5 x 48 = 240 training images (7 steps
+    of 32 per epoch) and 100 test images."""
+    from tests.cifar_fake import records, write_binary_cifar10
+    records(monkeypatch, 48, 100)
+    write_binary_cifar10(str(tmp_path / "data"), 48, 100)
+    return str(tmp_path / "data")

@@ -12,18 +12,11 @@ import pytest
 
 import minidl
 import train_cifar
-from tests.cifar_fake import records, write_binary_cifar10
+from tests.cifar_fake import records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--model", "resnet20", "--model-option", "depth=8", "--batch-size", "32",
         "--device", "cpu", "--no-progress", "--limit-test", "64"]
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    records(monkeypatch, 48, 100)               # 5 x 48 = 240 training images, 7 steps/epoch
-    write_binary_cifar10(str(tmp_path / "data"), 48, 100)
-    return str(tmp_path / "data")
 
 
 def run(*argv):

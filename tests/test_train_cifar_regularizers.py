@@ -11,7 +11,7 @@ import minidl
 import minidl.functional as F
 import train_cifar
 from tests.cifar_fake import records
-from tests.test_train_cifar import TINY, StopAfter, _one_line_error, data_dir, rows, run  # noqa
+from tests.test_train_cifar import TINY, StopAfter, _one_line_error, rows, run
 
 ALL = ["--mixup", "0.4", "--cutmix", "1.0", "--ema", "0.8", "--grad-clip", "1.0"]
 
