@@ -684,6 +684,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
         if cfg["grad_clip"]:
             minidl.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
         opt.step()
+        if ema is not None:         # (in the CUDA graph too: the first update is a warm-up's)
+            ema.update_parameters(model)
         return loss, logits
 
     step_fn = minidl.cuda_graph.GraphedStep(train_step) if cuda_graph else train_step
@@ -707,8 +709,6 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                     if cuda_graph and "CUDA graph" in str(exc):
                         raise Fail(f"--cuda-graph: {_cli_words(exc)}") from None
                     raise
-                if ema is not None:
-                    ema.update_parameters(model)
                 lr = opt.param_groups[0]["lr"]          # the rate this step used
                 if epoch * steps + state["step"] + 1 < cfg["epochs"] * steps:
                     sched.step()            # (none after the last step: nothing uses it, and
