@@ -33,6 +33,6 @@ from .gradcheck import GradcheckError, gradcheck
 from .serialization import load, save
 from .kernels.threads import get_num_threads, set_num_threads
 from .kernels.host_memory import host_memory_reuse, set_host_memory_reuse
-from . import cuda, cuda_graph, data, nn, optim  # noqa: E402  (subpackages: minidl.nn etc.)
+from . import cuda, cuda_graph, data, nn, optim, profiler  # noqa: E402  (minidl.nn etc.)
 
 __version__ = "0.1.0"

@@ -99,7 +99,13 @@ class Function:
                 arrays.append(x)
                 needs.append(False)
         self.needs_input_grad = tuple(needs)
-        outputs = self.forward(*arrays)
+        prof = profiler_hook
+        if prof is None:
+            outputs = self.forward(*arrays)
+        else:
+            depth = prof.begin(type(self).__name__, "forward")
+            outputs = self.forward(*arrays)
+            prof.end(depth)
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
@@ -329,6 +335,9 @@ def _check_versions(fn):
                 "gradient would be wrong. Change a copy (y.clone()) instead")
 
 
+# The open minidl.profiler.profile's recorder, or None: Function calls, the backward engine,
+# Module calls and optimizer steps report to it (begin(name, kind) -> depth; end(depth)).
+profiler_hook = None
 _walk = threading.local()      # .only_collect: the mode of the backward running on this thread
 
 
@@ -345,10 +354,14 @@ def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False,
     runs, ``collecting_only()`` says whether ``only_collect`` was asked."""
     outer = collecting_only()
     _walk.only_collect = only_collect
+    prof = profiler_hook
+    depth = prof.begin("autograd.backward", "range") if prof is not None else 0
     try:
         return _run_backward(root, grad, retain_graph, collect, only_collect, collected_hooks)
     finally:
         _walk.only_collect = outer
+        if depth and prof is profiler_hook:
+            prof.end(depth)
 
 
 def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hooks):
@@ -398,6 +411,7 @@ def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hoo
         slots[k] = g if slots[k] is None else _sum(summed, slots[k], g)
     order = _topological_order(list(pending))
     masks = None
+    prof = profiler_hook
     if only_collect:
         order, masks = _prune(order, wanted, caps)
     for fn in order:
@@ -424,12 +438,15 @@ def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hoo
         if any(g is None for g in gys):   # multi-output op, only some outputs used
             xp = backend.xp_of(next(g for g in gys if g is not None))
             gys = [xp.zeros(*fn._out_meta[i]) if g is None else g for i, g in enumerate(gys)]
+        depth = prof.begin(type(fn).__name__, "backward") if prof is not None else 0
         if masks is None:
             asked = fn.needs_input_grad
             gxs = fn.backward(*gys)
         else:
             asked = masks[fn]
             gxs = _backward_asking(fn, gys, asked)
+        if depth:
+            prof.end(depth)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
         if len(gxs) != len(fn._inputs):

@@ -11,6 +11,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import autograd as _autograd
 from .. import backend
 from .._checks import check_bool
 from ..autograd import no_grad
@@ -149,6 +150,16 @@ class Module(ModuleHooks):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        prof = _autograd.profiler_hook
+        if prof is not None and prof.record_modules:       # minidl.profiler
+            depth = prof.begin(type(self).__name__, "module")
+            try:
+                return self._call(args, kwargs)
+            finally:
+                prof.end(depth)
+        return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         if (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
                 or self._backward_pre_hooks):
             return call_with_hooks(self, args, kwargs)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import autograd as _autograd
 from .. import backend
 from .._checks import check_bool
 from ..autograd import enable_grad, no_grad
@@ -195,6 +196,15 @@ class Optimizer:
         Returns:
             The closure's loss, or None.
         """
+        prof = _autograd.profiler_hook                      # minidl.profiler
+        depth = prof.begin(f"{type(self).__name__}.step", "range") if prof is not None else 0
+        try:
+            return self._step(closure)
+        finally:
+            if depth:
+                prof.end(depth)
+
+    def _step(self, closure):
         loss = None
         if closure is not None:
             with enable_grad():

@@ -10,6 +10,7 @@ reference, as in a real graph.
 """
 import contextlib
 import itertools
+import time
 
 
 class Device:
@@ -105,13 +106,24 @@ def _tape():
 
 
 class Event:
+    """Work runs at once here, so an event's time is the host clock when it was recorded."""
     done = True
 
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self._t = None
+
     def record(self, stream=None):
-        pass
+        self._t = time.perf_counter()
 
     def synchronize(self):
         pass
+
+
+def get_elapsed_time(start_event, end_event):
+    """Milliseconds between two recorded events (CuPy's signature)."""
+    if start_event._t is None or end_event._t is None:
+        raise RuntimeError("fake cupy: get_elapsed_time of an event that was never recorded")
+    return 1000.0 * (end_event._t - start_event._t)
 
 
 class Graph:
