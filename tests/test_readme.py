@@ -12,7 +12,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
-def test_python_examples_run(index, capsys):
+def test_python_examples_run(index, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)             # files an example writes land there
     exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {})
 
 
