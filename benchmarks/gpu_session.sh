@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs the lent GPU, run from the repository root there, in steps so that each
 # device call stays under its time limit:
-#   bash benchmarks/gpu_session.sh [STEP ...]      (default: tests bench; "full" = all four)
+#   bash benchmarks/gpu_session.sh [STEP ...]   (default: tests bench; "full": prepare tests
+#   bench train bench-tf32 profile)
 # prepare  convert the CIFAR-10 JPEG copy carried in data/carry/ (cifar10-jpeg.tar.gz and
 #          cifar_jpeg_to_bin.py, copied there from ../shared; data/ is git-ignored, so pass
 #          carry=["data/carry"]) into data/cifar-10-batches-bin, unless that exists already
@@ -9,6 +10,8 @@
 # bench    per-layer and whole-step benchmarks vs PyTorch (into RESULTS.md), float32: minidl
 #          eager, then minidl's step as a CUDA graph (--cuda-graph); torch eager in both
 # bench-tf32  the whole-step benchmarks again with TF32 on in both engines
+# profile  per-op host and device times of the eager ResNet-20 and DenseNet-BC-100 steps
+#          (benchmarks/profile_step.py; Chrome traces into the log folder)
 # train    the 40-epoch default recipe on data/cifar-10-batches-bin with --cuda-graph (needs
 #          prepare first); train-eager the same without it
 # Logs go to $OUT when set (the device tool's output folder), else to ./runs; every step tees
@@ -19,7 +22,7 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench)
-[ "${steps[*]}" = full ] && steps=(prepare tests bench train bench-tf32)
+[ "${steps[*]}" = full ] && steps=(prepare tests bench train bench-tf32 profile)
 models=(resnet20:128 resnet20:512 resnet56:128 densenet_bc_100:64)
 for step in "${steps[@]}"; do
     case $step in
@@ -40,6 +43,11 @@ for step in "${steps[@]}"; do
         python3 benchmarks/bench_train.py --device cuda --cuda-graph --models "${models[@]}" \
             --write-results 2>&1 | tee "$out/bench_train_graph.log"
         cp benchmarks/RESULTS.md "$out/" ;;
+    profile)
+        for m in resnet20:128 densenet_bc_100:64; do
+            python3 benchmarks/profile_step.py --device cuda --model "$m" --steps 10 \
+                --trace "$out/trace_${m%%:*}.json" 2>&1 | tee "$out/profile_${m%%:*}.log"
+        done ;;
     bench-tf32)
         python3 benchmarks/bench_train.py --device cuda --tf32 --models "${models[@]}" \
             --write-results 2>&1 | tee "$out/bench_train_tf32.log"
@@ -53,7 +61,7 @@ for step in "${steps[@]}"; do
             --no-progress "${graph[@]}" --out "$out/resnet20-cuda-e40-$step" 2>&1 \
             | tee "$out/$step.log" ;;
     *)
-        echo "gpu_session.sh: unknown step '$step' (prepare, tests, bench, bench-tf32, train," \
+        echo "gpu_session.sh: unknown step '$step' (prepare, tests, bench, profile, bench-tf32, train," \
             "train-eager, full)" >&2
         exit 2 ;;
     esac

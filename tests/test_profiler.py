@@ -220,3 +220,14 @@ def test_a_graphed_step_is_one_event_per_replay():
     rows = by_key(prof)
     assert rows[("GraphedStep.replay", "range")].calls == 2
     assert ("Linear", "forward") not in rows            # the replay runs no Python ops
+
+
+def test_profile_step_benchmark_prints_the_table(tmp_path, capsys):
+    from benchmarks import profile_step
+    trace = tmp_path / "t.json"
+    assert profile_step.main(["--model", "resnet20:2", "--steps", "1", "--warmup", "0",
+                              "--row-limit", "5", "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20 batch 2 on cpu, 1 profiled steps" in out
+    assert "Conv2d" in out and "outside every event" in out
+    assert json.loads(trace.read_text())["traceEvents"]
