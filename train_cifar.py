@@ -10,10 +10,11 @@ learning rate (linear warm-up from lr/10 over the first 15% of steps, then linea
 lr/1000), random 32x32 crops of the 4-pixel zero-padded image and horizontal flips, per-channel
 normalization with the CIFAR-10 mean and std.
 
-Each epoch writes, atomically, ``checkpoint.npz`` (model, optimizer, scheduler, epoch, RNG
-states: resumable, bit-identical on the CPU), ``metrics.csv``, ``metrics.json`` and, with
-matplotlib installed, ``curves.png`` into the run folder (``--out``). Ctrl-C finishes the
-current step, saves a checkpoint and exits; ``--resume`` continues from it exactly.
+Each epoch writes, atomically, ``checkpoint.npz`` (model, optimizer, scheduler, the averaged
+weights with --ema, epoch, RNG states: resumable, bit-identical on the CPU), ``metrics.csv``,
+``metrics.json`` and, with matplotlib installed, ``curves.png`` into the run folder
+(``--out``). Ctrl-C finishes the current step, saves a checkpoint and exits; ``--resume``
+continues from it exactly.
 """
 from __future__ import annotations
 
