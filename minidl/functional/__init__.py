@@ -40,5 +40,6 @@ from .fold import fold, pixel_shuffle, pixel_unshuffle, unfold
 from .distance import cosine_similarity, normalize, pairwise_distance
 from .embedding import embedding
 from .attention import scaled_dot_product_attention
+from .recurrent import gru_cell, lstm_cell, rnn_relu_cell, rnn_tanh_cell
 
 _tensor._bind_functional(__import__(__name__, fromlist=["*"]))

@@ -26,4 +26,5 @@ from .distance import CosineSimilarity, PairwiseDistance
 from .embedding import Embedding
 from .attention import MultiheadAttention
 from .transformer import TransformerEncoder, TransformerEncoderLayer
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from . import functional, utils
