@@ -34,5 +34,6 @@ from .serialization import load, save
 from .kernels.threads import get_num_threads, set_num_threads
 from .kernels.host_memory import host_memory_reuse, set_host_memory_reuse
 from . import cuda, cuda_graph, data, nn, optim, profiler  # noqa: E402  (minidl.nn etc.)
+from .summary import summary  # noqa: E402  (the function; the module stays in sys.modules)
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 LEVEL = {"_checks": 0, "backend": 0, "random": 0, "kernels": 1, "cuda": 1, "tensor": 2,
          "_tensor_methods": 2, "autograd": 2, "autograd_api": 2, "grad_mode": 2, "hooks": 2,
          "factories": 3, "functional": 3, "gradcheck": 3, "nn": 4, "optim": 5, "data": 5,
-         "serialization": 5, "cuda_graph": 5, "profiler": 5}
+         "serialization": 5, "cuda_graph": 5, "profiler": 5, "summary": 5}
 
 
 def _layer(module):
