@@ -293,3 +293,13 @@ def test_nets_cli_help_and_bad_argument(capsys):
             main(argv)
         assert exc.value.code == code
     assert "num_classes must be a positive integer" in capsys.readouterr().err
+
+
+def test_nets_cli_counts_macs(capsys, monkeypatch):
+    from nets.__main__ import main
+    monkeypatch.setattr(nets, "list_models", lambda: ["resnet20", "resnet56"])
+    main(["--macs"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "MACs/image" in lines[0]
+    assert lines[1].split()[:2] == ["resnet20", "269,722"] and "40,551,050" in lines[1]
+    assert lines[2].split()[:2] == ["resnet56", "853,018"] and "125,485,706" in lines[2]
