@@ -58,3 +58,54 @@ def data_dir(tmp_path, monkeypatch):
     records(monkeypatch, 48, 100)
     write_binary_cifar10(str(tmp_path / "data"), 48, 100)
     return str(tmp_path / "data")
+
+
+# MINIDL_AUDIT_GRADCHECK=1 python -m pytest -q: at the end, list every Function subclass of
+# minidl whose backward no gradcheck in the run went through (run the whole suite for a
+# meaningful list). The profiler sees which backward passes each gradcheck runs.
+if os.environ.get("MINIDL_AUDIT_GRADCHECK") == "1":
+    import importlib
+    import pkgutil
+
+    from minidl import autograd as _autograd
+    from minidl import gradcheck as _gradcheck_fn
+    from minidl import profiler as _profiler
+
+    _GRADCHECKED = set()
+
+    def _record(prof):
+        _GRADCHECKED.update(r.name for r in prof.key_averages() if r.kind == "backward")
+
+    class _Audit:
+        def __call__(self, *args, **kwargs):
+            if _autograd.profiler_hook is not None:
+                return _gradcheck_fn(*args, **kwargs)
+            prof = _profiler.profile(use_cuda=False)
+            try:
+                with prof:
+                    return _gradcheck_fn(*args, **kwargs)
+            finally:
+                _record(prof)
+
+    minidl.gradcheck = _Audit()
+
+    def _function_classes():
+        for info in pkgutil.walk_packages(minidl.__path__, "minidl."):
+            importlib.import_module(info.name)
+        seen, todo = set(), [minidl.Function]
+        while todo:
+            cls = todo.pop()
+            for sub in cls.__subclasses__():
+                if sub not in seen:
+                    seen.add(sub)
+                    todo.append(sub)
+        return sorted((c.__module__, c.__name__) for c in seen
+                      if c.__module__.startswith("minidl.") and "backward" in vars(c))
+
+    def pytest_terminal_summary(terminalreporter):
+        missing = [f"{m}.{n}" for m, n in _function_classes() if n not in _GRADCHECKED]
+        terminalreporter.write_line(
+            f"gradcheck audit: {len(_GRADCHECKED)} Function classes gradchecked; "
+            f"{len(missing)} with a backward never gradchecked in this run:")
+        for name in missing:
+            terminalreporter.write_line(f"  {name}")
