@@ -78,10 +78,11 @@ class StopAfter(train_cifar.StopFlag):
         pass
 
 
-@pytest.mark.parametrize("stop_after", [4, 7])      # mid-epoch, and at the end of epoch 1
-def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch, stop_after):
+def full_and_resumed(data_dir, tmp_path, monkeypatch, stop_after, extra=()):
+    """Run folders of a 2-epoch run, and of the same run stopped (as by Ctrl-C) after
+    ``stop_after`` steps and resumed to the end."""
     full, part = str(tmp_path / "full"), str(tmp_path / "part")
-    common = TINY + ["--data-dir", data_dir, "--epochs", "2", "--seed", "3"]
+    common = TINY + ["--data-dir", data_dir, "--epochs", "2", "--seed", "3", *extra]
     assert run(*common, "--out", full) == 0
     StopAfter.n = stop_after
     monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
@@ -89,6 +90,12 @@ def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch, st
     monkeypatch.undo()
     records(monkeypatch, 48, 100)
     assert run("--resume", part, "--no-progress", "--data-dir", data_dir) == 0
+    return full, part
+
+
+@pytest.mark.parametrize("stop_after", [4, 7])      # mid-epoch, and at the end of epoch 1
+def test_resume_reproduces_uninterrupted_run(data_dir, tmp_path, monkeypatch, stop_after):
+    full, part = full_and_resumed(data_dir, tmp_path, monkeypatch, stop_after)
     a, b = rows(full), rows(part)
     keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"]
     assert [[e[k] for k in keys] for e in a] == [[e[k] for k in keys] for e in b]

@@ -11,7 +11,8 @@ import minidl
 import minidl.functional as F
 import train_cifar
 from tests.cifar_fake import records
-from tests.test_train_cifar import TINY, StopAfter, _one_line_error, rows, run
+from tests.test_train_cifar import (TINY, StopAfter, _one_line_error, full_and_resumed, rows,
+                                    run)
 
 ALL = ["--mixup", "0.4", "--cutmix", "1.0", "--ema", "0.8", "--grad-clip", "1.0"]
 
@@ -110,15 +111,7 @@ def test_ema_follows_the_formula(data_dir, tmp_path, monkeypatch):
 @pytest.mark.parametrize("stop_after", [4, 7])
 def test_run_with_every_regularizer_resumes_exactly(data_dir, tmp_path, monkeypatch,
                                                     stop_after):
-    full, part = str(tmp_path / "full"), str(tmp_path / "part")
-    common = TINY + ["--data-dir", data_dir, "--epochs", "2", "--seed", "3"] + ALL
-    assert run(*common, "--out", full) == 0
-    StopAfter.n = stop_after
-    monkeypatch.setattr(train_cifar, "StopFlag", StopAfter)
-    assert run(*common, "--out", part) == 130
-    monkeypatch.undo()
-    records(monkeypatch, 48, 100)
-    assert run("--resume", part, "--no-progress", "--data-dir", data_dir) == 0
+    full, part = full_and_resumed(data_dir, tmp_path, monkeypatch, stop_after, ALL)
     a, b = rows(full), rows(part)
     keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
             "ema_test_loss", "ema_test_acc"]
