@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import autograd as _autograd
 from .. import backend
 from .._checks import check_bool
 from ..autograd import enable_grad, no_grad
+from ..profiler import record_function
 from ..tensor import Tensor
 from .flat import FlatGroup
 
@@ -196,13 +196,8 @@ class Optimizer:
         Returns:
             The closure's loss, or None.
         """
-        prof = _autograd.profiler_hook                      # minidl.profiler
-        depth = prof.begin(f"{type(self).__name__}.step", "range") if prof is not None else 0
-        try:
+        with record_function(f"{type(self).__name__}.step"):       # (for minidl.profiler)
             return self._step(closure)
-        finally:
-            if depth:
-                prof.end(depth)
 
     def _step(self, closure):
         loss = None
