@@ -12,7 +12,8 @@ together compose (multiply; ChainedScheduler steps them with one call) and a man
 docstring. LambdaLR, CosineAnnealingWarmRestarts and OneCycleLR are not chainable: they set the
 lr from ``base_lrs`` directly. SequentialLR runs schedulers one after another (e.g. a linear
 warm-up, then cosine annealing). ReduceLROnPlateau is stepped with a metric instead
-(``step(val_loss)``) and lowers the lr when the metric stops improving.
+(``step(val_loss)``) and lowers the lr when the metric stops improving. SWALR anneals to the
+constant lr of Stochastic Weight Averaging (see ``minidl.optim.swa_utils``).
 
 ``state_dict()`` holds only Python numbers, strings and lists (no optimizer); restore the
 optimizer's own state dict alongside it, since the current lrs live in its param groups.
@@ -23,8 +24,9 @@ from .closed_form import (ConstantLR, ExponentialLR, LambdaLR, LinearLR, Multipl
 from .containers import ChainedScheduler, SequentialLR
 from .cosine import CosineAnnealingLR, CosineAnnealingWarmRestarts, OneCycleLR
 from .plateau import ReduceLROnPlateau
+from .swa import SWALR
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "LinearLR", "LambdaLR", "MultiplicativeLR",
            "ExponentialLR", "ConstantLR", "PolynomialLR", "CosineAnnealingLR",
            "CosineAnnealingWarmRestarts", "OneCycleLR", "SequentialLR", "ChainedScheduler",
-           "ReduceLROnPlateau"]
+           "ReduceLROnPlateau", "SWALR"]
