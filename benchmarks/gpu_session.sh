@@ -45,7 +45,7 @@ for step in "${steps[@]}"; do
         cp benchmarks/RESULTS.md "$out/" ;;
     profile)
         for m in resnet20:128 densenet_bc_100:64; do
-            python3 benchmarks/profile_step.py --device cuda --model "$m" --steps 10 \
+            python3 benchmarks/profile_step.py --device cuda --model "$m" --steps 10 --record-shapes \
                 --trace "$out/trace_${m%%:*}.json" 2>&1 | tee "$out/profile_${m%%:*}.log"
         done ;;
     bench-tf32)

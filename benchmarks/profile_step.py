@@ -35,6 +35,8 @@ def main(argv=None):
                    "cuda_self, cuda_total or name (default self)")
     p.add_argument("--row-limit", type=int, default=25, help="table rows (default 25)")
     p.add_argument("--record-modules", action="store_true", help="also time every Module")
+    p.add_argument("--record-shapes", action="store_true", help="one row per op, phase and "
+                   "input shapes (which layer takes the time)")
     p.add_argument("--cuda-graph", action="store_true", help="replay the step as a CUDA graph "
                    "(the profile then shows one event per replay)")
     p.add_argument("--trace", help="also write a Chrome trace (JSON) there")
@@ -47,7 +49,8 @@ def main(argv=None):
         engine.step()
     engine.sync()
     t0 = time.perf_counter()
-    with profiler.profile(record_modules=args.record_modules) as prof:
+    with profiler.profile(record_modules=args.record_modules,
+                          record_shapes=args.record_shapes) as prof:
         for _ in range(args.steps):
             engine.step()
         engine.sync()

@@ -103,7 +103,7 @@ class Function:
         if prof is None:
             outputs = self.forward(*arrays)
         else:
-            depth = prof.begin(type(self).__name__, "forward")
+            depth = prof.begin(type(self).__name__, "forward", arrays)
             outputs = self.forward(*arrays)
             prof.end(depth)
         single = not isinstance(outputs, tuple)
@@ -336,7 +336,7 @@ def _check_versions(fn):
 
 
 # The open minidl.profiler.profile's recorder, or None: Function calls, the backward engine,
-# Module calls and optimizer steps report to it (begin(name, kind) -> depth; end(depth)).
+# Module calls and optimizer steps report to it (begin(name, kind, inputs) -> depth; end(depth)).
 profiler_hook = None
 _walk = threading.local()      # .only_collect: the mode of the backward running on this thread
 
@@ -438,7 +438,7 @@ def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hoo
         if any(g is None for g in gys):   # multi-output op, only some outputs used
             xp = backend.xp_of(next(g for g in gys if g is not None))
             gys = [xp.zeros(*fn._out_meta[i]) if g is None else g for i, g in enumerate(gys)]
-        depth = prof.begin(type(fn).__name__, "backward") if prof is not None else 0
+        depth = prof.begin(type(fn).__name__, "backward", fn._inputs) if prof is not None else 0
         if masks is None:
             asked = fn.needs_input_grad
             gxs = fn.backward(*gys)

@@ -18,6 +18,11 @@ While a ``profile`` is open, the engine times (on the thread that opened it):
 - every ``nn.Module`` call (``"module"``, named by class) when ``record_modules=True``;
 - any block you name with ``profiler.record_function("name")`` (``"range"``).
 
+With ``record_shapes=True`` each op and module event also keeps the shapes of its inputs (a
+backward: its forward's inputs, so the two rows of a layer match), and the table has one row
+per op, phase and shapes: which convolution layer of a network takes the time, not only that
+convolutions do.
+
 Times nest: an event's *total* time runs from its start to its end; its *self* time is the
 total less the totals of the events inside it. The self times of all events and the time
 outside them add up to the wall time of the profile (``prof.wall_ms``), so the table shows
@@ -56,10 +61,11 @@ class _Recorder:
     event and returns its depth, ``end(depth)`` closes it (and any event left open inside it,
     e.g. by an exception)."""
 
-    def __init__(self, use_cuda, record_modules):
+    def __init__(self, use_cuda, record_modules, record_shapes):
         self.thread = threading.get_ident()
         self.use_cuda, self.record_modules = use_cuda, record_modules
-        self.open = []          # [name, kind, t0, children's host total, event0, children]
+        self.record_shapes = record_shapes
+        self.open = []      # [name, kind, t0, children's host total, event0, children, shapes]
         self.done = []          # closed events, in the order they closed (children first)
 
     def _event(self):
@@ -70,10 +76,13 @@ class _Recorder:
         ev.record(cp.cuda.get_current_stream())
         return ev
 
-    def begin(self, name, kind):
+    def begin(self, name, kind, inputs=None):
         if threading.get_ident() != self.thread:
             return 0
-        self.open.append([name, kind, time.perf_counter(), 0.0, self._event(), []])
+        shapes = None
+        if self.record_shapes and inputs is not None:
+            shapes = tuple(tuple(a.shape) for a in inputs if hasattr(a, "shape"))
+        self.open.append([name, kind, time.perf_counter(), 0.0, self._event(), [], shapes])
         return len(self.open)
 
     def end(self, depth):
@@ -82,8 +91,8 @@ class _Recorder:
         t1 = time.perf_counter()
         ev1 = self._event() if self.open and self.open[-1][4] is not None else None
         while len(self.open) >= depth:
-            name, kind, t0, inner, ev0, children = self.open.pop()
-            record = _Event(name, kind, t0, t1, t1 - t0 - inner, ev0, ev1, children)
+            name, kind, t0, inner, ev0, children, shapes = self.open.pop()
+            record = _Event(name, kind, t0, t1, t1 - t0 - inner, ev0, ev1, children, shapes)
             self.done.append(record)
             if self.open:
                 self.open[-1][3] += t1 - t0
@@ -91,22 +100,25 @@ class _Recorder:
 
 
 class _Event:
-    __slots__ = ("name", "kind", "t0", "t1", "self_s", "ev0", "ev1", "children", "cuda_ms")
+    __slots__ = ("name", "kind", "t0", "t1", "self_s", "ev0", "ev1", "children", "cuda_ms",
+                 "shapes")
 
-    def __init__(self, name, kind, t0, t1, self_s, ev0, ev1, children):
+    def __init__(self, name, kind, t0, t1, self_s, ev0, ev1, children, shapes=None):
         self.name, self.kind, self.t0, self.t1, self.self_s = name, kind, t0, t1, self_s
         self.ev0, self.ev1, self.children, self.cuda_ms = ev0, ev1, children, None
+        self.shapes = shapes
 
 
 class EventAverage:
     """One row of ``profile.key_averages()``: every event of one name and kind, summed.
 
-    Attributes: ``name``, ``kind`` (forward, backward, module, range), ``calls``,
-    ``self_ms`` and ``total_ms`` (host), ``cuda_self_ms`` and ``cuda_total_ms`` (None without
-    CUDA events), and ``mean_us`` (total per call)."""
+    Attributes: ``name``, ``kind`` (forward, backward, module, range), ``shapes`` (the input
+    shapes with ``record_shapes``, else None), ``calls``, ``self_ms`` and ``total_ms``
+    (host), ``cuda_self_ms`` and ``cuda_total_ms`` (None without CUDA events), and
+    ``mean_us`` (total per call)."""
 
-    def __init__(self, name, kind):
-        self.name, self.kind, self.calls = name, kind, 0
+    def __init__(self, name, kind, shapes=None):
+        self.name, self.kind, self.shapes, self.calls = name, kind, shapes, 0
         self.self_ms = self.total_ms = 0.0
         self.cuda_self_ms = self.cuda_total_ms = None
 
@@ -129,12 +141,14 @@ class profile:
         use_cuda: also bracket every event with CUDA events for device times (None: when
             CuPy is present and a GPU is available).
         record_modules: also record every ``nn.Module`` call (by class name).
+        record_shapes: keep each op's input shapes; the averages and the table then have one
+            row per name, kind and shapes.
 
     After the block: ``key_averages()``, ``table()``, ``export_chrome_trace(path)``,
     ``events()`` and ``wall_ms``. Profiles do not nest (one at a time per process).
     """
 
-    def __init__(self, use_cuda=None, record_modules=False):
+    def __init__(self, use_cuda=None, record_modules=False, record_shapes=False):
         op = "profile"
         if use_cuda is None:
             use_cuda = backend.is_cuda_available()
@@ -143,6 +157,7 @@ class profile:
             raise RuntimeError(f"{op}: use_cuda=True needs CuPy and a CUDA GPU; none is "
                                "available (pass use_cuda=False, or None to decide by itself)")
         self.record_modules = check_bool(op, "record_modules", record_modules)
+        self.record_shapes = check_bool(op, "record_shapes", record_shapes)
         self._recorder = None
         self._events = None
         self.wall_ms = None
@@ -154,7 +169,7 @@ class profile:
         if self._events is not None or self._recorder is not None:
             raise RuntimeError("profile: this profile was already used; make a new one for "
                                "each block")
-        self._recorder = _Recorder(self.use_cuda, self.record_modules)
+        self._recorder = _Recorder(self.use_cuda, self.record_modules, self.record_shapes)
         self._t0 = time.perf_counter()
         autograd.profiler_hook = self._recorder
         return self
@@ -178,19 +193,20 @@ class profile:
 
     def events(self):
         """Every recorded event as a dict (name, kind, start_ms from the profile's start,
-        total_ms, self_ms, cuda_ms), in order of start."""
+        total_ms, self_ms, cuda_ms, shapes), in order of start."""
         evs = sorted(self._closed("events"), key=lambda e: e.t0)
         return [dict(name=e.name, kind=e.kind, start_ms=1000.0 * (e.t0 - self._t0),
                      total_ms=1000.0 * (e.t1 - e.t0), self_ms=1000.0 * e.self_s,
-                     cuda_ms=e.cuda_ms) for e in evs]
+                     cuda_ms=e.cuda_ms, shapes=e.shapes) for e in evs]
 
     def key_averages(self):
-        """One ``EventAverage`` per (name, kind), ordered by self time, largest first."""
+        """One ``EventAverage`` per (name, kind), and per input shapes with
+        ``record_shapes``, ordered by self time, largest first."""
         rows = {}
         for e in self._closed("key_averages"):
-            row = rows.get((e.name, e.kind))
+            row = rows.get((e.name, e.kind, e.shapes))
             if row is None:
-                row = rows[(e.name, e.kind)] = EventAverage(e.name, e.kind)
+                row = rows[(e.name, e.kind, e.shapes)] = EventAverage(e.name, e.kind, e.shapes)
             row.calls += 1
             row.self_ms += 1000.0 * e.self_s
             row.total_ms += 1000.0 * (e.t1 - e.t0)
@@ -227,14 +243,18 @@ class profile:
                 f"{'total ms':>10}  {'mean us':>10}")
         if cuda:
             head += f"  {'cuda self ms':>12}  {'cuda total ms':>13}"
+        if self.record_shapes:
+            head += "  input shapes"
         lines = [head, "-" * len(head)]
         for r in shown:
             pct = 100.0 * r.self_ms / wall if wall else 0.0
             line = (f"{r.name:<{width}}  {r.kind:<8}  {r.calls:>6}  {r.self_ms:>10.3f}  "
                     f"{pct:>5.1f}%  {r.total_ms:>10.3f}  {r.mean_us:>10.1f}")
             if cuda:
-                line += ("" if r.cuda_total_ms is None else
+                line += (f"  {'':>12}  {'':>13}" if r.cuda_total_ms is None else
                          f"  {r.cuda_self_ms:>12.3f}  {r.cuda_total_ms:>13.3f}")
+            if self.record_shapes and r.shapes is not None:
+                line += "  " + ", ".join(str(list(s)) for s in r.shapes)
             lines.append(line)
         if len(shown) < len(rows):
             rest = sum(r.self_ms for r in rows[len(shown):])
@@ -254,6 +274,8 @@ class profile:
         for e in events:
             trace.append({"name": e["name"], "cat": e["kind"], "ph": "X", "pid": 0, "tid": 0,
                           "ts": 1000.0 * e["start_ms"], "dur": 1000.0 * e["total_ms"]})
+            if e["shapes"] is not None:
+                trace[-1]["args"] = {"input shapes": [list(s) for s in e["shapes"]]}
             if e["cuda_ms"] is not None and e["kind"] in ("forward", "backward"):
                 trace.append({"name": e["name"], "cat": e["kind"] + " (cuda)", "ph": "X",
                               "pid": 0, "tid": 1, "ts": 1000.0 * e["start_ms"],

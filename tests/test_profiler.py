@@ -231,3 +231,21 @@ def test_profile_step_benchmark_prints_the_table(tmp_path, capsys):
     assert "resnet20 batch 2 on cpu, 1 profiled steps" in out
     assert "Conv2d" in out and "outside every event" in out
     assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_record_shapes_splits_rows_by_layer_shape():
+    minidl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    x = minidl.randn(4, 6)
+    with profiler.profile(use_cuda=False, record_shapes=True) as prof:
+        model(x).sum().backward()
+        model(x).sum().backward()
+    rows = {(r.name, r.kind, r.shapes): r for r in prof.key_averages()}
+    for kind in ("forward", "backward"):          # a backward row has its forward's shapes
+        assert rows[("Linear", kind, ((4, 6), (5, 6), (5,)))].calls == 2
+        assert rows[("Linear", kind, ((4, 5), (3, 5), (3,)))].calls == 2
+    assert "[4, 6], [5, 6], [5]" in prof.table(row_limit=None)
+    with profiler.profile(use_cuda=False) as plain:
+        model(x).sum().backward()
+    assert all(r.shapes is None for r in plain.key_averages())
+    assert "input shapes" not in plain.table()

@@ -152,7 +152,7 @@ class Module(ModuleHooks):
     def __call__(self, *args, **kwargs):
         prof = _autograd.profiler_hook
         if prof is not None and prof.record_modules:       # minidl.profiler
-            depth = prof.begin(type(self).__name__, "module")
+            depth = prof.begin(type(self).__name__, "module", args)
             try:
                 return self._call(args, kwargs)
             finally:
