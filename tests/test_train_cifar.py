@@ -89,7 +89,8 @@ def full_and_resumed(data_dir, tmp_path, monkeypatch, stop_after, extra=()):
     assert run(*common, "--out", part) == 130
     monkeypatch.undo()
     records(monkeypatch, 48, 100)
-    assert run("--resume", part, "--no-progress", "--data-dir", data_dir) == 0
+    assert run("--resume", part, "--no-progress", "--data-dir", data_dir,
+               "--device", "cpu") == 0      # (the default would take a GPU when there is one)
     return full, part
 
 
