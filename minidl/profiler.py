@@ -43,6 +43,7 @@ append), a few more with CUDA events; nothing at all when no profile is open.
 """
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -52,8 +53,6 @@ from ._checks import check_bool, check_int
 from .serialization import atomic_write
 
 __all__ = ["profile", "record_function", "EventAverage"]
-
-_KINDS = ("forward", "backward", "module", "range")
 
 
 class _Recorder:
@@ -65,7 +64,7 @@ class _Recorder:
         self.thread = threading.get_ident()
         self.use_cuda, self.record_modules = use_cuda, record_modules
         self.record_shapes = record_shapes
-        self.open = []      # [name, kind, t0, children's host total, event0, children, shapes]
+        self.open = []          # [name, kind, t0, event0, children, shapes] of open events
         self.done = []          # closed events, in the order they closed (children first)
 
     def _event(self):
@@ -82,29 +81,30 @@ class _Recorder:
         shapes = None
         if self.record_shapes and inputs is not None:
             shapes = tuple(tuple(a.shape) for a in inputs if hasattr(a, "shape"))
-        self.open.append([name, kind, time.perf_counter(), 0.0, self._event(), [], shapes])
+        self.open.append([name, kind, time.perf_counter(), self._event(), [], shapes])
         return len(self.open)
 
     def end(self, depth):
         if not depth:
             return
         t1 = time.perf_counter()
-        ev1 = self._event() if self.open and self.open[-1][4] is not None else None
+        ev1 = self._event() if self.open and self.open[-1][3] is not None else None
         while len(self.open) >= depth:
-            name, kind, t0, inner, ev0, children, shapes = self.open.pop()
-            record = _Event(name, kind, t0, t1, t1 - t0 - inner, ev0, ev1, children, shapes)
+            name, kind, t0, ev0, children, shapes = self.open.pop()
+            record = _Event(name, kind, t0, t1, ev0, ev1, children, shapes)
             self.done.append(record)
             if self.open:
-                self.open[-1][3] += t1 - t0
-                self.open[-1][5].append(record)
+                self.open[-1][4].append(record)
 
 
 class _Event:
+    """A closed event: its host interval, the events directly inside it, CUDA times."""
     __slots__ = ("name", "kind", "t0", "t1", "self_s", "ev0", "ev1", "children", "cuda_ms",
                  "shapes")
 
-    def __init__(self, name, kind, t0, t1, self_s, ev0, ev1, children, shapes=None):
-        self.name, self.kind, self.t0, self.t1, self.self_s = name, kind, t0, t1, self_s
+    def __init__(self, name, kind, t0, t1, ev0, ev1, children, shapes=None):
+        self.name, self.kind, self.t0, self.t1 = name, kind, t0, t1
+        self.self_s = (t1 - t0) - sum(c.t1 - c.t0 for c in children)
         self.ev0, self.ev1, self.children, self.cuda_ms = ev0, ev1, children, None
         self.shapes = shapes
 
@@ -285,12 +285,12 @@ class profile:
 
 
 def _read_cuda_times(events):
-    """Fill ``cuda_ms`` of every event bracketed by CUDA events (one wait, for the last)."""
+    """Fill ``cuda_ms`` of every event bracketed by CUDA events (each end event is waited
+    for: the host waits here, once the profile is closed, not while it records)."""
     timed = [e for e in events if e.ev0 is not None and e.ev1 is not None]
     if not timed:
         return
     cp = backend.cupy_module()
-    timed[-1].ev1.synchronize()
     for e in timed:
         e.ev1.synchronize()
         e.cuda_ms = float(cp.cuda.get_elapsed_time(e.ev0, e.ev1))
@@ -322,8 +322,6 @@ class record_function:
         return False
 
     def __call__(self, fn):
-        import functools
-
         @functools.wraps(fn)
         def wrapped(*args, **kwargs):
             with record_function(self.name):
