@@ -11,8 +11,6 @@ use ``minidl.autograd.grad`` and ``minidl.autograd.backward``.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from . import backend
 from ._checks import check_bool
 from .autograd import _accumulate_grad, _ref_counts, _unshared, run_backward
@@ -154,15 +152,11 @@ def _tensors(op, name, value):
     return tuple(value)
 
 
-def _is_array(a):
-    return isinstance(a, np.ndarray) or backend._is_cupy_array(a)
-
-
 def _seed_grads(op, name, value, out_name, outputs):
     """The gradient arrays backward starts from, one per output, checked against it."""
     if value is None:
         value = (None,) * len(outputs)
-    elif isinstance(value, Tensor) or _is_array(value):
+    elif isinstance(value, Tensor) or backend.is_array(value):
         value = (value,)
     elif not isinstance(value, (list, tuple)):
         raise TypeError(f"{op}: '{name}' must be None, a Tensor, an array or a list/tuple of "
@@ -182,7 +176,7 @@ def _seed_grads(op, name, value, out_name, outputs):
             grads.append(backend.xp_of(y.data).ones_like(y.data))
             continue
         a = g.data if isinstance(g, Tensor) else g
-        if not _is_array(a):
+        if not backend.is_array(a):
             raise TypeError(f"{op}: {where} must be a Tensor, an array or None, got "
                             f"{type(g).__name__}")
         if a.dtype.kind != "f":

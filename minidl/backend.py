@@ -132,6 +132,11 @@ def get_device(device):
     return dev
 
 
+def is_array(x):
+    """Whether ``x`` is a NumPy or a CuPy array (not a Tensor, list or scalar)."""
+    return isinstance(x, np.ndarray) or _is_cupy_array(x)
+
+
 def _is_cupy_array(x):
     cp = _cupy
     if cp is None:

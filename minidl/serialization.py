@@ -37,7 +37,7 @@ def _encode(obj, arrays, where, path=()):
     if isinstance(obj, Tensor):
         arrays.append(backend.as_numpy(obj.data))
         return {"__tensor__": len(arrays) - 1}
-    if isinstance(obj, np.ndarray) or backend._is_cupy_array(obj):
+    if backend.is_array(obj):
         host = backend.as_numpy(obj)
         if host.dtype.kind not in "biuf":
             raise TypeError(f"save: array at {where} has dtype {host.dtype}; only numeric and "

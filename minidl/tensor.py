@@ -57,7 +57,7 @@ def _as_array(data, dtype=None, device=None, copy=False):
         data = data.data
     elif isinstance(data, np.generic):   # a NumPy scalar keeps its dtype
         data = np.asarray(data)
-    is_array = isinstance(data, np.ndarray) or backend._is_cupy_array(data)
+    is_array = backend.is_array(data)
     if not is_array:
         try:
             arr = np.asarray(data)
@@ -385,7 +385,7 @@ class Tensor(TensorMethods):
             g = backend.xp_of(self.data).ones_like(self.data)
         else:
             g = grad.data if isinstance(grad, Tensor) else grad
-            if not (isinstance(g, np.ndarray) or backend._is_cupy_array(g)):
+            if not backend.is_array(g):
                 g = np.asarray(g, dtype=self.data.dtype)
             if type(g) is not type(self.data):
                 raise RuntimeError(f"backward: grad is on {backend.device_of(g)}, "

@@ -11,14 +11,13 @@ at epoch ``e`` (``set_epoch(e)``) therefore sees exactly the batches the origina
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from .. import backend
 from .._checks import check_bool, check_int
 from ..random import default_generator
 from ..tensor import Tensor
+from .transforms import _on_device_of
 
 
 def _as_arrays(dataset):
@@ -32,7 +31,7 @@ def _as_arrays(dataset):
                         f"(images, labels), got {type(dataset).__name__}")
     if isinstance(images, Tensor):
         images = images.data
-    if not (isinstance(images, np.ndarray) or backend._is_cupy_array(images)):
+    if not backend.is_array(images):
         raise TypeError(f"DataLoader: images must be an array (N, C, H, W), "
                         f"got {type(images).__name__}")
     if images.ndim < 2 or images.dtype.kind not in "uif":
@@ -45,10 +44,6 @@ def _as_arrays(dataset):
         raise ValueError(f"DataLoader: labels must be integers of shape ({len(images)},), got "
                          f"{labels.dtype} {labels.shape}")
     return images, labels.astype(np.int64, copy=False)
-
-
-def _device_context(arr):
-    return arr.device if backend._is_cupy_array(arr) else contextlib.nullcontext()
 
 
 def _to_float32(images):
@@ -167,7 +162,7 @@ class DataLoader:
                 images = self.transform(images, self.batch_rng(epoch, b))
                 if isinstance(images, Tensor):
                     images = images.data
-            with _device_context(images):
+            with _on_device_of(images):
                 images = _to_float32(images)
             yield Tensor(images), Tensor(labels)
 

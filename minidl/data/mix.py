@@ -61,7 +61,7 @@ def _images(op, images):
     """(array, was_tensor) for a non-empty float batch (N, C, H, W)."""
     was_tensor = isinstance(images, Tensor)
     arr = images.data if was_tensor else images
-    if not (isinstance(arr, np.ndarray) or backend._is_cupy_array(arr)):
+    if not backend.is_array(arr):
         raise TypeError(f"{op}: 'images' must be a batch (N, C, H, W) as an array or Tensor, "
                         f"got {type(images).__name__}")
     if arr.ndim != 4 or arr.size == 0:
@@ -78,7 +78,7 @@ def _labels(op, labels, arr, num_classes):
     ValueError: at once on the host, at the next synchronization on a GPU
     (``backend.check_later``; their one-hot rows are all zero until then)."""
     lab = labels.data if isinstance(labels, Tensor) else labels
-    if not (isinstance(lab, np.ndarray) or backend._is_cupy_array(lab)):
+    if not backend.is_array(lab):
         raise TypeError(f"{op}: 'labels' must be an array or Tensor of class indices (N,), "
                         f"got {type(labels).__name__}")
     if lab.dtype.kind not in "iu":

@@ -39,7 +39,7 @@ def _unwrap(op, x):
     """(array, was_tensor) for a batch given as a Tensor or a NumPy/CuPy array."""
     if isinstance(x, Tensor):
         return x.data, True
-    if isinstance(x, np.ndarray) or backend._is_cupy_array(x):
+    if backend.is_array(x):
         return x, False
     raise TypeError(f"{op}: expected a batch (N, C, H, W) as an array or Tensor, "
                     f"got {type(x).__name__}")
