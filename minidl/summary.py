@@ -21,6 +21,7 @@ from ._checks import check_int
 from .autograd import no_grad
 from .nn import (Conv2d, ConvTranspose2d, GRUCell, Linear, LSTMCell, Module, MultiheadAttention,
                  RNNCell)
+from .nn.module import module_device
 from .nn.recurrent import RNNBase
 from .tensor import Tensor
 
@@ -229,12 +230,7 @@ def summary(model, input_size=None, input_data=None, depth=3, batch_dim=None, de
 
 # -- inputs ------------------------------------------------------------------------------------
 def _device(model, device):
-    if device is not None:
-        return backend.get_device(device)
-    for first in (next(model.parameters(), None), next(model.buffers(), None)):
-        if first is not None:
-            return first.device
-    return backend.CPU
+    return backend.get_device(device) if device is not None else module_device(model)
 
 
 def _check_sizes(input_size):

@@ -33,6 +33,15 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def module_device(module):
+    """The device of ``module``'s first parameter, else of its first buffer; the CPU for a
+    module that holds neither."""
+    for first in (next(module.parameters(), None), next(module.buffers(), None)):
+        if first is not None:
+            return first.device
+    return backend.CPU
+
+
 def _owner(mod, path):
     """How an error message names module ``mod`` found at dotted ``path`` (a list)."""
     where = repr(".".join(path)) if path else "the root module"

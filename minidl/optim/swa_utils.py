@@ -51,7 +51,7 @@ import numpy as np
 from .. import backend
 from .._checks import check_bool, check_number
 from ..autograd import no_grad
-from ..nn.module import Module
+from ..nn.module import Module, module_device
 from ..nn.normalization import _BatchNorm
 from ..tensor import Tensor
 from .lr_scheduler.swa import SWALR
@@ -263,9 +263,7 @@ class AveragedModel(Module):
             module.to(dev)
         self.module = module
         if dev is None:
-            first = next(module.parameters(), None)
-            first = next(module.buffers(), None) if first is None else first
-            dev = first.device if first is not None else backend.CPU
+            dev = module_device(module)
         self.register_buffer("n_averaged", Tensor(backend.to_device(np.zeros((), np.int64),
                                                                     dev)))
         self.avg_fn = avg_fn
