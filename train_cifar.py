@@ -701,9 +701,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             for x, y in bar:
                 target = y
                 if mix is not None:         # seeded by (seed, epoch, step): resumes exactly
-                    rng = np.random.default_rng(np.random.SeedSequence(
-                        cfg["seed"], spawn_key=(epoch, 2, state["step"])))
-                    x, target = mix(x, y, rng)
+                    x, target = mix(x, y, train_loader.batch_rng(epoch, state["step"], 2))
                 try:
                     loss, logits = step_fn(x, target)
                 except RuntimeError as exc:

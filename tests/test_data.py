@@ -508,6 +508,16 @@ def test_loader_shuffle_is_seeded_per_epoch(device):
     assert not np.array_equal(collect(different)[1], e0)
 
 
+def test_loader_batch_rng_streams():
+    x, y = arrays(50)
+    loader = DataLoader((x, y), 8, shuffle=True, seed=5)
+    draw = lambda *key: np.random.default_rng(np.random.SeedSequence(5, spawn_key=key)).random(4)
+    np.testing.assert_array_equal(loader.batch_rng(3, 2).random(4), draw(3, 1, 2))
+    np.testing.assert_array_equal(loader.batch_rng(3, 2, 2).random(4), draw(3, 2, 2))
+    with pytest.raises(ValueError, match="DataLoader.batch_rng: 'stream'"):
+        loader.batch_rng(3, 2, 0)
+
+
 def test_loader_seed_none_follows_manual_seed():
     x, y = arrays(50)
     minidl.manual_seed(1)

@@ -130,10 +130,14 @@ class DataLoader:
         seq = np.random.SeedSequence(self.seed, spawn_key=(int(epoch), 0))
         return np.random.default_rng(seq).permutation(self.num_samples)
 
-    def batch_rng(self, epoch, index):
-        """The Generator handed to ``transform`` for batch ``index`` of epoch ``epoch``."""
+    def batch_rng(self, epoch, index, stream=1):
+        """The Generator handed to ``transform`` for batch ``index`` of epoch ``epoch``
+        (``SeedSequence(seed, spawn_key=(epoch, stream, index))``); another ``stream`` (2, 3,
+        ...) gives independent draws for other per-batch randomness of a training loop, such
+        as batch mixing, that resume as exactly as the augmentation."""
+        stream = check_int("DataLoader.batch_rng", "stream", stream, 1)
         return np.random.default_rng(
-            np.random.SeedSequence(self.seed, spawn_key=(int(epoch), 1, int(index))))
+            np.random.SeedSequence(self.seed, spawn_key=(int(epoch), stream, int(index))))
 
     def __iter__(self):
         epoch = self.epoch
