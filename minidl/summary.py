@@ -19,10 +19,9 @@ import numpy as np
 from . import backend
 from ._checks import check_int
 from .autograd import no_grad
-from .nn import (Conv2d, ConvTranspose2d, GRUCell, Linear, LSTMCell, Module, MultiheadAttention,
-                 RNNCell)
+from .nn import Conv2d, ConvTranspose2d, Linear, Module, MultiheadAttention
 from .nn.module import module_device
-from .nn.recurrent import RNNBase
+from .nn.recurrent import RNNBase, RNNCellBase
 from .tensor import Tensor
 
 __all__ = ["summary", "ModelSummary", "Row"]
@@ -393,7 +392,7 @@ def _macs(module, args, kwargs, out):
     """Multiply-accumulates of one call of ``module`` (the rules in ``summary``'s docstring)."""
     if isinstance(module, MultiheadAttention):
         return _attention_macs(module, args, kwargs)
-    if isinstance(module, (RNNBase, RNNCell, LSTMCell, GRUCell)):
+    if isinstance(module, (RNNBase, RNNCellBase)):
         x = args[0] if args else kwargs.get("input")       # one step per row of features
         return x.numel() // module.input_size * sum(p.numel() for p in module.parameters())
     if not isinstance(out, Tensor):

@@ -41,9 +41,6 @@ def _check_input(op, input, sizes, size, weight):
                          f"dimension, got shape {input.shape}")
 
 
-def _check_sizes(op, input_size, hidden_size, bias):
-    return (check_int(op, "input_size", input_size, 1),
-            check_int(op, "hidden_size", hidden_size, 1), check_bool(op, "bias", bias))
 
 
 def _check_nonlinearity(op, nonlinearity):
@@ -53,7 +50,26 @@ def _check_nonlinearity(op, nonlinearity):
     return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
 
 
-class RNNBase(Module):
+class _Recurrent(Module):
+    """What the sequence layers and the cells share: the checked sizes, the mode ("LSTM",
+    "GRU", "RNN_TANH", "RNN_RELU") and the initialization."""
+
+    def __init__(self, mode, input_size, hidden_size, bias):
+        super().__init__()
+        op = self._op = type(self).__name__
+        self.mode = mode
+        self.input_size = check_int(op, "input_size", input_size, 1)
+        self.hidden_size = check_int(op, "hidden_size", hidden_size, 1)
+        self.bias = check_bool(op, "bias", bias)
+
+    def reset_parameters(self):
+        """Every parameter ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), in order."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+
+class RNNBase(_Recurrent):
     """The shared body of RNN, LSTM and GRU: a stack of ``num_layers`` layers, each one or
     two (bidirectional) directions of a cell run over the sequence.
 
@@ -69,11 +85,8 @@ class RNNBase(Module):
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True,
                  batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
                  dtype=np.float32):
-        super().__init__()
-        op = self._op = type(self).__name__
-        self.mode = mode
-        self.input_size, self.hidden_size, self.bias = _check_sizes(op, input_size,
-                                                                    hidden_size, bias)
+        super().__init__(mode, input_size, hidden_size, bias)
+        op = self._op
         self.num_layers = check_int(op, "num_layers", num_layers, 1)
         self.batch_first = check_bool(op, "batch_first", batch_first)
         self.dropout = check_number(op, "dropout", dropout, 0.0, 1.0)
@@ -86,9 +99,8 @@ class RNNBase(Module):
             warnings.warn(f"{op}: dropout is applied between recurrent layers (not after the "
                           f"last), so dropout={self.dropout} with num_layers=1 has no effect",
                           stacklevel=3)
-        H, G, D = self.hidden_size, GATES[mode], 2 if self.bidirectional else 1
+        H, G, D = self.hidden_size, GATES[mode], self._num_directions
         H_out = self.proj_size or H
-        self._flat_weights_names = []
         for layer in range(self.num_layers):
             for suffix in ("", "_reverse")[:D]:
                 n_in = self.input_size if layer == 0 else D * H_out
@@ -100,14 +112,11 @@ class RNNBase(Module):
                 for name, shape in shapes:
                     full = f"{name}_l{layer}{suffix}"
                     setattr(self, full, Parameter(np.empty(shape, dtype)))
-                    self._flat_weights_names.append(full)
         self.reset_parameters()
 
-    def reset_parameters(self):
-        """Every parameter ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), in order."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -bound, bound)
+    @property
+    def _num_directions(self):
+        return 2 if self.bidirectional else 1
 
     def _layer_params(self, layer, reverse):
         suffix = f"_l{layer}" + ("_reverse" if reverse else "")
@@ -117,7 +126,7 @@ class RNNBase(Module):
 
     def _state_shapes(self, batched, N):
         """The shapes of h_0 and c_0 (c_0's only used by the LSTM)."""
-        lead = (self.num_layers * (2 if self.bidirectional else 1),) + ((N,) if batched else ())
+        lead = (self.num_layers * self._num_directions,) + ((N,) if batched else ())
         return lead + (self.proj_size or self.hidden_size,), lead + (self.hidden_size,)
 
     def _check_hx(self, hx, like, batched, N):
@@ -183,7 +192,7 @@ class RNNBase(Module):
             c0 = None if c0 is None else F.unsqueeze(c0, 1)
         h0s = F.unbind(h0, 0)
         c0s = F.unbind(c0, 0) if c0 is not None else [None] * len(h0s)
-        D = 2 if self.bidirectional else 1
+        D = self._num_directions
         h_n, c_n = [], []
         x = input
         for layer in range(self.num_layers):
@@ -286,18 +295,14 @@ class GRU(RNNBase):
                          dropout, bidirectional, 0, dtype)
 
 
-class RNNCellBase(Module):
+class RNNCellBase(_Recurrent):
     """One cell step with parameters ``weight_ih`` (G * hidden_size, input_size),
     ``weight_hh`` (G * hidden_size, hidden_size), ``bias_ih``, ``bias_hh`` (G * hidden_size,)
     (PyTorch's names and order), initialized U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)).
     """
 
     def __init__(self, mode, input_size, hidden_size, bias, dtype):
-        super().__init__()
-        op = self._op = type(self).__name__
-        self.mode = mode
-        self.input_size, self.hidden_size, self.bias = _check_sizes(op, input_size,
-                                                                    hidden_size, bias)
+        super().__init__(mode, input_size, hidden_size, bias)
         G, H = GATES[mode], self.hidden_size
         self.weight_ih = Parameter(np.empty((G * H, self.input_size), dtype))
         self.weight_hh = Parameter(np.empty((G * H, H), dtype))
@@ -308,12 +313,6 @@ class RNNCellBase(Module):
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
-
-    def reset_parameters(self):
-        """Every parameter ~ U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), in order."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -bound, bound)
 
     def forward(self, input, hx=None):
         """One step.
