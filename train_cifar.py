@@ -420,11 +420,15 @@ FIELDS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "ep
 EMA_FIELDS = ["ema_test_loss", "ema_test_acc"]        # with --ema: the averaged weights' test
 
 
+def _with_ema(rows):
+    """Whether the epochs ``rows`` were evaluated with EMA weights too (--ema)."""
+    return bool(rows) and EMA_FIELDS[1] in rows[0]
+
+
 def write_metrics(out, rows, summary):
     def csv_text(f):
         text = io.StringIO()
-        w = csv.DictWriter(text, FIELDS + (EMA_FIELDS if rows and EMA_FIELDS[0] in rows[0]
-                                           else []))
+        w = csv.DictWriter(text, FIELDS + (EMA_FIELDS if _with_ema(rows) else []))
         w.writeheader()
         w.writerows(rows)
         f.write(text.getvalue().encode())
@@ -444,7 +448,7 @@ def write_metrics(out, rows, summary):
     a1.plot(ep, [r["test_loss"] for r in rows], label="test", marker=".")
     a2.plot(ep, [100 * r["train_acc"] for r in rows], label="train", marker=".")
     a2.plot(ep, [100 * r["test_acc"] for r in rows], label="test", marker=".")
-    if rows and "ema_test_acc" in rows[0]:
+    if _with_ema(rows):
         a1.plot(ep, [r["ema_test_loss"] for r in rows], label="test (EMA)", marker=".")
         a2.plot(ep, [100 * r["ema_test_acc"] for r in rows], label="test (EMA)", marker=".")
     for ax, name in ((a1, "loss"), (a2, "accuracy (%)")):
@@ -503,7 +507,7 @@ def summarize(rows, wall):
     out = dict(best_test_acc=best["test_acc"], best_epoch=best["epoch"],
                final_test_acc=rows[-1]["test_acc"], wall_seconds=wall,
                train_images_per_s=float(np.mean([r["train_images_per_s"] for r in rows])))
-    if "ema_test_acc" in rows[0]:
+    if _with_ema(rows):
         best = max(rows, key=lambda r: r["ema_test_acc"])
         out.update(best_ema_test_acc=best["ema_test_acc"], best_ema_epoch=best["epoch"],
                    final_ema_test_acc=rows[-1]["ema_test_acc"])
