@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import backend, kernels
 from .._checks import check_int
-from ..kernels import threads
+from ..kernels import depthwise, threads
 from ..autograd import Function
 from ._utils import check_float, check_pair
 
@@ -33,6 +33,11 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
     Also returns, when ``keep`` is asked and ``kernels.pool`` lent a buffer for them (owned by
     W), the columns for backward to give back (im2col's, or the row columns ``U`` of the row
     path); else None."""
+    if _depthwise(x, W, stride, padding, dilation, groups):
+        y = depthwise.forward(x, W, stride, padding, dilation)
+        if b is not None:
+            y += b[:, None, None]
+        return y, None
     if _by_rows(x, W, stride, groups):
         y, U, lent = _rows_forward(x, W, b, padding, dilation, W if keep else None)
         return y, (U if lent else None)
@@ -76,6 +81,17 @@ def _by_rows(x, W, stride, groups):
     O, C, KH, KW = W.shape
     return (stride == (1, 1) and groups == 1 and KH * KW > 1
             and KW * C + 2 * KH * O < 2 * KH * KW * C + O
+            and not backend._is_cupy_array(x))
+
+
+def _depthwise(x, W, stride, padding, dilation, groups):
+    """Whether this convolution takes the direct depthwise path (``kernels.depthwise``): on the
+    host, one input and one output channel per group (of several), and output rows of at
+    least ``depthwise.MIN_WIDTH`` columns. im2col's columns would be a KH*KW-fold copy of the
+    input multiplied by GEMMs of one row each."""
+    O, Cg, KH, KW = W.shape
+    OW = kernels.out_size(x.shape[3], KW, stride[1], padding[1], dilation[1])
+    return (groups > 1 and Cg == 1 and O == groups and OW >= depthwise.MIN_WIDTH
             and not backend._is_cupy_array(x))
 
 
@@ -203,6 +219,8 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, W = self.saved
+        if _depthwise(x, W, self.stride, self.padding, self.dilation, self.groups):
+            return self._backward_depthwise(x, W, gy)
         if _by_rows(x, W, self.stride, self.groups):
             return self._backward_rows(x, W, gy)
         s, p, d, G = self.stride, self.padding, self.dilation, self.groups
@@ -226,6 +244,17 @@ class Conv2d(Function):
             else:
                 gx = _input_grad_col2im(W, gy, x.shape, s, p, d, G)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
+
+    def _backward_depthwise(self, x, W, gy):
+        """Backward of the direct depthwise path: gx scatters each kernel offset's products
+        back, gW sums them (``kernels.depthwise``)."""
+        s, p, d = self.stride, self.padding, self.dilation
+        needs = self.needs_input_grad
+        gx = depthwise.input_grad(gy, W, x.shape, s, p, d) if needs[0] else None
+        gW = depthwise.weight_grad(gy, x, W.shape, s, p, d) if needs[1] else None
+        if len(needs) == 2:
+            return gx, gW
+        return gx, gW, (gy.sum(axis=(0, 2, 3)) if needs[2] else None)
 
     def _backward_rows(self, x, W, gy):
         """Backward of the row path (``_rows_forward``): gx is the row-path convolution of gy
