@@ -1,4 +1,5 @@
-"""Per-layer forward+backward times of ResNet-20's layers at batch 128, minidl vs PyTorch.
+"""Per-layer forward+backward times of ResNet-20's layers at batch 128 (and of MobileNetV2's
+depthwise convolutions), minidl vs PyTorch.
 
     python benchmarks/bench_layers.py                     # cpu (and cuda if present)
     python benchmarks/bench_layers.py --device cpu --rounds 6 --write-results
@@ -44,6 +45,12 @@ LAYERS = [
     ("relu 16 @32", "relu", 16, 16, 32, 0, 0, True),
     ("maxpool 2x2 16 @32", "maxpool", 16, 16, 32, 2, 2, True),
     ("global avgpool 64 @8", "gap", 64, 64, 8, 0, 0, True),
+    # MobileNetV2's depthwise 3x3 convolutions (groups = channels)
+    ("dwconv3x3 96 @32", "dwconv", 96, 96, 32, 3, 1, True),
+    ("dwconv3x3 144 s2 @32", "dwconv", 144, 144, 32, 3, 2, True),
+    ("dwconv3x3 192 @16", "dwconv", 192, 192, 16, 3, 1, True),
+    ("dwconv3x3 576 @8", "dwconv", 576, 576, 8, 3, 1, True),
+    ("dwconv3x3 960 @4", "dwconv", 960, 960, 4, 3, 1, True),
 ]
 
 
@@ -80,13 +87,14 @@ def _minidl_layer(spec, N, device, rng):
     def feed():
         return _Feed(x)(anchor) if rg else minidl.Tensor(x)
     params = []
-    if kind == "conv":
-        w = minidl.tensor(rng.standard_normal((co, ci, k, k), dtype=np.float32) * 0.1,
+    if kind in ("conv", "dwconv"):
+        groups = ci if kind == "dwconv" else 1
+        w = minidl.tensor(rng.standard_normal((co, ci // groups, k, k), dtype=np.float32) * 0.1,
                           device=device, requires_grad=True)
         params = [w]
 
         def fwd():
-            return F.conv2d(feed(), w, None, s, k // 2)
+            return F.conv2d(feed(), w, None, s, k // 2, 1, groups)
     elif kind == "bn":
         w = minidl.ones(ci, device=device, requires_grad=True)
         b = minidl.zeros(ci, device=device, requires_grad=True)
@@ -121,8 +129,9 @@ def _torch_layer(torch, spec, N, device, rng):
     dev = "cuda" if device.startswith("cuda") else "cpu"
     x = torch.tensor(rng.standard_normal((N, ci, H, H), dtype=np.float32), device=dev,
                      requires_grad=rg)
-    if kind == "conv":
-        mod = torch.nn.Conv2d(ci, co, k, s, k // 2, bias=False).to(dev)
+    if kind in ("conv", "dwconv"):
+        groups = ci if kind == "dwconv" else 1
+        mod = torch.nn.Conv2d(ci, co, k, s, k // 2, groups=groups, bias=False).to(dev)
     elif kind == "bn":
         mod = torch.nn.BatchNorm2d(ci).to(dev)
     elif kind == "relu":
