@@ -304,7 +304,7 @@ def _cli_words(text):
 
 
 def load_data(cfg, args, train=True):
-    """((train images, labels) or None, (test images, labels)), (mean, std)."""
+    """((train images, labels) or None, (test images, labels)), (mean, std), class names."""
     cls = D.CIFAR10 if cfg["dataset"] == "cifar10" else D.CIFAR100
     splits, download = [], args.download       # the first split loaded fetches the archive
     try:
@@ -317,11 +317,12 @@ def load_data(cfg, args, train=True):
             download = False
             n = len(ds.targets) if limit is None else min(limit, len(ds.targets))
             splits.append((ds.data[:n], ds.targets[:n]))
+            names = list(ds.classes)
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
         raise Fail(_cli_words(exc)) from None
     mean, std = ((D.CIFAR10_MEAN, D.CIFAR10_STD) if cfg["dataset"] == "cifar10"
                  else (D.CIFAR100_MEAN, D.CIFAR100_STD))
-    return splits, (mean, std)
+    return splits, (mean, std), names
 
 
 def build_optimizer(cfg, params):
@@ -403,16 +404,52 @@ class Meter:
         return float(host(self.loss)), int(host(self.correct)), self.seen
 
 
-def evaluate(model, loader, progress):
+def evaluate(model, loader, progress, classes=None):
+    """Test loss and accuracy of ``model`` over ``loader``; with ``classes`` (how many) also
+    the confusion matrix: counts[true class, predicted class], summed on the device."""
     model.eval()
     meter = Meter()
+    counts = None
     with minidl.no_grad():
         for x, y in tqdm(loader, desc="  eval", leave=False, disable=not progress):
             logits = model(x)
             meter.add(F.cross_entropy(logits, y), logits, y)
+            if classes is not None:
+                xp = minidl.backend.xp_of(y.data)
+                pairs = y.data.astype(np.int64) * classes + logits.data.argmax(1)
+                batch = xp.bincount(pairs, minlength=classes * classes)
+                counts = batch if counts is None else counts + batch
     model.train()
     loss_sum, correct, seen = meter.totals()
-    return loss_sum / seen, correct / seen
+    if classes is None:
+        return loss_sum / seen, correct / seen
+    counts = minidl.backend.as_numpy(counts).reshape(classes, classes)
+    return loss_sum / seen, correct / seen, counts
+
+
+def per_class(counts, names):
+    """{class name: test accuracy} from a confusion matrix (None for a class with no test
+    image)."""
+    seen = counts.sum(axis=1)
+    return {n: (float(counts[i, i] / seen[i]) if seen[i] else None)
+            for i, n in enumerate(names)}
+
+
+def confusion_text(counts, names, top=3):
+    """Two lines: the accuracy of each class (the worst ten, when there are more than 20),
+    and the ``top`` most frequent confusions (a true class taken for another)."""
+    acc = per_class(counts, names)
+    shown, head = [n for n in names if acc[n] is not None], "per class"
+    if len(shown) > 20:
+        shown, head = sorted(shown, key=lambda n: acc[n])[:10], "worst classes"
+    first = f"{head}: " + ", ".join(f"{n} {100 * acc[n]:.1f}%" for n in shown)
+    off = counts.astype(np.float64)
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:top]
+    seen = counts.sum(axis=1)
+    pairs = [f"{names[t]} as {names[p]} {100 * off[t, p] / seen[t]:.1f}% of {names[t]}"
+             for t, p in zip(*np.unravel_index(order, off.shape)) if off[t, p] > 0]
+    return first + "\nmost confused: " + (", ".join(pairs) if pairs else "none")
 
 
 FIELDS = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds",
@@ -566,7 +603,8 @@ def run(argv=None):
     except (ValueError, TypeError) as exc:
         raise Fail(f"--model: {exc}") from None
     model.to(device)
-    (train_set, test_set), (mean, std) = load_data(cfg, args, train=not args.eval_only)
+    (train_set, test_set), (mean, std), names = load_data(cfg, args,
+                                                          train=not args.eval_only)
     norm = D.Normalize(mean, std)
     on_gpu = device.type != "cpu"       # keep the uint8 images there: batches gathered on it
     test_loader = D.DataLoader(test_set, 256, device=device, transform=norm, preload=on_gpu)
@@ -581,18 +619,20 @@ def run(argv=None):
             model.load_state_dict(checkpoint["model"])
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise does_not_fit(exc) from None
-        loss, acc = evaluate(model, test_loader, progress)
+        loss, acc, counts = evaluate(model, test_loader, progress, len(names))
         print(f"{name}: test loss {loss:.4f}, test accuracy {100 * acc:.2f}% "
               f"({len(test_set[1])} images, checkpoint {ck_path})")
+        print(confusion_text(counts, names))
         if isinstance(checkpoint.get("ema"), dict):
             ema = build_ema(cfg, model)
             try:
                 ema.load_state_dict(checkpoint["ema"])
             except (RuntimeError, ValueError, TypeError, KeyError) as exc:
                 raise does_not_fit(exc) from None
-            loss, acc = evaluate(ema.module, test_loader, progress)
+            loss, acc, counts = evaluate(ema.module, test_loader, progress, len(names))
             print(f"{name}, EMA weights (--ema {cfg['ema']}): test loss {loss:.4f}, test "
                   f"accuracy {100 * acc:.2f}%")
+            print(confusion_text(counts, names))
         return 0
     aug = ([D.RandomCrop(32, padding=4), D.RandomHorizontalFlip()] if cfg["augment"] else [])
     train_tf = D.Compose(aug + [norm] + ([D.Cutout(cfg["cutout"])] if cfg["cutout"] else []))
@@ -639,7 +679,7 @@ def run(argv=None):
     print(f"training {name}, {cfg['epochs']} epochs x {steps} steps of {cfg['batch_size']}; "
           f"run folder {out}")
     return train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
-                 args.cuda_graph, ema)
+                 args.cuda_graph, ema, names)
 
 
 def build_ema(cfg, model):
@@ -670,7 +710,7 @@ def save_checkpoint(out, model, opt, sched, cfg, state, ema=None):
 
 
 def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
-          cuda_graph=False, ema=None):
+          cuda_graph=False, ema=None, names=None):
     steps = len(train_loader)
     mix = build_mixer(cfg)
     summary = {"model": cfg["model"], "config": cfg,
@@ -735,7 +775,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             bar.close()
             loss_sum, correct, seen = meter.totals()
             seconds += time.perf_counter() - t0
-            test_loss, test_acc = evaluate(model, test_loader, progress)
+            test_loss, test_acc, counts = evaluate(model, test_loader, progress, len(names))
             row = {"epoch": epoch + 1, "lr": lr,
                    "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": seconds,
@@ -749,6 +789,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             state.update(epoch=epoch + 1, step=0, partial=[0.0, 0, 0, 0.0],
                          wall=state["wall"] + time.perf_counter() - t0)
             summary.update(summarize(state["rows"], state["wall"]))
+            summary.update(final_test_acc_per_class=per_class(counts, names),
+                           final_confusion=dict(classes=names, counts=counts.tolist()))
             save_checkpoint(out, model, opt, sched, cfg, state, ema)
             write_metrics(out, state["rows"], summary)
             print(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {loss_sum / seen:.4f} acc "
@@ -760,6 +802,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                 print(f"stopped after epoch {epoch + 1}; continue with --resume {out}")
                 return 130
     print(f"done: {result_text(summarize(state['rows'], state['wall']))}")
+    print(confusion_text(counts, names))          # (the last epoch's: the loop ran one)
     return 0
 
 

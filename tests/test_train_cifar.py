@@ -57,8 +57,17 @@ def test_smoke_run_lowers_loss_and_writes_everything(data_dir, tmp_path, capsys)
     assert summary["device"] == "cpu" and summary["tf32"] is False
     assert summary["cpu_threads"] == 1
     assert summary["host_memory_reuse"] == minidl.host_memory_reuse()
+    counts = np.array(summary["final_confusion"]["counts"])
+    assert summary["final_confusion"]["classes"] == [f"class{i}" for i in range(10)]
+    assert counts.shape == (10, 10) and counts.sum() == 64             # --limit-test 64
+    assert np.trace(counts) / 64 == pytest.approx(r[-1]["test_acc"])
+    per_class = summary["final_test_acc_per_class"]
+    for i, name in enumerate(summary["final_confusion"]["classes"]):
+        seen = counts[i].sum()
+        assert per_class[name] == (pytest.approx(counts[i, i] / seen) if seen else None)
     text = capsys.readouterr().out
     assert "done: best test accuracy" in text and "images/s" in text
+    assert "\nper class: class0 " in text and "\nmost confused: " in text
 
 
 class StopAfter(train_cifar.StopFlag):
@@ -112,7 +121,9 @@ def test_eval_only(data_dir, tmp_path, capsys):
     acc = rows(out)[-1]["test_acc"]
     capsys.readouterr()
     assert run("--eval-only", "--resume", out, "--data-dir", data_dir, "--no-progress") == 0
-    assert f"test accuracy {100 * acc:.2f}%" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert f"test accuracy {100 * acc:.2f}%" in text
+    assert "\nper class: class0 " in text and "\nmost confused: " in text
 
 
 def test_no_verify_md5_says_so_in_one_line(data_dir, tmp_path, capsys):
