@@ -37,7 +37,8 @@ from .grad_mode import _mode
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 
 __all__ = ["Function", "run_backward", "collecting_only", "grad", "backward", "enable_grad",
-           "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled"]  # see the end
+           "inference_mode", "is_grad_enabled", "no_grad", "set_grad_enabled", "make_dot",
+           "AccumulateGrad"]  # see the end
 
 # ---------------------------------------------------------------------------------------------
 # Function: the op contract
@@ -63,6 +64,20 @@ class Function:
 
     def save_for_backward(self, *arrays):
         self.saved = arrays
+
+    def name(self):
+        """The op's name in the graph: its class name (as PyTorch's ``grad_fn.name()``)."""
+        return type(self).__name__
+
+    def __repr__(self):
+        return f"<{type(self).__name__} object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        """Per input, where its gradient goes: (the op that made it, which of its outputs),
+        (an ``AccumulateGrad`` holding a leaf that requires grad, 0), or (None, 0) for a
+        constant or a number. Until backward frees the graph (``minidl.autograd_graph``)."""
+        return _next_functions(self)
 
     def forward(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
@@ -498,3 +513,5 @@ def _run_backward(root, grad, retain_graph, collect, only_collect, collected_hoo
 
 # The public grad/backward check their arguments, then call run_backward (defined above).
 from .autograd_api import backward, grad  # noqa: E402
+from .autograd_graph import AccumulateGrad, make_dot  # noqa: E402
+from .autograd_graph import next_functions as _next_functions  # noqa: E402
