@@ -102,9 +102,9 @@ class _Grid:
         return buf[:c, :b * self.cells].reshape(c, b, self.Hq, self.Wq)
 
     def rows(self, b):
-        """Grid rows whose positions every offset's run covers (all valid ones): R, L = R*Wq."""
-        R = (b - 1) * self.Hq + self.OH
-        return R, R * self.Wq
+        """R: the grid rows of a tile of b images whose positions every offset's run covers
+        (all the valid ones; a run is L = R*Wq positions)."""
+        return (b - 1) * self.Hq + self.OH
 
     def run(self, buf, shift, R, ch):
         """R grid rows of one phase's buffer from position ``shift`` on, for a tile's channels
@@ -147,28 +147,44 @@ class _Grid:
         return grid[:, :, :self.OH, :self.OW]
 
 
+def _each_tile(g, dtype, work, body, total=None):
+    """Call ``body(a, b, ch, grids, pair, acc)`` for every tile (``_Grid.tiles``), the images
+    split over minidl's threads. ``grids`` (a phase-grid buffer) and ``pair`` (two one-phase
+    buffers) are zeroed once per thread and reused from tile to tile. With ``total`` (a
+    shape), ``acc`` is a zeroed array of it per thread, and the threads' arrays are returned
+    summed in a fixed order (``threads.summed``); else ``acc`` is None."""
+    def part(lo, hi):
+        size = min(g.block, hi - lo)
+        grids, pair = g.buffer(size, dtype), g.buffer(size, dtype, phases=2)
+        acc = None if total is None else np.zeros(total, dtype)
+        for a, b, ch in g.tiles(lo, hi):
+            body(a, b, ch, grids, pair, acc)
+        return acc
+
+    if total is None:
+        threads.parallel(part, g.N, items=work)
+        return None
+    return threads.summed(part, g.N, items=work)
+
+
 def forward(x, W, stride, padding, dilation):
     """Depthwise convolution y (N, C, OH, OW) of x (N, C, H, W) by W (C, 1, KH, KW)."""
     g = _Grid(x.shape, W.shape[2:], stride, padding, dilation)
     Y = np.empty((g.C, g.N, g.OH, g.OW), x.dtype)
     xc, w = x.transpose(1, 0, 2, 3), g.weights(W)
 
-    def part(lo, hi):
-        size = min(g.block, hi - lo)
-        P = g.buffer(size, x.dtype)
-        Z, T = g.buffer(size, x.dtype, phases=2)
-        for a, b, ch in g.tiles(lo, hi):
-            g.scatter(P, b, ch, xc[ch, a:a + b])                  # the borders stay zero
-            R, _ = g.rows(b)
-            z, t = g.run(Z, 0, R, ch), g.run(T, 0, R, ch)
-            (k, shift), rest = g.offsets[0], zip(g.offsets[1:], w[1:])
-            np.multiply(g.run(P[k], shift, R, ch), w[0][ch], out=z)
-            for (k, shift), wk in rest:
-                np.multiply(g.run(P[k], shift, R, ch), wk[ch], out=t)
-                z += t
-            Y[ch, a:a + b] = g.valid(g.grid(Z, b, ch))
+    def tile(a, b, ch, P, ZT, _):
+        g.scatter(P, b, ch, xc[ch, a:a + b])                      # the borders stay zero
+        R = g.rows(b)
+        z, t = g.run(ZT[0], 0, R, ch), g.run(ZT[1], 0, R, ch)
+        (k, shift), rest = g.offsets[0], zip(g.offsets[1:], w[1:])
+        np.multiply(g.run(P[k], shift, R, ch), w[0][ch], out=z)
+        for (k, shift), wk in rest:
+            np.multiply(g.run(P[k], shift, R, ch), wk[ch], out=t)
+            z += t
+        Y[ch, a:a + b] = g.valid(g.grid(ZT[0], b, ch))
 
-    threads.parallel(part, g.N, items=Y.size * len(w))
+    _each_tile(g, x.dtype, Y.size * len(w), tile)
     return Y.transpose(1, 0, 2, 3)
 
 
@@ -178,43 +194,33 @@ def input_grad(gy, W, x_shape, stride, padding, dilation):
     GX = np.empty((g.C, g.N, g.H, g.W), gy.dtype)
     gyc, w = gy.transpose(1, 0, 2, 3), g.weights(W)
 
-    def part(lo, hi):
-        size = min(g.block, hi - lo)
-        GP = g.buffer(size, gy.dtype)
-        G, T = g.buffer(size, gy.dtype, phases=2)
-        for a, b, ch in g.tiles(lo, hi):
-            g.valid(g.grid(G, b, ch))[...] = gyc[ch, a:a + b]   # the wasted positions stay 0
-            R, _ = g.rows(b)
-            gg, t = g.run(G, 0, R, ch), g.run(T, 0, R, ch)
-            GP[:, :, :b * g.cells + g.slack] = 0
-            for (k, shift), wk in zip(g.offsets, w):
-                np.multiply(gg, wk[ch], out=t)
-                g.run(GP[k], shift, R, ch)[...] += t
-            g.gather(GP, b, ch, GX[ch, a:a + b])
+    def tile(a, b, ch, GP, GT, _):
+        g.valid(g.grid(GT[0], b, ch))[...] = gyc[ch, a:a + b]   # the wasted positions stay 0
+        R = g.rows(b)
+        gg, t = g.run(GT[0], 0, R, ch), g.run(GT[1], 0, R, ch)
+        GP[:, :, :b * g.cells + g.slack] = 0
+        for (k, shift), wk in zip(g.offsets, w):
+            np.multiply(gg, wk[ch], out=t)
+            g.run(GP[k], shift, R, ch)[...] += t
+        g.gather(GP, b, ch, GX[ch, a:a + b])
 
-    threads.parallel(part, g.N, items=gy.size * len(w))
+    _each_tile(g, gy.dtype, gy.size * len(w), tile)
     return GX.transpose(1, 0, 2, 3)
 
 
 def weight_grad(gy, x, W_shape, stride, padding, dilation):
     """gW (C, 1, KH, KW) of the depthwise convolution of x by a W of ``W_shape``.
-    Each thread sums its images' products; the threads' sums are added in a fixed order
-    (``threads.summed``)."""
+    Each thread sums its images' products; the threads' sums are added in a fixed order."""
     g = _Grid(x.shape, W_shape[2:], stride, padding, dilation)
     xc, gyc = x.transpose(1, 0, 2, 3), gy.transpose(1, 0, 2, 3)
 
-    def part(lo, hi):
-        size = min(g.block, hi - lo)
-        P, (G,) = g.buffer(size, x.dtype), g.buffer(size, x.dtype, phases=1)
-        total = np.zeros((len(g.offsets), g.C), x.dtype)
-        for a, b, ch in g.tiles(lo, hi):
-            g.scatter(P, b, ch, xc[ch, a:a + b])
-            g.valid(g.grid(G, b, ch))[...] = gyc[ch, a:a + b]
-            R, _ = g.rows(b)
-            gg = g.run(G, 0, R, ch)
-            for n, (k, shift) in enumerate(g.offsets):
-                total[n, ch] += np.einsum("ct,ct->c", gg, g.run(P[k], shift, R, ch))
-        return total
+    def tile(a, b, ch, P, G, total):
+        g.scatter(P, b, ch, xc[ch, a:a + b])
+        g.valid(g.grid(G[0], b, ch))[...] = gyc[ch, a:a + b]
+        R = g.rows(b)
+        gg = g.run(G[0], 0, R, ch)
+        for n, (k, shift) in enumerate(g.offsets):
+            total[n, ch] += np.einsum("ct,ct->c", gg, g.run(P[k], shift, R, ch))
 
-    total = threads.summed(part, g.N, items=gy.size * len(g.offsets))
+    total = _each_tile(g, x.dtype, gy.size * len(g.offsets), tile, (len(g.offsets), g.C))
     return np.ascontiguousarray(total.T).reshape(W_shape)
