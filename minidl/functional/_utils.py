@@ -142,6 +142,21 @@ def relu_mask(g, y):
     return out
 
 
+def blockwise(xp, fn, n, block, items=None):
+    """``fn(lo, hi)`` over blocks [lo, hi) of at most ``block`` covering range(n): on the host
+    the blocks are shared out among the host threads (``threads.parallel``; ``items`` as
+    there), so that a chain of passes over a block keeps its temporaries in the core's cache
+    instead of sending each pass through memory; on a GPU one call ``fn(0, n)``."""
+    if xp is not np:
+        fn(0, n)
+        return
+
+    def part(lo, hi):
+        for b in range(lo, hi, block):
+            fn(b, min(b + block, hi))
+    threads.parallel(part, n, items)
+
+
 def int64_indices(a):
     """Integer labels or indices as int64 (a no-op for int64). Comparing a uint8 or int8 array
     with a Python int outside its range (labels against ignore_index=-100 or C=300) raises
