@@ -16,9 +16,11 @@ Ulyanov et al., Instance Normalization: The Missing Ingredient for Fast Stylizat
 """
 from __future__ import annotations
 
+from .. import backend
 from .._checks import check_int, check_number
+from ..autograd import Function
 from ..tensor import Tensor
-from ._utils import check_float, check_shape_arg, type_name
+from ._utils import blockwise, check_float, check_shape_arg, type_name
 from .elementwise import add, mul
 from .normalization import BatchNormTrain
 from .shape import reshape
@@ -31,6 +33,106 @@ def _normalize_rows(x, R, eps):
         return mul(x, 1.0)
     rows = reshape(x, (1, R, x.numel() // R))               # the rows as batch norm's channels
     return reshape(BatchNormTrain(None, None, 0.0, eps)(rows), x.shape)
+
+
+_BLOCK = 1 << 17      # values per block of rows in LayerNormRows (its temporaries in cache)
+
+
+class LayerNormRows(Function):
+    """Layer norm of the R rows of n values of x (viewed as (R, n)) with the affine map fused:
+    y = xhat * w + b, xhat = (x - mean) / sqrt(var + eps), mean and biased var per row; w and b
+    (n,), each optional (``has_w``, ``has_b`` say which of them follow x in the inputs).
+
+    Gradient (per row, means over its n values; g = gy * w, or gy without w):
+        gx = (g - mean(g) - xhat * mean(g * xhat)) / sqrt(var + eps),
+        gw = sum over rows of gy * xhat,   gb = sum over rows of gy.
+
+    On the host the rows go in blocks of about ``_BLOCK`` values, shared out among the host
+    threads, each block's ~7 passes in cache: as batch norm plus an elementwise mul and add
+    (four ops, each a pass through memory on one core) layer norm was 15% of a ViT step.
+    """
+
+    def __init__(self, n, eps, has_w, has_b):
+        self.n, self.eps, self.has_w, self.has_b = n, eps, has_w, has_b
+
+    def forward(self, x, *params):
+        xp = backend.xp_of(x)
+        self.x_shape = x.shape
+        self.p_shape = params[0].shape if params else None                 # normalized_shape
+        w = params[0].reshape(self.n) if self.has_w else None
+        b = params[-1].reshape(self.n) if self.has_b else None
+        x2 = x.reshape(-1, self.n)                                       # (R, n)
+        xhat, y = xp.empty_like(x2), xp.empty_like(x2)
+        invstd = xp.empty((x2.shape[0], 1), x.dtype)
+        mean_of = xp.full((self.n, 1), 1.0 / self.n, x.dtype)    # row means as BLAS products
+
+        def block(lo, hi):
+            xs, xh, ys, inv = x2[lo:hi], xhat[lo:hi], y[lo:hi], invstd[lo:hi]
+            xp.subtract(xs, xs @ mean_of, out=xh)
+            xp.multiply(xh, xh, out=ys)                                  # ys: scratch
+            xp.add(ys @ mean_of, self.eps, out=inv)                      # biased var + eps
+            xp.sqrt(inv, out=inv)
+            xp.reciprocal(inv, out=inv)
+            xh *= inv
+            if w is None:
+                ys[...] = xh
+            else:
+                xp.multiply(xh, w, out=ys)
+            if b is not None:
+                ys += b
+
+        blockwise(xp, block, x2.shape[0], max(1, _BLOCK // self.n), x2.size)
+        self.save_for_backward(xhat, invstd, w)
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        xhat, invstd, w = self.saved
+        xp = backend.xp_of(xhat)
+        needs = self.needs_input_grad
+        need_w, need_b = self.has_w and needs[1], self.has_b and needs[-1]
+        g2 = gy.reshape(xhat.shape)
+        gx = xp.empty_like(g2) if needs[0] else None
+        sums = {}
+
+        mean_of = xp.full((self.n, 1), 1.0 / self.n, xhat.dtype)
+        ones = xp.ones((1, xhat.shape[0]), xhat.dtype)
+
+        def block(lo, hi):
+            g, xh = g2[lo:hi], xhat[lo:hi]
+            gxh = g * xh
+            sums[lo] = (ones[:, :hi - lo] @ gxh if need_w else None,   # column sums, BLAS
+                        ones[:, :hi - lo] @ g if need_b else None)
+            if gx is None:
+                return
+            if w is not None:
+                gxh *= w                                                 # g * w * xhat
+                g = g * w
+            out = gx[lo:hi]
+            xp.multiply(xh, gxh @ mean_of, out=out)
+            xp.subtract(g, out, out=out)
+            out -= g @ mean_of
+            out *= invstd[lo:hi]
+
+        blockwise(xp, block, xhat.shape[0], max(1, _BLOCK // self.n), xhat.size)
+        parts = [sums[lo] for lo in sorted(sums)]
+        gw = gb = None
+        if need_w:
+            gw = _total([p[0] for p in parts], xhat, self.n).reshape(self.p_shape)
+        if need_b:
+            gb = _total([p[1] for p in parts], xhat, self.n).reshape(self.p_shape)
+        if gx is not None:
+            gx = gx.reshape(self.x_shape)
+        return (gx,) + ((gw,) if self.has_w else ()) + ((gb,) if self.has_b else ())
+
+
+def _total(partials, like, n):
+    """Sum of the blocks' (n,) partial sums, added in block order (no blocks: zeros)."""
+    if not partials:
+        return backend.xp_of(like).zeros(n, like.dtype)
+    total = partials[0]
+    for p in partials[1:]:
+        total += p
+    return total
 
 
 def _affine(y, weight, bias, shape):
@@ -92,8 +194,10 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     n = 1
     for s in shape:
         n *= s
-    R = input.numel() // n if n else 0
-    return _affine(_normalize_rows(input, R, eps), weight, bias, shape)
+    if input.numel() == 0:
+        return _affine(_normalize_rows(input, 0, eps), weight, bias, shape)
+    params = [p for p in (weight, bias) if p is not None]
+    return LayerNormRows(n, eps, weight is not None, bias is not None)(input, *params)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
