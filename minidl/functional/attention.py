@@ -27,7 +27,7 @@ from ..autograd import Function
 from ..random import default_generator
 from ..tensor import Tensor
 from .._checks import check_bool, check_number
-from ._utils import check_float, sum_to, type_name
+from ._utils import blockwise, check_float, sum_to, type_name
 
 _OP = "scaled_dot_product_attention"
 
@@ -49,6 +49,26 @@ def _masked_softmax(xp, s):
     return s
 
 
+_BLOCK = 1 << 16      # score values per block of batch rows (its softmax passes in cache)
+
+
+def _lead(a, lo, hi, ndim):
+    """The part of ``a`` for rows lo..hi of the leading batch axis of an ndim-D result: a slice
+    where ``a`` has that axis, ``a`` itself where it broadcasts along it (or is None)."""
+    if a is None or ndim == 2 or a.ndim < ndim or a.shape[0] == 1:
+        return a
+    return a[lo:hi]
+
+
+def _by_rows(xp, fn, batch, per_row):
+    """``fn(lo, hi)`` over the rows of the leading batch axis (one call without batch axes):
+    on the host in blocks of about ``_BLOCK`` score values, on the host threads."""
+    if not batch:
+        fn(0, 1)
+        return
+    blockwise(xp, fn, batch[0], max(1, _BLOCK // max(per_row, 1)), batch[0] * per_row)
+
+
 class ScaledDotProductAttention(Function):
     """O = dropout(P) V with P = softmax(S), S = scale * Q K^T (+ a float mask, or -inf where a
     boolean mask or the causal triangle leaves a pair out); returns (O, dropout(P)) when
@@ -64,6 +84,10 @@ class ScaledDotProductAttention(Function):
         dQ = scale dS K,   dK = scale dS^T Q,   dV = (P * D)^T dO,   dmask = dS (float mask),
     each summed over the axes its input was broadcast along. A masked pair has P = 0, hence
     dS = 0: no gradient reaches it, nor any input from a fully masked row.
+
+    Forward and backward run in blocks of rows of the leading batch axis (``_by_rows``): on
+    the host each block's products, softmax and dS passes stay in cache, and the blocks go to
+    the host threads (a ViT's 4-D batched products were one one-thread call).
     """
 
     def __init__(self, scale, dropout_p, causal, need_weights, mask_shape=None):
@@ -72,49 +96,83 @@ class ScaledDotProductAttention(Function):
 
     def forward(self, q, k, v, mask=None):
         xp = backend.xp_of(q)
-        if q.dtype == np.float16:     # scores and softmax in float32, as PyTorch accumulates
-            s = kernels.matmul(q.astype(np.float32), _swap(k).astype(np.float32))
-        else:
-            s = kernels.matmul(q, _swap(k))                             # (..., L, S)
-        s *= self.scale
-        if mask is not None:
-            if mask.dtype.kind == "b":
-                s = xp.where(mask, s, -math.inf)
-            else:
-                s += mask                     # the mask broadcasts to s's shape (checked)
-        if self.causal:
-            s = xp.where(xp.tri(*s.shape[-2:], dtype=bool), s, -math.inf)
-        P = _masked_softmax(xp, s).astype(q.dtype, copy=False)
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        L, S, nd = q.shape[-2], k.shape[-2], len(batch) + 2
+        P = xp.empty(batch + (L, S), q.dtype)
+        out = xp.empty(batch + (L, v.shape[-1]), q.dtype)
         keep = None
         if self.p > 0:
             u = default_generator(backend.device_of(q)).uniform(P.shape, P.dtype)
             keep = xp.where(u >= self.p, P.dtype.type(1.0 / (1.0 - self.p)), P.dtype.type(0))
-        Pd = P if keep is None else P * keep
+        tri = xp.tri(L, S, dtype=bool) if self.causal else None
+
+        def rows(lo, hi):
+            qs, ks = _lead(q, lo, hi, nd), _lead(k, lo, hi, nd)
+            if q.dtype == np.float16:  # scores and softmax in float32, as PyTorch accumulates
+                s = kernels.matmul(qs.astype(np.float32), _swap(ks).astype(np.float32))
+            else:
+                s = kernels.matmul(qs, _swap(ks))                       # (rows, ..., L, S)
+            s *= self.scale
+            m = _lead(mask, lo, hi, nd)
+            if m is not None:
+                if m.dtype.kind == "b":
+                    s = xp.where(m, s, -math.inf)
+                else:
+                    s += m                    # the mask broadcasts to s's shape (checked)
+            if tri is not None:
+                s = xp.where(tri, s, -math.inf)
+            Ps = P[lo:hi] if batch else P
+            Ps[...] = _masked_softmax(xp, s)
+            if keep is not None:
+                Ps = Ps * _lead(keep, lo, hi, nd)
+            (out[lo:hi] if batch else out)[...] = kernels.matmul(Ps, _lead(v, lo, hi, nd))
+
+        _by_rows(xp, rows, batch, P[:1].size if batch else P.size)
         self.save_for_backward(q, k, v, P, keep)
-        out = kernels.matmul(Pd, v)                                     # (..., L, Ev)
-        return (out, Pd) if self.need_weights else out
+        return (out, P if keep is None else P * keep) if self.need_weights else out
 
     def backward(self, gO, gW=None):
         q, k, v, P, keep = self.saved
+        xp = backend.xp_of(P)
         needs = self.needs_input_grad
-        Pd = P if keep is None else P * keep
-        gq = gk = gv = gmask = None
-        if needs[2]:
-            gv = sum_to(kernels.matmul(_swap(Pd), gO), v.shape)
-        if needs[0] or needs[1] or (len(needs) > 3 and needs[3]):
-            dP = sum_to(kernels.matmul(gO, _swap(v)), P.shape)
+        batch, nd = P.shape[:-2], P.ndim
+        need_s = needs[0] or needs[1] or (len(needs) > 3 and needs[3])
+        need_m = len(needs) > 3 and needs[3]
+        full = {i: xp.empty(batch + a.shape[-2:], a.dtype)
+                for i, a in enumerate((q, k, v)) if needs[i]}
+        dS_all = xp.empty_like(P) if need_m else None
+
+        def rows(lo, hi):
+            part = (lambda a: a[lo:hi]) if batch else (lambda a: a)
+            Ps, gOs, kp = part(P), _lead(gO, lo, hi, nd), _lead(keep, lo, hi, nd)
+            if needs[2]:
+                Pd = Ps if kp is None else Ps * kp
+                part(full[2])[...] = kernels.matmul(_swap(Pd), gOs)
+            if not need_s:
+                return
+            dS = kernels.matmul(gOs, _swap(_lead(v, lo, hi, nd)))          # dP
+            if dS.shape != Ps.shape:
+                dS = xp.broadcast_to(dS, Ps.shape).copy()
             if gW is not None:
-                dP = dP + gW
-            if keep is not None:
-                dP = dP * keep
-            dS = P * (dP - (dP * P).sum(axis=-1, keepdims=True))
-            if needs[0]:
-                gq = sum_to(kernels.matmul(dS, k) * self.scale, q.shape)
-            if needs[1]:
-                gk = sum_to(kernels.matmul(_swap(dS), q) * self.scale, k.shape)
-            if len(needs) > 3 and needs[3]:
-                gmask = sum_to(dS, self.mask_shape)
-        return (gq, gk, gv) if len(needs) == 3 else (gq, gk, gv, gmask)
+                dS += _lead(gW, lo, hi, nd)
+            if kp is not None:
+                dS *= kp
+            dS -= (dS * Ps).sum(axis=-1, keepdims=True)
+            dS *= Ps
+            for i, other, a in ((0, k, dS), (1, q, _swap(dS))):
+                if needs[i]:
+                    g = part(full[i])
+                    g[...] = kernels.matmul(a, _lead(other, lo, hi, nd))
+                    g *= self.scale
+            if need_m:
+                part(dS_all)[...] = dS
+
+        _by_rows(xp, rows, batch, P[:1].size if batch else P.size)
+        gq, gk, gv = (sum_to(full[i], a.shape) if needs[i] else None
+                      for i, a in enumerate((q, k, v)))
+        if len(needs) == 3:
+            return gq, gk, gv
+        return gq, gk, gv, sum_to(dS_all, self.mask_shape) if need_m else None
 
 
 def check_mask(op, name, mask, query):
