@@ -266,9 +266,7 @@ class Hardtanh(Clip):
     (0 at both kinks, as in PyTorch, where clip passes it). relu6 is hardtanh with lo = 0,
     hi = 6."""
 
-    def backward(self, gy):
-        (x,) = self.saved
-        return gy * ((x > self.lo) & (x < self.hi))
+    strict = True
 
 
 class Hardsigmoid(Function):

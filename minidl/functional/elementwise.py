@@ -22,7 +22,7 @@ from .._checks import check_number
 from ..autograd import Function
 from ..kernels import threads
 from ..tensor import _DEFAULT_FLOAT, Tensor
-from ._utils import (as_operand, check_broadcast, check_float, check_tensor, sum_to,
+from ._utils import (as_operand, blockwise, check_broadcast, check_float, check_tensor, sum_to,
                      type_name)
 
 
@@ -141,24 +141,84 @@ class Abs(Function):
         return gy * backend.xp_of(gy).sign(self.saved[0])
 
 
+_BLOCK = 1 << 16      # values per block of a host pass chain (its temporaries in cache)
+
+
+def _flat(x, *others):
+    """1-D views of host arrays of one shape listing their values in x's memory order, or None
+    when one of them is laid out otherwise (or holds no value)."""
+    if x.size == 0:
+        return None
+    order = np.argsort(-np.abs(np.asarray(x.strides)), kind="stable")
+    views = []
+    for a in (x,) + others:
+        t = a.transpose(order)
+        if not t.flags.c_contiguous:
+            return None
+        views.append(t.reshape(-1))
+    return views
+
+
+def _inside(x, lo, hi, strict):
+    """Where lo < x < hi (``strict``) or lo <= x <= hi, as a bool array; a None bound is open
+    (None when both are)."""
+    m = None
+    if lo is not None:
+        m = x > lo if strict else x >= lo
+    if hi is not None:
+        t = x < hi if strict else x <= hi
+        m = t if m is None else m & t
+    return m
+
+
+def band_grad(gy, x, lo, hi, strict):
+    """The gradient through a clip of x to [lo, hi]: gy where x is inside (``_inside``), else
+    0. On the host, in memory order, in blocks of ``_BLOCK`` values on the host threads."""
+    flat = None
+    if backend.xp_of(gy) is np and gy.shape == x.shape:
+        out = np.empty_like(x, dtype=gy.dtype)
+        flat = _flat(x, gy, out)
+    if flat is None:
+        m = _inside(x, lo, hi, strict)
+        return gy.copy() if m is None else gy * m
+    xf, gf, of = flat
+
+    def block(a, b):
+        m = _inside(xf[a:b], lo, hi, strict)
+        if m is None:
+            of[a:b] = gf[a:b]
+        else:
+            np.multiply(gf[a:b], m, out=of[a:b])
+
+    blockwise(np, block, xf.size, _BLOCK)
+    return out
+
+
 class Clip(Function):
     """y = min(max(x, lo), hi).  Gradient: gx = gy where lo <= x <= hi, else 0."""
+
+    strict = False        # Hardtanh: no gradient at the bounds themselves
 
     def __init__(self, lo, hi):
         self.lo, self.hi = lo, hi
 
     def forward(self, x):
         self.save_for_backward(x)
-        return backend.xp_of(x).clip(x, self.lo, self.hi)
+        xp = backend.xp_of(x)
+        y = xp.empty_like(x)
+        flat = _flat(x, y) if xp is np else None
+        if flat is None:
+            return xp.clip(x, self.lo, self.hi)
+        xf, yf = flat
+
+        def block(a, b):                   # in memory order, blocks on the host threads
+            np.clip(xf[a:b], self.lo, self.hi, out=yf[a:b])
+
+        blockwise(np, block, xf.size, _BLOCK)
+        return y
 
     def backward(self, gy):
-        (x,) = self.saved
-        mask = True
-        if self.lo is not None:
-            mask = x >= self.lo
-        if self.hi is not None:
-            mask = mask & (x <= self.hi)
-        return gy * mask
+        return band_grad(gy, self.saved[0], self.lo, self.hi, self.strict)
 
 
 class Maximum(Function):
