@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import minidl.functional as F
 import minidl.nn as nn
 
 from .common import (STEMS, Classifier, ConvBNReLU, ConvNet, check_choice, check_int_list,
@@ -43,18 +42,16 @@ def make_divisible(value, divisor):
 
 
 class ConvBNReLU6(ConvBNReLU):
-    """conv (no bias, 'same' padding) -> BatchNorm2d -> ReLU6: ``ConvBNReLU`` without its
-    fused ReLU, with ReLU6 after it (same submodules and state_dict keys).
+    """conv (no bias, 'same' padding) -> BatchNorm2d -> ReLU6: ``ConvBNReLU`` with ReLU6 fused
+    into its batch norm (``nn.BatchNormReLU2d(max_value=6)``; same submodules and state_dict
+    keys).
 
     Shapes: (N, in_channels, H, W) -> (N, out_channels, H / stride, W / stride).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, groups=1):
-        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups,
-                         relu=False)
-
-    def forward(self, x):
-        return F.relu6(super().forward(x))
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups)
+        self.bn = nn.BatchNormReLU2d(out_channels, max_value=6.0)
 
     def extra_repr(self):
         return "relu6"

@@ -17,6 +17,7 @@ from ..autograd import Function
 from ..kernels import cuda_batchnorm, threads
 from ..tensor import Tensor
 from ._utils import check_float, relu_mask
+from .activation import Hardtanh
 
 
 def _axes(x):
@@ -77,10 +78,11 @@ class BatchNormTrain(Function):
     """y = xhat * w + b, xhat = (x - mu) / sqrt(var + eps), with mu and the biased var taken
     over the n = N*H*W values of each channel. Updates the running statistics in place:
     running_mean <- (1 - m) running_mean + m mu, running_var <- (1 - m) running_var + m var*n/(n-1).
-    With ``relu``, y = max(xhat * w + b, 0), computed in the same buffer (one pass less).
+    With ``relu``, y = max(xhat * w + b, 0), computed in the same buffer (one pass less); with
+    ``top`` as well (host only), y = min(max(xhat * w + b, 0), top) (relu6: top = 6).
 
     Gradient (per channel, sums over the n values; w = 1 without affine; with ``relu`` first
-    gy <- gy * [y > 0]):
+    gy <- gy * [y > 0], with ``top`` gy <- gy * [0 < y < top]):
         gb = sum(gy),  gw = sum(gy * xhat),
         gx = w / sqrt(var + eps) * (gy - gb / n - xhat * gw / n)
     computed from the centred input x - mu kept from forward (xhat is never stored: the
@@ -90,12 +92,12 @@ class BatchNormTrain(Function):
     forward, two backward), which keep x and the per-channel mean and invstd instead of xhat.
     """
 
-    def __init__(self, running_mean, running_var, momentum, eps, relu=False):
+    def __init__(self, running_mean, running_var, momentum, eps, relu=False, top=None):
         self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps, self.relu = momentum, eps, relu
+        self.momentum, self.eps, self.relu, self.top = momentum, eps, relu, top
 
     def forward(self, x, w=None, b=None):
-        self.fused_gpu = cuda_batchnorm.supports(x, self.running_mean)
+        self.fused_gpu = self.top is None and cuda_batchnorm.supports(x, self.running_mean)
         if self.fused_gpu:                # the same math in 2 launches (kernels/cuda_batchnorm)
             y, mean, invstd = cuda_batchnorm.forward(x, w, b, self.running_mean,
                                                      self.running_var, self.momentum, self.eps,
@@ -120,6 +122,8 @@ class BatchNormTrain(Function):
                 ys += b[lo:hi, None]
             if self.relu:
                 xp.maximum(ys, 0, out=ys)
+                if self.top is not None:
+                    xp.minimum(ys, self.top, out=ys)
             stats[lo] = mean, var, invstd
 
         threads.parallel_if_host(xp, part, C, C * n)   # channel blocks, one per host thread
@@ -147,8 +151,8 @@ class BatchNormTrain(Function):
         def part(lo, hi):                                # channels lo..hi-1
             g, xcs, inv = g2[lo:hi], xc[lo:hi], invstd[lo:hi]
             own = y is not None
-            if own:                                     # through the fused ReLU
-                g = relu_mask(g, y[lo:hi])
+            if own:                                     # through the fused ReLU (or ReLU6)
+                g = _through(g, y[lo:hi], self.top)
             gb = _sum_rows(g)
             gw = _dot_rows(g, xcs) * inv                                # sum(gy * xhat)
             sums[lo] = gw, gb
@@ -174,6 +178,13 @@ class BatchNormTrain(Function):
         return (gx,) + (gw, gb)[:len(self.needs_input_grad) - 1]
 
 
+def _through(g, y, top):
+    """g through the fused activation of output y: where y > 0 (ReLU), or 0 < y < top."""
+    if top is None:
+        return relu_mask(g, y)
+    return g * ((y > 0) & (y < top))
+
+
 def _joined(xp, parts):
     """Per-channel vectors from the channel blocks of ``parts`` ({lo: (v1, v2, ...)}), joined
     in channel order: the block's own arrays when there was one (the GPU, or no threads)."""
@@ -185,15 +196,16 @@ def _joined(xp, parts):
 
 class BatchNormEval(Function):
     """y = (x - running_mean) * s + b with s = w / sqrt(running_var + eps): a fixed affine map
-    (followed by max(., 0) with ``relu``).
+    (followed by max(., 0) with ``relu``, and by min(., top) with ``top``).
 
-    Gradient (with ``relu`` first gy <- gy * [y > 0]): gx = gy * s,
+    Gradient (with ``relu`` first gy <- gy * [y > 0], with ``top`` gy <- gy * [0 < y < top]):
+    gx = gy * s,
     gw = sum(gy * (x - running_mean) / sqrt(running_var + eps)), gb = sum(gy) (per channel).
     """
 
-    def __init__(self, running_mean, running_var, eps, relu=False):
+    def __init__(self, running_mean, running_var, eps, relu=False, top=None):
         self.running_mean, self.running_var, self.eps = running_mean, running_var, eps
-        self.relu = relu
+        self.relu, self.top = relu, top
 
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
@@ -205,13 +217,15 @@ class BatchNormEval(Function):
         y = y if b is None else y + _per_channel(b, nd)
         if self.relu:
             y = xp.maximum(y, 0, out=None if y is xhat else y)
+            if self.top is not None:
+                xp.minimum(y, self.top, out=y)
         self.save_for_backward(xhat, invstd, w, y if self.relu else None)
         return y
 
     def backward(self, gy):
         xhat, invstd, w, y = self.saved
-        if y is not None:                                   # through the fused ReLU
-            gy = gy * (y > 0)
+        if y is not None:                                   # through the fused ReLU (or ReLU6)
+            gy = _through(gy, y, self.top)
         axes, nd = _axes(gy), gy.ndim
         gx = None
         if self.needs_input_grad[0]:
@@ -233,11 +247,20 @@ def _check_vector(op, name, v, C, x):
 
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False,
-                    momentum=0.1, eps=1e-5):
+                    momentum=0.1, eps=1e-5, max_value=None):
     """``relu(batch_norm(...))`` as one op: same arguments and results as the two in a row,
-    one memory pass and one saved array fewer (the pattern of every conv-BN-ReLU)."""
-    return _batch_norm("batch_norm_relu", input, running_mean, running_var, weight, bias,
-                       training, momentum, eps, True)
+    one memory pass and one saved array fewer (the pattern of every conv-BN-ReLU). With
+    ``max_value`` (a positive number), ``hardtanh(batch_norm(...), 0, max_value)``: 6 for
+    MobileNet's relu6. On a GPU that form is the batch-norm kernels and a separate clamp."""
+    op = "batch_norm_relu"
+    if max_value is not None:
+        max_value = check_number(op, "max_value", max_value, 0, open_min=True)
+        if check_float(op, "input", input).device.type != "cpu":
+            y = _batch_norm(op, input, running_mean, running_var, weight, bias, training,
+                            momentum, eps, False)
+            return Hardtanh(0.0, max_value)(y)
+    return _batch_norm(op, input, running_mean, running_var, weight, bias, training,
+                       momentum, eps, True, max_value)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -261,7 +284,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def _batch_norm(op, input, running_mean, running_var, weight, bias, training, momentum, eps,
-                relu):
+                relu, top=None):
     check_float(op, "input", input)
     if input.ndim < 2:
         raise ValueError(f"{op}: 'input' must have at least 2 dimensions (N, C, ...), got "
@@ -286,10 +309,10 @@ def _batch_norm(op, input, running_mean, running_var, weight, bias, training, mo
         if input.numel() // C <= 1:
             raise ValueError(f"{op}: training needs more than 1 value per channel, got input "
                              f"shape {input.shape}")
-        fn = BatchNormTrain(rm, rv, momentum, eps, relu)
+        fn = BatchNormTrain(rm, rv, momentum, eps, relu, top)
     else:
         if rm is None:
             raise ValueError(f"{op}: eval mode (training=False) needs running_mean and "
                              "running_var")
-        fn = BatchNormEval(rm, rv, eps, relu)
+        fn = BatchNormEval(rm, rv, eps, relu, top)
     return fn(*[t for t in (input, weight, bias) if t is not None])

@@ -1,6 +1,7 @@
 """Batch normalization layers with PyTorch's parameters, buffers and update rules."""
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -30,6 +31,7 @@ class _BatchNorm(Module):
     _name = "_BatchNorm"
     _dims = ()
     _relu = False           # BatchNormReLU2d: ReLU fused into the same op
+    max_value = None        # ... clamped above too (relu6)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, dtype=np.float32):
@@ -74,7 +76,8 @@ class _BatchNorm(Module):
             raise ValueError(f"{op}: input has {x.shape[1]} channels, the layer expects "
                              f"{self.num_features} (num_features), input shape {x.shape}")
         factor = 0.0 if self.momentum is None else self.momentum
-        fn = F.batch_norm_relu if self._relu else F.batch_norm
+        fn = (functools.partial(F.batch_norm_relu, max_value=self.max_value) if self._relu
+              else F.batch_norm)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if self.momentum is None:   # cumulative average: 1 / (batches so far)
@@ -121,9 +124,21 @@ class BatchNorm2d(_BatchNorm):
 
 class BatchNormReLU2d(BatchNorm2d):
     """``relu(BatchNorm2d(x))`` in one op (``F.batch_norm_relu``): the same parameters,
-    buffers and state_dict keys as BatchNorm2d, one memory pass and one saved array fewer."""
+    buffers and state_dict keys as BatchNorm2d, one memory pass and one saved array fewer.
+    With ``max_value``, ``hardtanh(BatchNorm2d(x), 0, max_value)`` (relu6: 6)."""
     _name = "BatchNormReLU2d"
     _relu = True
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, dtype=np.float32, max_value=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        if max_value is not None:
+            max_value = check_number(self._name, "max_value", max_value, 0, open_min=True)
+        self.max_value = max_value
+
+    def extra_repr(self):
+        top = "" if self.max_value is None else f", max_value={self.max_value}"
+        return super().extra_repr() + top
 
 
 def _affine_params(module, shape, weight, bias, dtype):
