@@ -775,7 +775,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             bar.close()
             loss_sum, correct, seen = meter.totals()
             seconds += time.perf_counter() - t0
-            test_loss, test_acc, counts = evaluate(model, test_loader, progress, len(names))
+            test_loss, test_acc, *counts = evaluate(model, test_loader, progress,
+                                                    None if names is None else len(names))
             row = {"epoch": epoch + 1, "lr": lr,
                    "train_loss": loss_sum / seen, "train_acc": correct / seen,
                    "test_loss": test_loss, "test_acc": test_acc, "epoch_seconds": seconds,
@@ -789,8 +790,9 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
             state.update(epoch=epoch + 1, step=0, partial=[0.0, 0, 0, 0.0],
                          wall=state["wall"] + time.perf_counter() - t0)
             summary.update(summarize(state["rows"], state["wall"]))
-            summary.update(final_test_acc_per_class=per_class(counts, names),
-                           final_confusion=dict(classes=names, counts=counts.tolist()))
+            if counts:
+                summary.update(final_test_acc_per_class=per_class(counts[0], names),
+                               final_confusion=dict(classes=names, counts=counts[0].tolist()))
             save_checkpoint(out, model, opt, sched, cfg, state, ema)
             write_metrics(out, state["rows"], summary)
             print(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {loss_sum / seen:.4f} acc "
@@ -802,7 +804,8 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                 print(f"stopped after epoch {epoch + 1}; continue with --resume {out}")
                 return 130
     print(f"done: {result_text(summarize(state['rows'], state['wall']))}")
-    print(confusion_text(counts, names))          # (the last epoch's: the loop ran one)
+    if counts:                                    # (the last epoch's: the loop ran one)
+        print(confusion_text(counts[0], names))
     return 0
 
 

@@ -1,5 +1,6 @@
 """2-D convolution: im2col + one GEMM per call (grouped: one batched GEMM), on CPU and GPU;
-on the CPU, stride-1 convolutions of one group take the row path instead.
+on the CPU, stride-1 convolutions of one group take the row path instead, and depthwise ones
+(one input and output channel per group) are computed directly (``kernels.depthwise``).
 
 Layout: ``kernels.im2col`` gives columns (C*KH*KW, N*OH*OW); ``W (C_out, C*KH*KW) @ col`` then
 yields the output as (C_out, N*OH*OW), which is channel-major (CNHW) memory. The op returns it

@@ -205,8 +205,8 @@ class Clip(Function):
     def forward(self, x):
         self.save_for_backward(x)
         xp = backend.xp_of(x)
-        y = xp.empty_like(x)
-        flat = _flat(x, y) if xp is np else None
+        y = np.empty_like(x) if xp is np else None
+        flat = None if y is None else _flat(x, y)
         if flat is None:
             return xp.clip(x, self.lo, self.hi)
         xf, yf = flat
