@@ -301,11 +301,15 @@ def test_graphed_step_follows_rebound_parameters_and_loaded_optimizer_state():
     ("resnet20", dict(depth=8, width=2)),
     ("resnext29", dict(depth=11, width=2, cardinality=2, bottleneck_width=2)),
     ("densenet_bc_100", dict(depth=16, growth_rate=2)),
+    ("vit_tiny", dict(image_size=8, dim=6, depth=1, heads=3, mlp_dim=12)),
+    ("mobilenetv2", dict(width_mult=0.125, round_nearest=1, drop_rate=0.0)),
 ])
 def test_graphed_training_of_registered_nets_equals_eager(name, options):
-    """Whole networks in float64: ResNet (option-A shortcuts), ResNeXt (grouped GEMMs) and the
+    """Whole networks in float64: ResNet (option-A shortcuts), ResNeXt (grouped GEMMs), the
     memory-efficient DenseNet (shared concatenation storage, recomputation in backward, which
-    restores the random state: with a GPU generator in use, that must not touch it)."""
+    restores the random state: with a GPU generator in use, that must not touch it), a ViT
+    (layer norm's and attention's products through kernels.matmul, GELU's erfc) and
+    MobileNetV2 (depthwise convolutions, batch norm then a clamp for relu6)."""
     import nets
     minidl.default_generator("cuda").uniform((1,))
     eager_model, _, eager_step = _setup(build=lambda: nets.get_model(name, **options), lr=0.05)

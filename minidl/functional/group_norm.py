@@ -16,7 +16,9 @@ Ulyanov et al., Instance Normalization: The Missing Ingredient for Fast Stylizat
 """
 from __future__ import annotations
 
-from .. import backend
+import numpy as np
+
+from .. import backend, kernels
 from .._checks import check_int, check_number
 from ..autograd import Function
 from ..tensor import Tensor
@@ -65,12 +67,13 @@ class LayerNormRows(Function):
         xhat, y = xp.empty_like(x2), xp.empty_like(x2)
         invstd = xp.empty((x2.shape[0], 1), x.dtype)
         mean_of = xp.full((self.n, 1), 1.0 / self.n, x.dtype)    # row means as BLAS products
+        mm = _product(xp)
 
         def block(lo, hi):
             xs, xh, ys, inv = x2[lo:hi], xhat[lo:hi], y[lo:hi], invstd[lo:hi]
-            xp.subtract(xs, xs @ mean_of, out=xh)
+            xp.subtract(xs, mm(xs, mean_of), out=xh)
             xp.multiply(xh, xh, out=ys)                                  # ys: scratch
-            xp.add(ys @ mean_of, self.eps, out=inv)                      # biased var + eps
+            xp.add(mm(ys, mean_of), self.eps, out=inv)                   # biased var + eps
             xp.sqrt(inv, out=inv)
             xp.reciprocal(inv, out=inv)
             xh *= inv
@@ -96,21 +99,22 @@ class LayerNormRows(Function):
 
         mean_of = xp.full((self.n, 1), 1.0 / self.n, xhat.dtype)
         ones = xp.ones((1, xhat.shape[0]), xhat.dtype)
+        mm = _product(xp)
 
         def block(lo, hi):
             g, xh = g2[lo:hi], xhat[lo:hi]
             gxh = g * xh
-            sums[lo] = (ones[:, :hi - lo] @ gxh if need_w else None,   # column sums, BLAS
-                        ones[:, :hi - lo] @ g if need_b else None)
+            sums[lo] = (mm(ones[:, :hi - lo], gxh) if need_w else None,  # column sums, BLAS
+                        mm(ones[:, :hi - lo], g) if need_b else None)
             if gx is None:
                 return
             if w is not None:
                 gxh *= w                                                 # g * w * xhat
                 g = g * w
             out = gx[lo:hi]
-            xp.multiply(xh, gxh @ mean_of, out=out)
+            xp.multiply(xh, mm(gxh, mean_of), out=out)
             xp.subtract(g, out, out=out)
-            out -= g @ mean_of
+            out -= mm(g, mean_of)
             out *= invstd[lo:hi]
 
         blockwise(xp, block, xhat.shape[0], max(1, _BLOCK // self.n), xhat.size)
@@ -123,6 +127,13 @@ class LayerNormRows(Function):
         if gx is not None:
             gx = gx.reshape(self.x_shape)
         return (gx,) + ((gw,) if self.has_w else ()) + ((gb,) if self.has_b else ())
+
+
+def _product(xp):
+    """The matrix product of LayerNormRows: NumPy's in a host block (already on one of the
+    host threads), ``kernels.matmul`` on a GPU (which a CUDA-graph capture needs: CuPy refuses
+    its own cuBLAS calls while capturing)."""
+    return np.matmul if xp is np else kernels.matmul
 
 
 def _total(partials, like, n):
