@@ -11,6 +11,7 @@ if os.environ.get("MINIDL_FAKE_CUDA") == "1":      # run the cuda tests on tests
 
 import minidl  # noqa: E402
 from minidl import backend  # noqa: E402
+from minidl.kernels import threads  # noqa: E402
 
 if os.environ.get("MINIDL_FAKE_CUDA") == "1":      # and cuBLAS for graph capture with it
     from minidl.kernels import cublas  # noqa: E402
@@ -48,6 +49,17 @@ def _seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Threads for every array, 3 of them (more than the 2 cores CI has: the parts are then
+    uneven, and still all run)."""
+    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
+    old = threads.get_num_threads()
+    threads.set_num_threads(3)
+    yield 3
+    threads.set_num_threads(old)
 
 
 @pytest.fixture

@@ -8,18 +8,13 @@ import pytest
 import minidl
 import minidl.functional as F
 from minidl.functional import elementwise
-from minidl.kernels import threads
 from tests.helpers import check_op
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
+def small_blocks(monkeypatch, threaded):
+    """Blocks of 7 values, on 3 threads (conftest's ``threaded``)."""
     monkeypatch.setattr(elementwise, "_BLOCK", 7)
-    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
-    old = threads.get_num_threads()
-    threads.set_num_threads(3)
-    yield
-    threads.set_num_threads(old)
 
 
 def _data(rng, shape):

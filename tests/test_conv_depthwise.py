@@ -45,17 +45,11 @@ def _spy(monkeypatch):
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of one or two images in chunks of one or two channels, and threads for every
-    array: several tiles per thread, the last ones smaller, on 3 threads (more than CI's 2
-    cores, so the parts are uneven too)."""
+def small_blocks(monkeypatch, threaded):
+    """Blocks of one or two images in chunks of one or two channels: several tiles per
+    thread, the last ones smaller, on 3 threads (conftest's ``threaded``)."""
     monkeypatch.setattr(depthwise, "RUN", 100)
     monkeypatch.setattr(depthwise, "CHUNK", 250)
-    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
-    old = threads.get_num_threads()
-    threads.set_num_threads(3)
-    yield
-    threads.set_num_threads(old)
 
 
 def _arrays(rng, case):

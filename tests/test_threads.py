@@ -17,17 +17,6 @@ from tests import (test_activation, test_batchnorm, test_conv, test_elementwise,
                    test_shape_ops)
 
 
-@pytest.fixture
-def threaded(monkeypatch):
-    """Threads for every array, 3 of them (more than the 2 cores CI has: the parts are then
-    uneven, and still all run)."""
-    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
-    old = threads.get_num_threads()
-    threads.set_num_threads(3)
-    yield 3
-    threads.set_num_threads(old)
-
-
 def test_split_covers_the_range_in_near_equal_parts():
     for n in range(0, 12):
         for parts in range(1, 5):

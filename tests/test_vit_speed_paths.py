@@ -22,12 +22,11 @@ attention = importlib.import_module("minidl.functional.attention")
 
 
 @pytest.fixture
-def small_blocks(monkeypatch):
-    """Blocks of a few values, and threads for any size of work."""
+def small_blocks(monkeypatch, threaded):
+    """Blocks of a few values, on 3 threads (conftest's ``threaded``)."""
     monkeypatch.setattr(activation, "_BLOCK", 7)
     monkeypatch.setattr(group_norm, "_BLOCK", 10)
     monkeypatch.setattr(attention, "_BLOCK", 30)
-    monkeypatch.setattr(threads, "_MIN_ITEMS", 1)
 
 
 def _torch_grads(torch, fn, arrays, gy):
