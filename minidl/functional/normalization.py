@@ -18,6 +18,7 @@ from ..kernels import cuda_batchnorm, threads
 from ..tensor import Tensor
 from ._utils import check_float, relu_mask
 from .activation import Hardtanh
+from .elementwise import band_grad
 
 
 def _axes(x):
@@ -182,7 +183,7 @@ def _through(g, y, top):
     """g through the fused activation of output y: where y > 0 (ReLU), or 0 < y < top."""
     if top is None:
         return relu_mask(g, y)
-    return g * ((y > 0) & (y < top))
+    return band_grad(g, y, 0, top, strict=True)
 
 
 def _joined(xp, parts):
