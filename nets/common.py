@@ -67,18 +67,20 @@ class ConvBNReLU(nn.Module):
     Args:
         in_channels, out_channels, kernel_size, stride, padding, groups: as in nn.Conv2d.
         relu: apply the ReLU (False for the last conv of a residual branch).
+        relu_max: clamp the ReLU's output at this value too (6 for ReLU6), or None.
 
     Shapes: (N, in_channels, H, W) -> (N, out_channels, OH, OW).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=None,
-                 groups=1, relu=True):
+                 groups=1, relu=True, relu_max=None):
         super().__init__()
         padding = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=padding, groups=groups, bias=False)
         # with the ReLU, one fused op (same parameters and state_dict keys as BatchNorm2d)
-        self.bn = (nn.BatchNormReLU2d if relu else nn.BatchNorm2d)(out_channels)
+        self.bn = (nn.BatchNormReLU2d(out_channels, max_value=relu_max) if relu
+                   else nn.BatchNorm2d(out_channels))
         self.relu = relu
 
     def forward(self, x):

@@ -50,8 +50,8 @@ class ConvBNReLU6(ConvBNReLU):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size=1, stride=1, groups=1):
-        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups)
-        self.bn = nn.BatchNormReLU2d(out_channels, max_value=6.0)
+        super().__init__(in_channels, out_channels, kernel_size, stride, groups=groups,
+                         relu_max=6.0)
 
     def extra_repr(self):
         return "relu6"
