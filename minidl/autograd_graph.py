@@ -49,10 +49,11 @@ def _freed(fn, op):
     return fn._inputs
 
 
-def next_functions(fn):
-    """``Function.next_functions``: per input, (node, output index) as described above."""
+def next_functions(fn, op=None):
+    """``Function.next_functions``: per input, (node, output index) as described above
+    (``op`` names the caller in the error for a freed graph)."""
     out = []
-    for x in _freed(fn, f"{type(fn).__name__}.next_functions"):
+    for x in _freed(fn, op or f"{type(fn).__name__}.next_functions"):
         if not isinstance(x, Tensor) or not x.requires_grad:
             out.append((None, 0))
         elif x.grad_fn is not None:
@@ -157,7 +158,6 @@ def make_dot(output, params=None, show_attrs=False, show_saved=False):
         if t.grad_fn is None:
             edge(leaf(t), out)
             continue
-        _freed(t.grad_fn, op)
         edge(op_node(t.grad_fn), out)
         stack.append(t.grad_fn)
     while stack:                        # depth-first with an explicit stack: any depth
@@ -166,14 +166,13 @@ def make_dot(output, params=None, show_attrs=False, show_saved=False):
             continue
         seen.add(id(fn))
         me = op_node(fn)
-        for x in _freed(fn, op):
-            if not isinstance(x, Tensor) or not x.requires_grad:
+        for parent, index in next_functions(fn, op):
+            if parent is None:
                 continue
-            if x.grad_fn is None:
-                edge(leaf(x), me)
+            if isinstance(parent, AccumulateGrad):
+                edge(leaf(parent.variable), me)
                 continue
-            parent = x.grad_fn
-            label = str(x._out_index) if len(parent._out_meta) > 1 else None
+            label = str(index) if len(parent._out_meta) > 1 else None
             edge(op_node(parent), me, label)
             if id(parent) not in seen:
                 stack.append(parent)
