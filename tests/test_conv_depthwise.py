@@ -157,9 +157,9 @@ def test_a_nonfinite_value_stays_in_its_image_and_channel(rng, monkeypatch):
 
 
 @pytest.mark.parametrize("size,kw", [
-    (8, dict(stride=2, padding=1, groups=4)),               # output rows of 4 < MIN_WIDTH
+    (6, dict(stride=2, padding=1, groups=4)),               # output rows of 3 < MIN_WIDTH
     (8, dict(padding=1, groups=2)),                         # two channels per group
-    (6, dict(padding=0, groups=4)),                         # output rows of 4
+    (3, dict(padding=1, groups=4)),                         # output rows of 3
 ])
 def test_other_grouped_convs_keep_im2col(rng, monkeypatch, size, kw):
     """(Nor does their input gradient, a convolution of gy, take the direct path here.)"""
@@ -170,3 +170,58 @@ def test_other_grouped_convs_keep_im2col(rng, monkeypatch, size, kw):
     assert not calls
     np.testing.assert_allclose(F.conv2d(x, w, **kw).numpy(),
                                R.conv2d(x.numpy(), w.numpy(), None, **kw), atol=1e-12)
+
+
+def test_same_padding_grids_share_their_zero_rows_and_columns():
+    """A "same" 3x3 layer's grid holds (H+1) x (W+1) positions per image (each image's zero
+    row and each row's zero column shared with the next), not (H+2) x (W+2); where some phase
+    has no zeros after its input to share (stride 2, padding 1 on an even size), nothing is
+    dropped."""
+    g = depthwise._Grid((2, 3, 8, 8), (3, 3), (1, 1), (1, 1), (1, 1))
+    assert (g.Hq, g.Wq, g.cells, g.margin) == (9, 9, 81, 10)
+    g = depthwise._Grid((2, 3, 16, 16), (3, 3), (2, 2), (1, 1), (1, 1))
+    assert (g.Hq, g.Wq, g.lead) == (9, 9, (0, 0))
+    g = depthwise._Grid((2, 3, 8, 8), (3, 3), (1, 1), (3, 3), (1, 1))    # outputs need 12 rows
+    assert g.lead == (0, 0) and g.Hq == 14
+    # what sharing relies on: every phase has at least as many zeros after its input as the
+    # fewest any phase has before it
+    for stride in range(1, 5):
+        for pad in range(6):
+            for size in range(1, 20):
+                around = depthwise._zeros_around(stride, pad, size)
+                lead = min(before for before, _ in around)
+                assert all(after >= lead for _, after in around), (stride, pad, size)
+
+
+def test_random_layouts_agree_with_im2col(rng, monkeypatch, threaded):
+    """Forward and both gradients of 40 random depthwise layers (kernel 1-5, stride 1-3,
+    padding 0-3, dilation 1-2, small blocks of images on 3 threads) equal the im2col path's
+    in float64: whatever rows and columns the grids drop, no value is read or written across
+    an image or a row."""
+    monkeypatch.setattr(depthwise, "RUN", 60)
+    monkeypatch.setattr(depthwise, "CHUNK", 200)
+    monkeypatch.setattr(depthwise, "MIN_WIDTH", 1)
+    done = 0
+    while done < 40:
+        KH, KW = rng.integers(1, 6, 2)
+        s = tuple(rng.integers(1, 4, 2))
+        p = tuple(rng.integers(0, 4, 2))
+        d = tuple(rng.integers(1, 3, 2))
+        N, C, H, W = 3, 2, int(rng.integers(3, 11)), int(rng.integers(3, 11))
+        if min(H + 2 * p[0] - d[0] * (KH - 1), W + 2 * p[1] - d[1] * (KW - 1)) < 1:
+            continue
+        x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((C, 1, KH, KW))
+        y = F.conv2d(minidl.tensor(x), minidl.tensor(w), stride=s, padding=p, dilation=d,
+                     groups=C).numpy()
+        gy = rng.standard_normal(y.shape)
+        direct = (depthwise.forward(x, w, s, p, d), depthwise.input_grad(gy, w, x.shape, s, p, d),
+                  depthwise.weight_grad(gy, x, w.shape, s, p, d))
+        with monkeypatch.context() as m:
+            m.setattr(depthwise, "MIN_WIDTH", 10 ** 9)
+            ts = [minidl.tensor(a, requires_grad=True) for a in (x, w)]
+            out = F.conv2d(*ts, stride=s, padding=p, dilation=d, groups=C)
+            out.backward(minidl.tensor(gy))
+        for a, b in zip(direct, (out.numpy(), ts[0].grad.numpy(), ts[1].grad.numpy())):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12,
+                                       err_msg=f"{(KH, KW)} s={s} p={p} d={d} {(H, W)}")
+        done += 1

@@ -12,19 +12,23 @@ Index map (x zero-padded by (PH, PW) on each side; sizes by PyTorch's floor rule
     y[n, c, oh, ow] = sum_(i, j) W[c, 0, i, j] * xpad[n, c, oh*SH + i*DH, ow*SW + j*DW]
 
 On phase grids. The padded input splits into SH*SW phases, phase (a, b) holding the padded
-positions (a + r*SH, b + q*SW) at (r, q) of a grid of Hq x Wq = ceil(Hp/SH) x ceil(Wp/SW)
-(stride 1: one phase, the padded image itself). Kernel offset (i, j) reads phase
-k(i, j) = (i*DH mod SH, j*DW mod SW) shifted by (i*DH div SH, j*DW div SW) grid cells. A block
-of b images lays each phase out as b*Hq*Wq positions per channel, output position
-(n, oh, ow) at t = (n*Hq + oh)*Wq + ow, and offset (i, j) reads it at
-t + off(i, j), off(i, j) = (i*DH div SH)*Wq + (j*DW div SW):
+positions (a + r*SH, b + q*SW) at (r - LH, q - LW) of a grid of Hq x Wq = (ceil(Hp/SH) - LH) x
+(ceil(Wp/SW) - LW) (stride 1: one phase, the padded image itself), where LH and LW are the
+leading rows and columns left out (see below; 0 or the padding for stride 1). Kernel offset
+(i, j) reads phase k(i, j) = (i*DH mod SH, j*DW mod SW) shifted by (i*DH div SH - LH,
+j*DW div SW - LW) grid cells. A block of b images lays each phase out as b*Hq*Wq positions per
+channel, output position (n, oh, ow) at t = (n*Hq + oh)*Wq + ow, and offset (i, j) reads it at
+t + off(i, j), off(i, j) = (i*DH div SH - LH)*Wq + (j*DW div SW - LW), which may be negative
+(a margin of zeros precedes the first grid):
 
     Z[c, t] = sum_(i, j) W[c, 0, i, j] * P_k(i, j)[c, t + off(i, j)]    (t < L, whole grid rows)
 
 so each offset is one multiply and one add over a run of L contiguous positions, and y is Z
 read at the valid positions (oh < OH, ow < OW; the others are wasted work, Hq*Wq / (OH*OW)
-- 1: 13% for a 3x3 "same" convolution at 32x32, 56% at 8x8). Gradients, with gy placed on
-the same grid as G (zero at the wasted positions):
+- 1). Each image's and each row's leading padding is left out of the grids where the
+trailing zeros before it can stand in (``_shared_lead``), so a 3x3 "same" convolution wastes
+6% at 32x32, 27% at 8x8 and 56% at 4x4 (with both paddings kept: 13%, 56% and 125%).
+Gradients, with gy placed on the same grid as G (zero at the wasted positions):
 
     gP_k(i, j)[c, t + off(i, j)] += W[c, 0, i, j] * G[c, t]     (gx: the phases' input positions)
     gW[c, 0, i, j] = sum_t G[c, t] * P_k(i, j)[c, t + off(i, j)]  (one dot product per channel)
@@ -39,8 +43,8 @@ The grids are (channel, position) planes, in blocks of enough images for runs of
 2.5x slower per value here). Work is split by images over minidl's threads
 (``kernels.threads``). Results are channel-major (C, N, H, W) memory returned as NCHW views,
 like every other convolution's. ``conv2d`` takes this path for outputs of at least
-``MIN_WIDTH`` columns; below that the grid's waste and blocks too large for the cache
-made it slower than im2col (measured for MobileNetV2's layers at batch 64, RESULTS.md).
+``MIN_WIDTH`` columns; below that the grid's waste makes it slower than im2col (at 4x4 it is
+faster: MobileNetV2's 960-channel layers, RESULTS.md).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ from . import threads
 
 RUN = 2048              # grid positions per channel at least, in a block of images
 CHUNK = 1 << 17         # values per buffer at most, in a block's chunk of channels
-MIN_WIDTH = 8           # output columns from which conv2d takes this path
+MIN_WIDTH = 4           # output columns from which conv2d takes this path
 
 
 def _phase_axis(phase, stride, pad, size):
@@ -62,6 +66,27 @@ def _phase_axis(phase, stride, pad, size):
     return r0, h0, max(0, -(-(size - h0) // stride))
 
 
+def _zeros_around(stride, pad, size):
+    """Along one axis, per phase holding input: (zero rows before its input, zero rows after
+    it) on its grid of ceil((size + 2*pad) / stride) rows."""
+    hq = -(-(size + 2 * pad) // stride)
+    return [(r0, hq - r0 - n) for r0, _, n in
+            (_phase_axis(a, stride, pad, size) for a in range(stride)) if n]
+
+
+def _shared_lead(stride, pad, size, out):
+    """Along one axis, how many leading rows (or columns) each phase's grid drops: the most
+    that every phase holding input has before its input, if the ``out`` outputs still fit in
+    the shorter grid; else 0. In the flat (image, row, column) order of a block's grid, the
+    reads that went to a dropped row then land in the trailing zero rows of the image (or row)
+    before it, and every phase has at least as many of those (the padding is the same on both
+    sides: ``_zeros_around``, checked in the tests). A stride-1 3x3 "same" convolution's grid
+    is (H+1) x (W+1) per image instead of (H+2) x (W+2): 81 positions at 8x8, not 100."""
+    lead = min(before for before, _ in _zeros_around(stride, pad, size))
+    hq = -(-(size + 2 * pad) // stride)
+    return lead if out <= hq - lead else 0
+
+
 class _Grid:
     """The phase grids of a depthwise convolution and its blocks of images."""
 
@@ -70,15 +95,23 @@ class _Grid:
         (KH, KW), (sh, sw), (dh, dw) = kernel_size, stride, dilation
         self.stride, self.padding = stride, padding
         Hp, Wp = self.H + 2 * padding[0], self.W + 2 * padding[1]
-        self.Hq, self.Wq = -(-Hp // sh), -(-Wp // sw)                 # one phase's grid
         self.OH, self.OW = (Hp - dh * (KH - 1) - 1) // sh + 1, (Wp - dw * (KW - 1) - 1) // sw + 1
+        # one phase's grid: the padded rows and columns, less the leading ones every phase can
+        # share with the trailing zeros before it (``_shared_lead``)
+        lead_h = _shared_lead(sh, padding[0], self.H, self.OH)
+        lead_w = _shared_lead(sw, padding[1], self.W, self.OW)
+        self.lead = lead_h, lead_w
+        self.Hq, self.Wq = -(-Hp // sh) - lead_h, -(-Wp // sw) - lead_w
         self.cells = self.Hq * self.Wq                               # positions per image
         self.phases = sh * sw
+        # zeros before the first grid row, which the first image's leading reads land in
+        self.margin = lead_h * self.Wq + lead_w
         # kernel offset (i, j): its phase and its shift on that phase's grid
         self.offsets = [((i * dh % sh) * sw + j * dw % sw,
-                         (i * dh // sh) * self.Wq + j * dw // sw)
+                         (i * dh // sh - lead_h) * self.Wq + j * dw // sw - lead_w)
                         for i in range(KH) for j in range(KW)]
-        self.slack = dw * (KW - 1) // sw    # read past the last grid row by the last offsets
+        # read past the last grid row by the last offsets
+        self.slack = max(0, max(s for _, s in self.offsets) + (self.OH - self.Hq) * self.Wq)
         self.block = -(-RUN // self.cells)
         self.chunk = max(1, CHUNK // (self.block * self.cells))
 
@@ -91,7 +124,7 @@ class _Grid:
     def buffer(self, images, dtype, phases=None):
         """Zeroed grid buffers for tiles of up to ``images`` images: (phases, channels,
         positions)."""
-        n = images * self.cells + self.slack
+        n = self.margin + images * self.cells + self.slack
         shape = (self.phases if phases is None else phases, min(self.chunk, self.C), n)
         return np.zeros(shape, dtype)
 
@@ -99,7 +132,7 @@ class _Grid:
         """The logical (channels, b, Hq, Wq) grid of a tile of b images in one phase's buffer
         (the tile's first ``ch.stop - ch.start`` channels of it)."""
         c = buf.shape[0] if ch is None else ch.stop - ch.start
-        return buf[:c, :b * self.cells].reshape(c, b, self.Hq, self.Wq)
+        return buf[:c, self.margin:self.margin + b * self.cells].reshape(c, b, self.Hq, self.Wq)
 
     def rows(self, b):
         """R: the grid rows of a tile of b images whose positions every offset's run covers
@@ -109,7 +142,8 @@ class _Grid:
     def run(self, buf, shift, R, ch):
         """R grid rows of one phase's buffer from position ``shift`` on, for a tile's channels
         ``ch``: (channels, R*Wq), one run per channel."""
-        return buf[:ch.stop - ch.start, shift:shift + R * self.Wq]
+        start = self.margin + shift
+        return buf[:ch.stop - ch.start, start:start + R * self.Wq]
 
     @staticmethod
     def weights(W):
@@ -123,8 +157,10 @@ class _Grid:
         out = []
         for a in range(self.stride[0]):
             r0, h0, nh = _phase_axis(a, self.stride[0], self.padding[0], self.H)
+            r0 -= self.lead[0]
             for c in range(self.stride[1]):
                 c0, w0, nw = _phase_axis(c, self.stride[1], self.padding[1], self.W)
+                c0 -= self.lead[1]
                 if nh and nw:
                     out.append((a * self.stride[1] + c,
                                 (slice(r0, r0 + nh), slice(c0, c0 + nw)),
@@ -198,7 +234,7 @@ def input_grad(gy, W, x_shape, stride, padding, dilation):
         g.valid(g.grid(GT[0], b, ch))[...] = gyc[ch, a:a + b]   # the wasted positions stay 0
         R = g.rows(b)
         gg, t = g.run(GT[0], 0, R, ch), g.run(GT[1], 0, R, ch)
-        GP[:, :, :b * g.cells + g.slack] = 0
+        GP[:, :, :g.margin + b * g.cells + g.slack] = 0
         for (k, shift), wk in zip(g.offsets, w):
             np.multiply(gg, wk[ch], out=t)
             g.run(GP[k], shift, R, ch)[...] += t
