@@ -108,8 +108,9 @@ def make_dot(output, params=None, show_attrs=False, show_saved=False):
 
     Boxes are ops (``Function`` class and output shape), blue boxes the leaves that require
     grad (named through ``params``: a dict name -> Tensor, or ``model.named_parameters()``),
-    green ellipses the outputs; edges run the way data flowed in forward, labelled with the
-    output index where an op has several. ``show_attrs`` adds each op's hyperparameters
+    green ellipses the outputs; edges run the way data flowed in forward, one per input an op
+    took (``e * e``: two from ``Exp`` to ``Mul``), labelled with the output index where an op
+    has several. ``show_attrs`` adds each op's hyperparameters
     (stride, padding, ...), ``show_saved`` the shapes of what it saved for backward. Render
     the text with Graphviz (``dot -Tsvg graph.dot -o graph.svg``) or any DOT viewer.
     Call it before backward (which frees the graph) or after ``backward(retain_graph=True)``.
@@ -125,7 +126,7 @@ def make_dot(output, params=None, show_attrs=False, show_saved=False):
                              "for it (make it from tensors with requires_grad=True, outside "
                              "no_grad)")
     names = _named(params, op)
-    ids, lines, edges = {}, [], set()
+    ids, lines = {}, []
 
     def node(key, label, style):
         if key not in ids:
@@ -144,11 +145,9 @@ def make_dot(output, params=None, show_attrs=False, show_saved=False):
         rows += _saved(fn) if show_saved else []
         return node(("op", id(fn)), "\n".join(rows), "")
 
-    def edge(a, b, label=None):
-        if (a, b, label) not in edges:
-            edges.add((a, b, label))
-            extra = "" if label is None else f" [label={_quote(label)}]"
-            lines.append(f"  {a} -> {b}{extra};")
+    def edge(a, b, label=None):      # one per use: e * e gets two edges from Exp to Mul
+        extra = "" if label is None else f" [label={_quote(label)}]"
+        lines.append(f"  {a} -> {b}{extra};")
 
     stack, seen = [], set()
     for k, t in enumerate(roots):

@@ -71,7 +71,13 @@ def test_make_dot_shares_a_node_used_twice_and_names_model_parameters():
     dot = make_dot(e * e)
     labels = [v.split("\n")[0] for v in _nodes(dot).values()]
     assert labels.count("Exp") == 1 and labels.count("leaf") == 1
-    assert len([e for e in _edges(dot) if e[1] == _id(dot, "Mul")]) == 1   # one edge, Exp->Mul
+    # one edge per use: Mul took Exp's output twice (and nothing else)
+    assert [e for e in _edges(dot) if e[1] == _id(dot, "Mul")] == [(_id(dot, "Exp"),
+                                                                    _id(dot, "Mul"), "")] * 2
+    dot = make_dot(e * x)                                  # x reaches Mul directly and via Exp
+    labels = _nodes(dot)
+    into_mul = [labels[a].split("\n")[0] for a, b, _ in _edges(dot) if b == _id(dot, "Mul")]
+    assert sorted(into_mul) == ["Exp", "leaf"]
 
     model = nets.get_model("resnet20", depth=8)
     out = model(minidl.randn(2, 3, 8, 8))
