@@ -8,6 +8,7 @@ import minidl
 import minidl.functional as F
 import minidl.nn as nn
 from minidl import kernels
+from minidl.kernels import threads
 from tests import reference as R
 from tests.helpers import check_op, host, to_tensor
 
@@ -127,28 +128,62 @@ def test_im2col_matches_definition_and_col2im_is_its_adjoint(rng, shape, k, s, p
     np.testing.assert_allclose((col * g).sum(), (x * back).sum(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("shape,kw,p,d", [((2, 3, 5, 6), 3, (1, 1), (1, 1)),
-                                          ((2, 2, 6, 7), 3, (1, 2), (1, 2)),
-                                          ((2, 2, 5, 5), 2, (0, 1), (1, 1)),
-                                          ((1, 2, 4, 6), 5, (2, 1), (1, 1)),
-                                          ((2, 1, 3, 4), 3, (0, 0), (2, 1)),
-                                          ((2, 2, 3, 3), 3, (1, 5), (1, 5)),
-                                          ((2, 2, 3, 2), 7, (0, 3), (1, 1))])
-def test_row_columns_match_definition(rng, shape, kw, p, d):
-    """U[j, c, n, hp, ow] = xpad[n, c, hp, ow + j*DW] everywhere, padding zeros included (the
-    "same"-padded cases build shifted planes by moving one plane; the others copy each)."""
+@pytest.mark.parametrize("shape,k,p,d", [((2, 3, 5, 6), (3, 3), (1, 1), (1, 1)),
+                                         ((2, 2, 6, 7), (3, 3), (1, 2), (1, 2)),
+                                         ((2, 2, 5, 5), (2, 2), (0, 1), (1, 1)),
+                                         ((1, 2, 4, 6), (5, 5), (2, 1), (1, 1)),
+                                         ((2, 1, 3, 4), (3, 3), (0, 0), (2, 1)),
+                                         ((2, 2, 3, 3), (3, 3), (1, 5), (1, 5)),
+                                         ((2, 2, 3, 2), (7, 7), (0, 3), (1, 1)),
+                                         ((3, 2, 4, 5), (3, 3), (2, 1), (1, 1)),
+                                         ((2, 2, 4, 5), (2, 3), (1, 1), (1, 1))])
+def test_row_columns_match_definition(rng, shape, k, p, d):
+    """U[j, c, (lead + n*Hr + r)*OW + ow] = xpad[n, c, r + lead, ow + j*DW] everywhere, padding
+    zeros included, after ``lead`` zero rows; lead is the top padding where the kernel reaches
+    across it (each image's grid then starts below it, the rows before standing in), else 0
+    (the "same"-padded cases build shifted planes by moving one plane; the others copy each)."""
     x = rng.standard_normal(shape)
     x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)   # CNHW memory
-    out = np.full(kernels.row_unfold_shape(shape, kw, p, d), np.nan)
-    U = kernels.unfold_rows(x, kw, p, d, out=out)
+    out = np.full(kernels.row_unfold_shape(shape, k, p, d), np.nan)
+    U = kernels.unfold_rows(x, k, p, d, out=out)
     assert U is out
     N, C, H, W = shape
+    (kh, kw), Hp = k, H + 2 * p[0]
     OW = W + 2 * p[1] - d[1] * (kw - 1)
-    assert U.shape == (kw, C, N, H + 2 * p[0], OW)
+    lead = p[0] if p[0] <= d[0] * (kh - 1) else 0
+    assert kernels.row_geometry(shape, k, p, d) == (lead, Hp - lead, OW)
+    assert U.shape == (kw, C, (lead + N * (Hp - lead)) * OW)
     xpad = np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    np.testing.assert_array_equal(U[:, :, :lead * OW], 0)
+    grid = U[:, :, lead * OW:].reshape(kw, C, N, Hp - lead, OW)
+    np.testing.assert_array_equal(grid, kernels.row_grid(U, shape, k, p, d))
     for j in range(kw):
-        np.testing.assert_array_equal(U[j], xpad[:, :, :, j * d[1]:j * d[1] + OW]
+        np.testing.assert_array_equal(grid[j], xpad[:, :, lead:, j * d[1]:j * d[1] + OW]
                                       .transpose(1, 0, 2, 3))
+
+
+def test_row_path_threads_share_no_rows(rng, monkeypatch, threaded):
+    """On 3 threads, each with a part of the batch, the row path's output and gradients equal
+    the one-thread result bit for bit (forward and input gradient) and to rounding (weight
+    gradient, summed in parts): each part multiplies the zero rows before its first image
+    itself, in a buffer of its own."""
+    x = rng.standard_normal((7, 3, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    gy = rng.standard_normal((7, 4, 6, 5))
+
+    def run():
+        ts = [minidl.tensor(a, requires_grad=True) for a in (x, w)]
+        y = F.conv2d(*ts, padding=1)
+        y.backward(minidl.tensor(gy))
+        return y.numpy(), ts[0].grad.numpy(), ts[1].grad.numpy()
+
+    many = run()
+    monkeypatch.setattr(threads, "_MIN_ITEMS", 1 << 60)            # one part: no threads
+    one = run()
+    np.testing.assert_array_equal(many[0], one[0])
+    np.testing.assert_array_equal(many[1], one[1])
+    np.testing.assert_allclose(many[2], one[2], rtol=1e-13)
+    np.testing.assert_allclose(one[0], R.conv2d(x, w, None, 1, 1, 1, 1), atol=1e-12)
 
 
 def test_importing_minidl_does_not_import_cupy():

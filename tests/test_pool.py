@@ -87,8 +87,8 @@ def test_limit_is_respected_and_falls_back(rng):
     x = minidl.tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
     ws = [minidl.tensor(rng.standard_normal((3, 3, 3, 3)), requires_grad=True)
           for _ in range(3)]
-    # bytes of one layer's float64 row columns (C, KW, N, H + 2, OW): what the CPU keeps
-    one = 8 * int(np.prod(kernels.row_unfold_shape((2, 3, 6, 6), 3, (1, 1), (1, 1))))
+    # bytes of one layer's float64 row columns (KW, C, (1 + N*(H + 1))*OW): what the CPU keeps
+    one = 8 * int(np.prod(kernels.row_unfold_shape((2, 3, 6, 6), (3, 3), (1, 1), (1, 1))))
     old = kernels.pool.set_limit(2 * one, 0)
     try:
         y = x

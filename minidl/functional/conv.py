@@ -12,9 +12,10 @@ elementwise ops keep it), and the gradients flowing back arrive in it too, so
 Row path (``_rows_forward``, host only): im2col's columns are a KH*KW-fold copy of the input,
 and on the CPU writing and reading them back costs more than the GEMM. The row columns of
 ``kernels.unfold_rows`` are only a KW-fold copy (unfolded along the width, kept whole along
-the height); one GEMM multiplies them by every kernel row, and each kernel row's product is
-summed in shifted by its row offset. For ResNet-20's 3x3 convolutions that made forward plus
-backward 1.4-1.7x faster (``benchmarks/RESULTS.md``). The GPU keeps im2col: its kernel writes
+the height, each image's top padding rows shared with the zero rows before it); one GEMM
+multiplies them by every kernel row, and each kernel row's product is summed in shifted by its
+row offset. For ResNet-20's 3x3 convolutions that made forward plus backward 1.4-1.7x
+faster (``benchmarks/RESULTS.md``). The GPU keeps im2col: its kernel writes
 the columns at memory speed, and one GEMM per conv is fewer launches.
 """
 from __future__ import annotations
@@ -102,31 +103,40 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
     One GEMM multiplies them by all kernel rows at once; each kernel row's product is then read
     shifted by its row offset, and the shifted products are summed into the output:
 
-        Z[i, o, p] = sum_(j, c) W[o, c, i, j] U[j, c, p]                   (p = (n, hp, ow))
-        y[n, o, oh, ow] = b[o] + sum_i Z[i, o, (n, oh + i*DH, ow)]
+        Z[i, o, q] = sum_(j, c) W[o, c, i, j] U[j, c, q]           (q: U's flat positions)
+        y[n, o, oh, ow] = b[o] + sum_i Z[i, o, (n*Hr + oh + i*DH)*OW + ow]
 
-    Returns the NCHW view of the (O, N, OH, OW) output, U, and whether ``kernels.pool`` lent
-    U for ``owner`` (else it lives in the scratch buffer ``name``)."""
+    (``kernels.row_geometry``: Hr grid rows per image, after ``lead`` zero rows.) Each thread
+    multiplies its images' part of U together with the ``lead`` rows before it (the previous
+    image's trailing zero rows), into a Z of its own. Returns the NCHW view of the
+    (O, N, OH, OW) output, U, and whether ``kernels.pool`` lent U for ``owner`` (else it lives
+    in the scratch buffer ``name``)."""
     N = x.shape[0]
     O, C, KH, KW = W.shape
-    shape = kernels.row_unfold_shape(x.shape, KW, padding, dilation)
-    Hp, OW = shape[3], shape[4]
+    shape = kernels.row_unfold_shape(x.shape, (KH, KW), padding, dilation)
+    lead, Hr, OW = kernels.row_geometry(x.shape, (KH, KW), padding, dilation)
     dh = dilation[0]
-    OH = Hp - dh * (KH - 1)
+    OH = lead + Hr - dh * (KH - 1)
     U = None if owner is None else kernels.pool.take(shape, x.dtype, owner)
     lent = U is not None
     if not lent:
         U = kernels.scratch(name, shape, x.dtype, x)
-    Z = kernels.scratch("conv_rows_z", (KH, O, N, Hp, OW), x.dtype, x)
     Wrows = np.ascontiguousarray(W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C))  # (i,o),(j,c)
     Y = np.empty((O, N, OH, OW), x.dtype)
     extra = [] if b is None else [b[:, None, None, None]]
 
     def part(lo, hi):                      # images lo..hi-1, on one thread (kernels.threads)
-        Up, Zp, Yp = U[:, :, lo:hi], Z[:, :, lo:hi], Y[:, lo:hi]
-        kernels.unfold_rows(x[lo:hi], KW, padding, dilation, out=Up)
-        np.matmul(Wrows, threads.view(Up, (KW * C, -1)), out=threads.view(Zp, (KH * O, -1)))
-        shifted = [Zp[i, :, :, i * dh:i * dh + OH] for i in range(KH)]
+        n = hi - lo
+        Up = U[:, :, lo * Hr * OW:(lead + hi * Hr) * OW]
+        kernels.unfold_rows(x[lo:hi], (KH, KW), padding, dilation, out=Up)
+        Z = kernels.scratch("conv_rows_z", (KH, O, Up.shape[2]), x.dtype, x)   # this thread's
+        np.matmul(Wrows, threads.view(Up, (KW * C, -1)), out=threads.view(Z, (KH * O, -1)))
+        step = Z.itemsize
+        shifted = [np.lib.stride_tricks.as_strided(
+            Z[i, :, i * dh * OW:], (O, n, OH, OW), (Z.strides[1], Hr * OW * step, OW * step,
+                                                    step), writeable=False)
+            for i in range(KH)]
+        Yp = Y[:, lo:hi]
         if KH == 1:
             Yp[...] = shifted[0]
         else:
@@ -134,26 +144,25 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
         for more in shifted[2:] + extra:
             Yp += more
 
-    threads.parallel(part, N, items=Z.size)
+    threads.parallel(part, N, items=Y.size * KH)
     return Y.transpose(1, 0, 2, 3), U, lent
 
 
-def _row_span(U, KH, dh):
-    """(KW*C, N*Hp*OW) view of the row columns, and L: the positions every kernel row's
-    shifted view covers (all valid outputs; the tail past them is the last image's cropped
-    rows)."""
+def _row_span(U, KH, dh, OW):
+    """(KW*C, lead*OW + N*Hr*OW) view of the row columns, and L: the positions every kernel
+    row's shifted view covers (all valid outputs; the tail past them is the last image's
+    cropped rows)."""
     U2 = U.reshape(U.shape[0] * U.shape[1], -1)
-    return U2, U2.shape[1] - dh * (KH - 1) * U.shape[4]
+    return U2, U2.shape[1] - dh * (KH - 1) * OW
 
 
-def _row_weight_grad(U, gYw, W_shape, dh):
+def _row_weight_grad(U, gYw, W_shape, dh, OW):
     """gW[o, c, i, j] = sum_p gYw[o, p] * U2[(j, c), p + i*DH*OW], one GEMM per kernel row;
-    gYw (O, L) is gy on U's positions, zero on the cropped ones. With threads
-    (``kernels.threads``) each takes a range of positions, and their partial sums are added
-    in a fixed order."""
+    gYw (O, L) is gy on the grid's positions (p = (n*Hr + oh)*OW + ow), zero on the cropped
+    ones. With threads (``kernels.threads``) each takes a range of positions, and their
+    partial sums are added in a fixed order."""
     O, C, KH, KW = W_shape
-    U2, L = _row_span(U, KH, dh)
-    OW = U.shape[4]
+    U2, L = _row_span(U, KH, dh, OW)
 
     def part(lo, hi):
         R = np.empty((KH, KW * C, O), U.dtype)
@@ -260,9 +269,10 @@ class Conv2d(Function):
     def _backward_rows(self, x, W, gy):
         """Backward of the row path (``_rows_forward``): gx is the row-path convolution of gy
         with the flipped, transposed kernel; gW takes one GEMM per kernel row against the row
-        columns kept from forward (recomputed when the pool had no room). gy on U's positions
-        is the unshifted plane of gy's own row columns when the padding is "same" (then both
-        grids have the same padded height), else a zero-padded copy of gy."""
+        columns kept from forward (recomputed when the pool had no room). gy on U's grid
+        positions is the unshifted plane of gy's own row columns when the padding is "same"
+        (then both grids have the same rows per image and the same leading rows), else a
+        zero-padded copy of gy."""
         p, d = self.padding, self.dilation
         O, C, KH, KW = W.shape
         needs = self.needs_input_grad
@@ -280,17 +290,17 @@ class Conv2d(Function):
         if needs[1]:
             kept, self.cols = self.cols, None
             U = kept if kept is not None else kernels.unfold_rows(
-                x, KW, p, d, out=kernels.scratch("conv_rows_x", kernels.row_unfold_shape(
-                    x.shape, KW, p, d), x.dtype, x))
-            _, L = _row_span(U, KH, d[0])
+                x, (KH, KW), p, d, out=kernels.scratch("conv_rows_x", kernels.row_unfold_shape(
+                    x.shape, (KH, KW), p, d), x.dtype, x))
+            lead, Hr, OW = kernels.row_geometry(x.shape, (KH, KW), p, d)
+            _, L = _row_span(U, KH, d[0], OW)
             same = pt == p and p[1] % d[1] == 0
-            if G is not None and same:
-                OW = G.shape[4]
-                plane = G[p[1] // d[1]].reshape(O, -1)
-                gYw = plane[:, p[0] * OW:p[0] * OW + L]
+            if G is not None and same:     # gy's grid has x's: the same rows, lead and top
+                start = p[0] * OW          # (lead + top) rows: past the lead to gy's first row
+                gYw = G[p[1] // d[1]][:, start:start + L]
             else:
-                gYw = _widen_rows(gy, U.shape[3]).reshape(O, -1)[:, :L]
-            gW = _row_weight_grad(U, gYw, W.shape, d[0])
+                gYw = _widen_rows(gy, Hr).reshape(O, -1)[:, :L]
+            gW = _row_weight_grad(U, gYw, W.shape, d[0], OW)
             if kept is not None:
                 kernels.pool.give(kept)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)

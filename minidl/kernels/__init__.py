@@ -10,7 +10,8 @@ here; CuPy is touched only when a CuPy array arrives.
 from .. import backend
 from . import im2col as reference
 from . import pool, threads
-from .im2col import out_size, release_scratch, row_unfold_shape, scratch, unfold_rows
+from .im2col import (out_size, release_scratch, row_geometry, row_grid, row_unfold_shape, scratch,
+                     unfold_rows)
 
 
 def _on_host(x):
@@ -113,4 +114,4 @@ def col2im(col, x_shape, stride, padding, dilation):
 
 
 __all__ = ["col2im", "im2col", "matmul", "out_size", "pool", "reference", "release_scratch",
-           "row_unfold_shape", "scratch", "unfold_rows"]
+           "row_geometry", "row_grid", "row_unfold_shape", "scratch", "unfold_rows"]

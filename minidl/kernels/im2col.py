@@ -122,50 +122,74 @@ def im2col(x, kernel_size, stride, padding, dilation, out=None):
     return col
 
 
-def row_unfold_shape(x_shape, kernel_width, padding, dilation):
-    """(KW, C, N, Hp, OW) of ``unfold_rows``: Hp = H + 2*PH, OW the stride-1 output width."""
+def row_geometry(x_shape, kernel_size, padding, dilation):
+    """(lead, Hr, OW) of ``unfold_rows``: the leading padding rows each image leaves out (the
+    top padding PH when PH <= DH*(KH-1), else 0), the grid rows per image Hr = H + 2*PH - lead,
+    and OW, the stride-1 output width."""
     N, C, H, W = x_shape
-    return (kernel_width, C, N, H + 2 * padding[0],
-            W + 2 * padding[1] - dilation[1] * (kernel_width - 1))
+    (KH, KW), (ph, pw), (dh, dw) = kernel_size, padding, dilation
+    lead = ph if ph <= dh * (KH - 1) else 0
+    return lead, H + 2 * ph - lead, W + 2 * pw - dw * (KW - 1)
 
 
-def unfold_rows(x, kernel_width, padding, dilation, out=None):
+def row_unfold_shape(x_shape, kernel_size, padding, dilation):
+    """(KW, C, lead*OW + N*Hr*OW): the shape of ``unfold_rows``'s buffer (``row_geometry``)."""
+    lead, Hr, OW = row_geometry(x_shape, kernel_size, padding, dilation)
+    return (kernel_size[1], x_shape[1], (lead + x_shape[0] * Hr) * OW)
+
+
+def row_grid(U, x_shape, kernel_size, padding, dilation):
+    """The (KW, C, N, Hr, OW) grid view of an ``unfold_rows`` buffer (its images, past the
+    leading rows)."""
+    lead, Hr, OW = row_geometry(x_shape, kernel_size, padding, dilation)
+    return threads.view(U[:, :, lead * OW:], U.shape[:2] + (x_shape[0], Hr, OW))
+
+
+def unfold_rows(x, kernel_size, padding, dilation, out=None):
     """Unfold only along the width: the stride-1 convolution's "row columns".
 
     Args:
         x: (N, C, H, W) array, any strides.
-        kernel_width: KW.
-        padding, dilation: (h, w) int pairs (only the width's dilation is used here).
-        out: optional buffer of ``row_unfold_shape``: C-contiguous, or a slice of one along N
-            (a thread's part of the batch).
+        kernel_size: (KH, KW); padding, dilation: (h, w) int pairs.
+        out: optional buffer of ``row_unfold_shape``, its rows (j, c) contiguous (a slice of
+            a larger one along the last axis: a thread's part of the batch).
 
     Returns:
-        U (KW, C, N, Hp, OW), C-contiguous, ``U[j, c, n, hp, ow] = xpad[n, c, hp, ow + j*DW]``
-        with Hp = H + 2*PH rows (the padding rows included) and OW = W + 2*PW - DW*(KW-1).
+        U (KW, C, lead*OW + N*Hr*OW) (``row_geometry``): ``lead`` zero rows of OW values,
+        then every image's Hr rows, ``U[j, c, (lead + n*Hr + r)*OW + ow] = xpad[n, c, r + lead,
+        ow + j*DW]`` with xpad x zero-padded by (PH, PW): each image's grid starts below its
+        leading padding rows, which the zero rows before it (the previous image's trailing
+        padding rows, or the leading ones) stand in for.
 
-    Why: flattened, ``U2 = U.reshape(KW*C, N*Hp*OW)`` holds im2col's columns for every kernel
-    row at once, shifted: the columns of kernel row i are the plain 2-D view
-    ``U2[:, i*DH*OW : i*DH*OW + L]`` (the output pixel (n, oh, ow) sits at (n*Hp + oh)*OW +
-    ow and reads rows oh + i*DH of the same image). So a stride-1 convolution is KH GEMMs over
-    views of a KW-fold copy of x instead of one GEMM over a KH*KW-fold copy: a third of the
-    copying for 3x3 kernels. Positions with oh >= OH (the last DH*(KH-1) rows of each image)
-    mix two images and are cropped away by the caller.
+    Why: flattened, ``U2 = U.reshape(KW*C, -1)`` holds im2col's columns for every kernel row
+    at once, shifted: the columns of kernel row i are the plain 2-D view
+    ``U2[:, i*DH*OW : i*DH*OW + L]`` (the output pixel (n, oh, ow) sits at p = (n*Hr + oh)*OW
+    + ow and reads grid rows oh + i*DH - lead of the same image). So a stride-1 convolution is
+    KH GEMMs over views of a KW-fold copy of x instead of one GEMM over a KH*KW-fold copy: a
+    third of the copying for 3x3 kernels. Positions with oh >= OH (the last Hr - OH rows of
+    each image) mix two images and are cropped away by the caller. Sharing the padding rows
+    makes a 3x3 "same" convolution's grid H+1 rows per image, not H+2 (9 of 8 rows at 8x8 go
+    through the GEMMs, not 10).
     """
     xp = backend.xp_of(x)
     N, C, H, W = x.shape
+    KW = kernel_size[1]
     ph, pw = padding
     dw = dilation[1]
-    shape = row_unfold_shape(x.shape, kernel_width, padding, dilation)
-    OW = shape[4]
-    U = xp.empty(shape, x.dtype) if out is None else out
+    lead, Hr, OW = row_geometry(x.shape, kernel_size, padding, dilation)
+    U = xp.empty(row_unfold_shape(x.shape, kernel_size, padding, dilation), x.dtype) \
+        if out is None else out
+    U[:, :, :lead * OW] = 0
+    G = row_grid(U, x.shape, kernel_size, padding, dilation)         # (KW, C, N, Hr, OW)
+    top = ph - lead                                 # the grid row of each image's first row
     xt = x.transpose(1, 0, 2, 3)                                     # (C, N, H, W) view
-    rows = U[:, :, :, ph:ph + H]
+    rows = G[:, :, :, top:top + H]
     same = OW == W and pw % dw == 0           # "same" padding: one plane holds x unshifted
-    planes = [pw // dw] if same else range(kernel_width)
+    planes = [pw // dw] if same else range(KW)
     for j in planes:
-        if ph:
-            U[j, :, :, :ph] = 0
-            U[j, :, :, ph + H:] = 0
+        if top:
+            G[j, :, :, :top] = 0
+        G[j, :, :, top + H:] = 0
         s = j * dw - pw                        # output column ow reads input column ow + s
         lo, hi = max(0, -s), max(0, min(OW, W - s))
         rows[j, :, :, :, :lo] = 0
@@ -174,20 +198,20 @@ def unfold_rows(x, kernel_width, padding, dilation, out=None):
             rows[j, :, :, :, lo:hi] = xt[:, :, :, lo + s:hi + s]
     if same:
         # every other plane is the unshifted one moved by k = (j - jc)*DW positions of the
-        # flat (n, hp, ow) sequence of each channel: one long copy each, then the k columns
+        # flat (n, r, ow) sequence of each channel: one long copy each, then the k columns
         # that came from the neighbouring row are zeroed (they are padding columns)
         jc = pw // dw
-        flat = threads.view(U, (kernel_width, C, -1))
-        for j in range(kernel_width):
+        flat = threads.view(G, (KW, C, -1))
+        for j in range(KW):
             k = (j - jc) * dw
             if abs(k) >= OW:                   # the shift leaves the image: all padding
-                U[j] = 0
+                G[j] = 0
             elif k > 0:
                 flat[j, :, :-k] = flat[jc, :, k:]
-                U[j, :, :, :, OW - k:] = 0
+                G[j, :, :, :, OW - k:] = 0
             elif k < 0:
                 flat[j, :, -k:] = flat[jc, :, :k]
-                U[j, :, :, :, :-k] = 0
+                G[j, :, :, :, :-k] = 0
     return U
 
 
