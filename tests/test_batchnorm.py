@@ -7,6 +7,7 @@ import pytest
 import minidl
 import minidl.functional as F
 import minidl.nn as nn
+from minidl.kernels import threads
 from tests import reference as R
 from tests.helpers import check_op, host, to_tensor
 
@@ -114,6 +115,54 @@ def test_channel_major_input(rng):
     t.data = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     np.testing.assert_allclose(F.batch_norm(t, None, None, training=True).numpy(),
                                R.batch_norm_train(x, None, None, 1e-5)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("act", [None, "relu", "relu6"])
+def test_eval_on_channel_major_input_in_channel_blocks(rng, monkeypatch, threaded, act):
+    """Eval mode on the channel-major memory a convolution gives runs as y = x * s + t in
+    blocks of channels on the threads (3 here); the same values and gradients as for an NCHW
+    input (which takes the broadcasting form), and it passes gradcheck (weight only, and
+    weight and bias)."""
+    x = rng.standard_normal((3, 5, 4, 2)) * 2.0 + 0.5
+    cm = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    rm = minidl.tensor(rng.standard_normal(5))
+    rv = minidl.tensor(rng.uniform(0.5, 2.0, 5))
+    w, b, gy = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal(x.shape)
+
+    def fn(t, ww, bb=None):
+        if act is None:
+            return F.batch_norm(t, rm, rv, ww, bb, training=False)
+        return F.batch_norm_relu(t, rm, rv, ww, bb, training=False,
+                                 max_value=6.0 if act == "relu6" else None)
+
+    def leaf(a):                        # keeps a's memory layout (minidl.tensor would not)
+        t = minidl.tensor(a, requires_grad=True)
+        t.data = a
+        return t
+
+    real, parts = threads.parallel, []
+
+    def spy(f, n, items=None):
+        parts.append(n)
+        return real(f, n, items)
+
+    monkeypatch.setattr(threads, "parallel", spy)
+    results = []
+    for data, blocks in ((x, []), (cm, [5])):
+        ts = [leaf(a) for a in (data, w, b)]
+        parts.clear()
+        y = fn(*ts)
+        assert parts == blocks                     # channel blocks only for channel-major x
+        y.backward(minidl.tensor(gy))
+        results.append([y.numpy()] + [t.grad.numpy() for t in ts])
+    ref = R.batch_norm_eval(x, rm.numpy(), rv.numpy(), w, b, 1e-5)
+    if act is not None:
+        ref = np.clip(ref, 0, 6.0 if act == "relu6" else None)
+    np.testing.assert_allclose(results[1][0], ref, atol=1e-12)
+    for a, c in zip(*results):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+    assert minidl.gradcheck(fn, [leaf(cm), leaf(w), leaf(b)])
+    assert minidl.gradcheck(fn, [leaf(cm), leaf(w)])
 
 
 def test_torch_parity(rng):

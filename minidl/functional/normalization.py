@@ -196,8 +196,11 @@ def _joined(xp, parts):
 
 
 class BatchNormEval(Function):
-    """y = (x - running_mean) * s + b with s = w / sqrt(running_var + eps): a fixed affine map
-    (followed by max(., 0) with ``relu``, and by min(., top) with ``top``).
+    """y = x * s + t with s = w / sqrt(running_var + eps) and t = b - running_mean * s: a fixed
+    affine map per channel (followed by max(., 0) with ``relu``, and by min(., top) with
+    ``top``), in that form as PyTorch's CPU inference kernel computes it. Two passes over x
+    (three with the activation), on the host threads in channel blocks for channel-major
+    input; x is kept for backward rather than x-hat (recomputed there for gw only).
 
     Gradient (with ``relu`` first gy <- gy * [y > 0], with ``top`` gy <- gy * [0 < y < top]):
     gx = gy * s,
@@ -210,29 +213,52 @@ class BatchNormEval(Function):
 
     def forward(self, x, w=None, b=None):
         xp = backend.xp_of(x)
-        nd = x.ndim
         mean = self.running_mean.astype(x.dtype, copy=False)           # keep x's dtype
         invstd = 1.0 / xp.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
-        xhat = (x - _per_channel(mean, nd)) * _per_channel(invstd, nd)
-        y = xhat if w is None else xhat * _per_channel(w, nd)
-        y = y if b is None else y + _per_channel(b, nd)
-        if self.relu:
-            y = xp.maximum(y, 0, out=None if y is xhat else y)
-            if self.top is not None:
-                xp.minimum(y, self.top, out=y)
-        self.save_for_backward(xhat, invstd, w, y if self.relu else None)
+        scale = invstd if w is None else invstd * w
+        shift = -mean * scale if b is None else b - mean * scale
+        x2 = _rows(x) if xp is np else None
+        if x2 is not None and not np.may_share_memory(x2, x):          # not channel-major
+            x2 = None
+        if x2 is None:                                 # on a GPU, or any other layout
+            nd = x.ndim
+            y = x * _per_channel(scale, nd)
+            y += _per_channel(shift, nd)
+            self._activate(xp, y)
+        else:
+            y2 = np.empty_like(x2)
+
+            def part(lo, hi):                          # channels lo..hi-1
+                ys = y2[lo:hi]
+                np.multiply(x2[lo:hi], scale[lo:hi, None], out=ys)
+                ys += shift[lo:hi, None]
+                self._activate(np, ys)
+
+            threads.parallel(part, x2.shape[0], x2.size)
+            y = _unrows(y2, x.shape)
+        self.save_for_backward(x, mean, invstd, scale, y if self.relu else None)
         return y
 
+    def _activate(self, xp, y):
+        if self.relu:
+            xp.maximum(y, 0, out=y)
+            if self.top is not None:
+                xp.minimum(y, self.top, out=y)
+
     def backward(self, gy):
-        xhat, invstd, w, y = self.saved
+        x, mean, invstd, scale, y = self.saved
         if y is not None:                                   # through the fused ReLU (or ReLU6)
             gy = _through(gy, y, self.top)
         axes, nd = _axes(gy), gy.ndim
-        gx = None
-        if self.needs_input_grad[0]:
-            gx = gy * _per_channel(invstd if w is None else invstd * w, nd)
-        rest = ((gy * xhat).sum(axis=axes), gy.sum(axis=axes))
-        return (gx,) + rest[:len(self.needs_input_grad) - 1]
+        needs = self.needs_input_grad
+        gx = gy * _per_channel(scale, nd) if needs[0] else None
+        gw = gb = None
+        if len(needs) > 1 and needs[1]:
+            xhat = (x - _per_channel(mean, nd)) * _per_channel(invstd, nd)
+            gw = (gy * xhat).sum(axis=axes)
+        if len(needs) > 2 and needs[2]:
+            gb = gy.sum(axis=axes)
+        return (gx, gw, gb)[:len(needs)]
 
 
 def _check_vector(op, name, v, C, x):
