@@ -69,6 +69,20 @@ def _dot_rows(a, b):
     return part.sum(axis=1, dtype=np.float64).astype(a.dtype)
 
 
+def _mean_rows(a):
+    """Per-row means of a (C, M) array in its dtype: float32 sums of blocks of up to 4096
+    values (a batched BLAS product with ones) added up in float64. As close to the exact mean
+    as NumPy's pairwise float32 mean (1e-7 on a CIFAR batch's channels), in 40-65% less time
+    here."""
+    xp = backend.xp_of(a)
+    C, n = a.shape
+    k = _blocks(n)
+    if k is None:
+        return a.mean(axis=1)
+    part = xp.matmul(a.reshape(C, n // k, 1, k), xp.ones((k, 1), a.dtype))[:, :, 0, 0]
+    return (part.sum(axis=1, dtype=np.float64) * (1.0 / n)).astype(a.dtype)
+
+
 def _sum_rows(a):
     """Per-row sums of a (C, M) array accumulated in float64, in its dtype (the bias gradient
     sum(gy) cancels the most: float32 partial sums left 5-8e-7 of it, float64 4e-8)."""
@@ -113,7 +127,7 @@ class BatchNormTrain(Function):
 
         def part(lo, hi):                                # channels lo..hi-1
             xs, xcs, ys = x2[lo:hi], xc[lo:hi], y[lo:hi]
-            mean = xs.mean(axis=1)
+            mean = _mean_rows(xs)
             xp.subtract(xs, mean[:, None], out=xcs)
             var = _dot_rows(xcs, xcs) * (1.0 / n)                        # biased
             invstd = 1.0 / xp.sqrt(var + self.eps)
