@@ -231,9 +231,8 @@ class BatchNormEval(Function):
         invstd = 1.0 / xp.sqrt(self.running_var.astype(x.dtype, copy=False) + self.eps)
         scale = invstd if w is None else invstd * w
         shift = -mean * scale if b is None else b - mean * scale
-        x2 = _rows(x) if xp is np else None
-        if x2 is not None and not np.may_share_memory(x2, x):          # not channel-major
-            x2 = None
+        # channel-major memory (each channel one block): its rows are a free view
+        x2 = _rows(x) if xp is np and x.ndim > 2 and x[:, 0].flags.c_contiguous else None
         if x2 is None:                                 # on a GPU, or any other layout
             nd = x.ndim
             y = x * _per_channel(scale, nd)
