@@ -186,6 +186,26 @@ def test_row_path_threads_share_no_rows(rng, monkeypatch, threaded):
     np.testing.assert_allclose(one[0], R.conv2d(x, w, None, 1, 1, 1, 1), atol=1e-12)
 
 
+def test_row_path_parts_never_read_the_rows_before_them(rng, monkeypatch, threaded):
+    """Each thread's part of the row path unfolds its images after ``lead`` rows that are the
+    previous part's last rows: that part writes zeros there in the end, but not at every moment
+    (its shifted planes pass through them). So no part may read them: here they hold NaN
+    once each part has unfolded its images, and the output is still exact."""
+    x = rng.standard_normal((6, 3, 5, 4))
+    w = rng.standard_normal((4, 3, 3, 3))
+    real = kernels.unfold_rows
+
+    def unfold_then_spoil(x, kernel_size, padding, dilation, out=None):
+        U = real(x, kernel_size, padding, dilation, out=out)
+        lead, _, OW = kernels.row_geometry(x.shape, kernel_size, padding, dilation)
+        U[:, :, :lead * OW] = np.nan
+        return U
+
+    monkeypatch.setattr(kernels, "unfold_rows", unfold_then_spoil)
+    y = F.conv2d(minidl.tensor(x), minidl.tensor(w), padding=1).numpy()
+    np.testing.assert_allclose(y, R.conv2d(x, w, None, 1, 1, 1, 1), atol=1e-12)
+
+
 def test_importing_minidl_does_not_import_cupy():
     import subprocess
     import sys

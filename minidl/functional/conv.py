@@ -107,8 +107,8 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
         y[n, o, oh, ow] = b[o] + sum_i Z[i, o, (n*Hr + oh + i*DH)*OW + ow]
 
     (``kernels.row_geometry``: Hr grid rows per image, after ``lead`` zero rows.) Each thread
-    multiplies its images' part of U together with the ``lead`` rows before it (the previous
-    image's trailing zero rows), into a Z of its own. Returns the NCHW view of the
+    multiplies its images' part of U into a Z of its own, which starts with the products of
+    ``lead`` zero rows (the rows before its first image, read by the first kernel rows). Returns the NCHW view of the
     (O, N, OH, OW) output, U, and whether ``kernels.pool`` lent U for ``owner`` (else it lives
     in the scratch buffer ``name``)."""
     N = x.shape[0]
@@ -125,12 +125,20 @@ def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
     Y = np.empty((O, N, OH, OW), x.dtype)
     extra = [] if b is None else [b[:, None, None, None]]
 
+    m = lead * OW
+    edge = np.matmul(Wrows, np.zeros((KW * C, m), x.dtype))   # the products of the lead rows
+
     def part(lo, hi):                      # images lo..hi-1, on one thread (kernels.threads)
         n = hi - lo
-        Up = U[:, :, lo * Hr * OW:(lead + hi * Hr) * OW]
+        # its images and the lead rows before them, which are the previous part's last rows:
+        # unfold_rows zeroes them (the previous part too writes only zeros there in the end,
+        # but not at every moment), and this part never reads them, using ``edge`` instead
+        Up = U[:, :, lo * Hr * OW:m + hi * Hr * OW]
         kernels.unfold_rows(x[lo:hi], (KH, KW), padding, dilation, out=Up)
         Z = kernels.scratch("conv_rows_z", (KH, O, Up.shape[2]), x.dtype, x)   # this thread's
-        np.matmul(Wrows, threads.view(Up, (KW * C, -1)), out=threads.view(Z, (KH * O, -1)))
+        threads.view(Z, (KH * O, -1))[:, :m] = edge
+        np.matmul(Wrows, threads.view(Up[:, :, m:], (KW * C, -1)),
+                  out=threads.view(Z[:, :, m:], (KH * O, -1)))
         step = Z.itemsize
         shifted = [np.lib.stride_tricks.as_strided(
             Z[i, :, i * dh * OW:], (O, n, OH, OW), (Z.strides[1], Hr * OW * step, OW * step,
