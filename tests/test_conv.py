@@ -186,11 +186,12 @@ def test_row_path_threads_share_no_rows(rng, monkeypatch, threaded):
     np.testing.assert_allclose(one[0], R.conv2d(x, w, None, 1, 1, 1, 1), atol=1e-12)
 
 
-def test_row_path_parts_never_read_the_rows_before_them(rng, monkeypatch, threaded):
+def test_row_path_parts_never_read_the_rows_before_them(rng, monkeypatch):
     """Each thread's part of the row path unfolds its images after ``lead`` rows that are the
     previous part's last rows: that part writes zeros there in the end, but not at every moment
-    (its shifted planes pass through them). So no part may read them: here they hold NaN
-    once each part has unfolded its images, and the output is still exact."""
+    (its shifted planes pass through them). So no part may read them. Here the parts run one
+    after the other, and each spoils those rows with NaN once it has unfolded its images (the
+    previous part, already done, read them as zeros): the output is still exact."""
     x = rng.standard_normal((6, 3, 5, 4))
     w = rng.standard_normal((4, 3, 3, 3))
     real = kernels.unfold_rows
@@ -201,7 +202,12 @@ def test_row_path_parts_never_read_the_rows_before_them(rng, monkeypatch, thread
         U[:, :, :lead * OW] = np.nan
         return U
 
+    def parts_in_turn(fn, n, items=None):
+        for lo, hi in threads.split(n, 3):
+            fn(lo, hi)
+
     monkeypatch.setattr(kernels, "unfold_rows", unfold_then_spoil)
+    monkeypatch.setattr(threads, "parallel", parts_in_turn)
     y = F.conv2d(minidl.tensor(x), minidl.tensor(w), padding=1).numpy()
     np.testing.assert_allclose(y, R.conv2d(x, w, None, 1, 1, 1, 1), atol=1e-12)
 
