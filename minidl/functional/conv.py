@@ -9,23 +9,20 @@ conv's im2col, batch norm, ReLU and pooling read that layout in place (NumPy and
 elementwise ops keep it), and the gradients flowing back arrive in it too, so
 ``gy.transpose(1, 0, 2, 3).reshape(C_out, -1)`` is free in backward.
 
-Row path (``_rows_forward``, host only): im2col's columns are a KH*KW-fold copy of the input,
-and on the CPU writing and reading them back costs more than the GEMM. The row columns of
-``kernels.unfold_rows`` are only a KW-fold copy (unfolded along the width, kept whole along
-the height, each image's top padding rows shared with the zero rows before it); one GEMM
-multiplies them by every kernel row, and each kernel row's product is summed in shifted by its
-row offset. For ResNet-20's 3x3 convolutions that made forward plus backward 1.4-1.7x
-faster (``benchmarks/RESULTS.md``). The GPU keeps im2col: its kernel writes
-the columns at memory speed, and one GEMM per conv is fewer launches.
+Row path (``functional/conv_rows.py``, host only): im2col's columns are a KH*KW-fold copy of
+the input, and on the CPU writing and reading them back costs more than the GEMM; the row
+columns unfold the width only, and one GEMM multiplies them by every kernel row. For
+ResNet-20's 3x3 convolutions that made forward plus backward 1.4-1.7x faster
+(``benchmarks/RESULTS.md``). The GPU keeps im2col: its kernel writes the columns at memory
+speed, and one GEMM per conv is fewer launches.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend, kernels
 from .._checks import check_int
-from ..kernels import depthwise, threads
 from ..autograd import Function
+from ..kernels import depthwise
+from . import conv_rows as rows
 from ._utils import check_float, check_pair
 
 
@@ -40,8 +37,8 @@ def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
         if b is not None:
             y += b[:, None, None]
         return y, None
-    if _by_rows(x, W, stride, groups):
-        y, U, lent = _rows_forward(x, W, b, padding, dilation, W if keep else None)
+    if rows.by_rows(x, W, stride, groups):
+        y, U, lent = rows.rows_forward(x, W, b, padding, dilation, W if keep else None)
         return y, (U if lent else None)
     N, C, H, Wd = x.shape
     O, Cg, KH, KW = W.shape
@@ -74,18 +71,6 @@ def _columns(x, kernel_size, stride, padding, dilation, owner=None):
     return col.reshape(C * kernel_size[0] * kernel_size[1], N * OH * OW), lent
 
 
-def _by_rows(x, W, stride, groups):
-    """Whether this convolution takes the row path: on the host, stride 1, one group, a kernel
-    larger than 1x1 (whose columns are x itself), and less memory traffic than im2col's (per
-    output position: row columns KW*C written, products KH*O written and read back, against
-    im2col's KH*KW*C columns written and read and O outputs; a 3-channel stem is cheaper by
-    im2col)."""
-    O, C, KH, KW = W.shape
-    return (stride == (1, 1) and groups == 1 and KH * KW > 1
-            and KW * C + 2 * KH * O < 2 * KH * KW * C + O
-            and not backend._is_cupy_array(x))
-
-
 def _depthwise(x, W, stride, padding, dilation, groups):
     """Whether this convolution takes the direct depthwise path (``kernels.depthwise``): on the
     host, one input and one output channel per group (of several), and output rows of at
@@ -95,92 +80,6 @@ def _depthwise(x, W, stride, padding, dilation, groups):
     OW = kernels.out_size(x.shape[3], KW, stride[1], padding[1], dilation[1])
     return (groups > 1 and Cg == 1 and O == groups and OW >= depthwise.MIN_WIDTH
             and not backend._is_cupy_array(x))
-
-
-def _rows_forward(x, W, b, padding, dilation, owner=None, name="conv_rows_x"):
-    """The row path of a stride-1 convolution on the host, over the row columns
-    ``U = kernels.unfold_rows(x)`` (a KW-fold copy of x, where im2col makes a KH*KW-fold one).
-    One GEMM multiplies them by all kernel rows at once; each kernel row's product is then read
-    shifted by its row offset, and the shifted products are summed into the output:
-
-        Z[i, o, q] = sum_(j, c) W[o, c, i, j] U[j, c, q]           (q: U's flat positions)
-        y[n, o, oh, ow] = b[o] + sum_i Z[i, o, (n*Hr + oh + i*DH)*OW + ow]
-
-    (``kernels.row_geometry``: Hr grid rows per image, after ``lead`` zero rows.) Each thread
-    multiplies its images' part of U into a Z of its own, which starts with the products of
-    ``lead`` zero rows (the rows before its first image, read by the first kernel rows). Returns the NCHW view of the
-    (O, N, OH, OW) output, U, and whether ``kernels.pool`` lent U for ``owner`` (else it lives
-    in the scratch buffer ``name``)."""
-    N = x.shape[0]
-    O, C, KH, KW = W.shape
-    shape = kernels.row_unfold_shape(x.shape, (KH, KW), padding, dilation)
-    lead, Hr, OW = kernels.row_geometry(x.shape, (KH, KW), padding, dilation)
-    dh = dilation[0]
-    OH = lead + Hr - dh * (KH - 1)
-    U = None if owner is None else kernels.pool.take(shape, x.dtype, owner)
-    lent = U is not None
-    if not lent:
-        U = kernels.scratch(name, shape, x.dtype, x)
-    Wrows = np.ascontiguousarray(W.transpose(2, 0, 3, 1).reshape(KH * O, KW * C))  # (i,o),(j,c)
-    Y = np.empty((O, N, OH, OW), x.dtype)
-    extra = [] if b is None else [b[:, None, None, None]]
-
-    m = lead * OW
-    edge = np.matmul(Wrows, np.zeros((KW * C, m), x.dtype))   # the products of the lead rows
-
-    def part(lo, hi):                      # images lo..hi-1, on one thread (kernels.threads)
-        n = hi - lo
-        # its images and the lead rows before them, which are the previous part's last rows:
-        # unfold_rows zeroes them (the previous part too writes only zeros there in the end,
-        # but not at every moment), and this part never reads them, using ``edge`` instead
-        Up = U[:, :, lo * Hr * OW:m + hi * Hr * OW]
-        kernels.unfold_rows(x[lo:hi], (KH, KW), padding, dilation, out=Up)
-        Z = kernels.scratch("conv_rows_z", (KH, O, Up.shape[2]), x.dtype, x)   # this thread's
-        threads.view(Z, (KH * O, -1))[:, :m] = edge
-        np.matmul(Wrows, threads.view(Up[:, :, m:], (KW * C, -1)),
-                  out=threads.view(Z[:, :, m:], (KH * O, -1)))
-        step = Z.itemsize
-        shifted = [np.lib.stride_tricks.as_strided(
-            Z[i, :, i * dh * OW:], (O, n, OH, OW), (Z.strides[1], Hr * OW * step, OW * step,
-                                                    step), writeable=False)
-            for i in range(KH)]
-        Yp = Y[:, lo:hi]
-        if KH == 1:
-            Yp[...] = shifted[0]
-        else:
-            np.add(shifted[0], shifted[1], out=Yp)
-        for more in shifted[2:] + extra:
-            Yp += more
-
-    threads.parallel(part, N, items=Y.size * KH)
-    return Y.transpose(1, 0, 2, 3), U, lent
-
-
-def _row_span(U, KH, dh, OW):
-    """(KW*C, lead*OW + N*Hr*OW) view of the row columns, and L: the positions every kernel
-    row's shifted view covers (all valid outputs; the tail past them is the last image's
-    cropped rows)."""
-    U2 = U.reshape(U.shape[0] * U.shape[1], -1)
-    return U2, U2.shape[1] - dh * (KH - 1) * OW
-
-
-def _row_weight_grad(U, gYw, W_shape, dh, OW):
-    """gW[o, c, i, j] = sum_p gYw[o, p] * U2[(j, c), p + i*DH*OW], one GEMM per kernel row;
-    gYw (O, L) is gy on the grid's positions (p = (n*Hr + oh)*OW + ow), zero on the cropped
-    ones. With threads (``kernels.threads``) each takes a range of positions, and their
-    partial sums are added in a fixed order."""
-    O, C, KH, KW = W_shape
-    U2, L = _row_span(U, KH, dh, OW)
-
-    def part(lo, hi):
-        R = np.empty((KH, KW * C, O), U.dtype)
-        for i in range(KH):
-            s = i * dh * OW
-            np.matmul(U2[:, s + lo:s + hi], gYw[:, lo:hi].T, out=R[i])
-        return R
-
-    R = threads.summed(part, L, items=L * (KW * C + O))
-    return np.ascontiguousarray(R.reshape(KH, KW, C, O).transpose(3, 2, 0, 1))
 
 
 def _grouped_matmul(A, B, groups):
@@ -239,7 +138,7 @@ class Conv2d(Function):
         x, W = self.saved
         if _depthwise(x, W, self.stride, self.padding, self.dilation, self.groups):
             return self._backward_depthwise(x, W, gy)
-        if _by_rows(x, W, self.stride, self.groups):
+        if rows.by_rows(x, W, self.stride, self.groups):
             return self._backward_rows(x, W, gy)
         s, p, d, G = self.stride, self.padding, self.dilation, self.groups
         N, C, H, Wd = x.shape
@@ -275,7 +174,7 @@ class Conv2d(Function):
         return gx, gW, (gy.sum(axis=(0, 2, 3)) if needs[2] else None)
 
     def _backward_rows(self, x, W, gy):
-        """Backward of the row path (``_rows_forward``): gx is the row-path convolution of gy
+        """Backward of the row path (``rows.rows_forward``): gx is the row-path convolution of gy
         with the flipped, transposed kernel; gW takes one GEMM per kernel row against the row
         columns kept from forward (recomputed when the pool had no room). gy on U's grid
         positions is the unshifted plane of gy's own row columns when the padding is "same"
@@ -291,8 +190,8 @@ class Conv2d(Function):
         G = None
         if needs[0]:
             if min(pt) >= 0:
-                gx, G, _ = _rows_forward(gy, _flipped_transposed(W, 1), None, pt, d,
-                                         name="conv_rows_gy")
+                gx, G, _ = rows.rows_forward(gy, _flipped_transposed(W, 1), None, pt, d,
+                                             name="conv_rows_gy")
             else:               # padding wider than the kernel's reach
                 gx = _input_grad_col2im(W, gy, x.shape, (1, 1), p, d, 1)
         if needs[1]:
@@ -300,27 +199,18 @@ class Conv2d(Function):
             U = kept if kept is not None else kernels.unfold_rows(
                 x, (KH, KW), p, d, out=kernels.scratch("conv_rows_x", kernels.row_unfold_shape(
                     x.shape, (KH, KW), p, d), x.dtype, x))
-            lead, Hr, OW = kernels.row_geometry(x.shape, (KH, KW), p, d)
-            _, L = _row_span(U, KH, d[0], OW)
+            _, Hr, OW = kernels.row_geometry(x.shape, (KH, KW), p, d)
+            _, L = rows.row_span(U, KH, d[0], OW)
             same = pt == p and p[1] % d[1] == 0
             if G is not None and same:     # gy's grid has x's: the same rows, lead and top
                 start = p[0] * OW          # (lead + top) rows: past the lead to gy's first row
                 gYw = G[p[1] // d[1]][:, start:start + L]
             else:
-                gYw = _widen_rows(gy, Hr).reshape(O, -1)[:, :L]
-            gW = _row_weight_grad(U, gYw, W.shape, d[0], OW)
+                gYw = rows.widen_rows(gy, Hr).reshape(O, -1)[:, :L]
+            gW = rows.row_weight_grad(U, gYw, W.shape, d[0], OW)
             if kept is not None:
                 kernels.pool.give(kept)
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
-
-
-def _widen_rows(gy, height):
-    """gy (N, O, OH, OW) -> (O, N, height, OW) with zeros in the rows past OH."""
-    N, O, OH, OW = gy.shape
-    g = kernels.scratch("conv_gy", (O, N, height, OW), gy.dtype, gy)
-    g[:, :, OH:] = 0
-    g[:, :, :OH] = gy.transpose(1, 0, 2, 3)
-    return g
 
 
 def _input_grad_col2im(W, gy, x_shape, stride, padding, dilation, groups):
