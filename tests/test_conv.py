@@ -165,8 +165,8 @@ def test_row_columns_match_definition(rng, shape, k, p, d):
 def test_row_path_threads_share_no_rows(rng, monkeypatch, threaded):
     """On 3 threads, each with a part of the batch, the row path's output and gradients equal
     the one-thread result bit for bit (forward and input gradient) and to rounding (weight
-    gradient, summed in parts): each part multiplies the zero rows before its first image
-    itself, in a buffer of its own."""
+    gradient, summed in parts): each part takes the products of the zero rows before its
+    first image from zeros of its own, into a products buffer of its own."""
     x = rng.standard_normal((7, 3, 6, 5))
     w = rng.standard_normal((4, 3, 3, 3))
     gy = rng.standard_normal((7, 4, 6, 5))
