@@ -112,6 +112,7 @@ class _Grid:
                         for i in range(KH) for j in range(KW)]
         # read past the last grid row by the last offsets
         self.slack = max(0, max(s for _, s in self.offsets) + (self.OH - self.Hq) * self.Wq)
+        self.parts = self._parts()
         self.block = -(-RUN // self.cells)
         self.chunk = max(1, CHUNK // (self.block * self.cells))
 
@@ -151,9 +152,9 @@ class _Grid:
         return [W[:, 0, i, j].reshape(-1, 1) for i in range(W.shape[2])
                 for j in range(W.shape[3])]
 
-    def parts(self):
+    def _parts(self):
         """Per phase: its buffer's index, the (rows, columns) slices of its grid that hold
-        input, and the (rows, columns) slices of the input they hold."""
+        input, and the (rows, columns) slices of the input they hold (``self.parts``)."""
         out = []
         for a in range(self.stride[0]):
             r0, h0, nh = _phase_axis(a, self.stride[0], self.padding[0], self.H)
@@ -171,12 +172,12 @@ class _Grid:
     def scatter(self, buf, b, ch, xc):
         """Copy a tile's images (channels, b, H, W) into their phases' grids (the rest stays as
         it is: zero)."""
-        for k, (gr, gc), (xr, xcols) in self.parts():
+        for k, (gr, gc), (xr, xcols) in self.parts:
             self.grid(buf[k], b, ch)[:, :, gr, gc] = xc[:, :, xr, xcols]
 
     def gather(self, buf, b, ch, out):
         """The inverse: the phases' grids' input positions into a tile's images ``out``."""
-        for k, (gr, gc), (xr, xcols) in self.parts():
+        for k, (gr, gc), (xr, xcols) in self.parts:
             out[:, :, xr, xcols] = self.grid(buf[k], b, ch)[:, :, gr, gc]
 
     def valid(self, grid):
