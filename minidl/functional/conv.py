@@ -18,10 +18,12 @@ speed, and one GEMM per conv is fewer launches.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend, kernels
 from .._checks import check_int
 from ..autograd import Function
-from ..kernels import depthwise
+from ..kernels import depthwise, threads
 from . import conv_rows as rows
 from ._utils import check_float, check_pair
 
@@ -119,7 +121,9 @@ class Conv2d(Function):
     step after step instead of page-faulted afresh; recomputed from x when the pool is full):
         gb = sum of gY over N*OH*OW
         gW = gY @ col^T                                   (per group)
-        gx = col2im(W_2d^T @ gY)                          (per group)
+        gx = col2im(W_2d^T @ gY)                          (per group; on the host with a
+                                                          stride, over a wider grid and
+                                                          folded by phases: _input_grad_phases)
     With stride 1, gx is itself a convolution: gy padded by D*(K-1) - P, correlated (same
     dilation) with the kernel flipped in space and with its in/out channels swapped, which
     reuses the fast im2col + GEMM path instead of col2im's scattered adds.
@@ -216,12 +220,45 @@ class Conv2d(Function):
 def _input_grad_col2im(W, gy, x_shape, stride, padding, dilation, groups):
     """gx = col2im(W_2d^T @ gY) per group: the input gradient where it is not a convolution
     of gy (stride > 1, or padding wider than the kernel's reach)."""
+    if stride != (1, 1) and not backend._is_cupy_array(gy):
+        return _input_grad_phases(W, gy, x_shape, stride, padding, dilation, groups)
     O, Cg, KH, KW = W.shape
     N, OH, OW = gy.shape[0], gy.shape[2], gy.shape[3]
     gY = gy.transpose(1, 0, 2, 3).reshape(O, -1)                        # (O, N*OH*OW)
     gcol = _grouped_matmul(_group_t(W, groups), gY, groups)             # (C*KH*KW, ...)
     return kernels.col2im(gcol.reshape(x_shape[1], KH, KW, N, OH, OW), x_shape, stride,
                           padding, dilation)
+
+
+def _input_grad_phases(W, gy, x_shape, stride, padding, dilation, groups):
+    """The strided input gradient on the host, on the threads by images: gy widened with zeros
+    to ``kernels.phase_grid``'s (Gh, Gw) grid, the GEMM W_2d^T @ gY over the grid's positions,
+    then ``kernels.fold_phases`` (whole shifted rows added per phase, where col2im adds short
+    blocks). The GEMM's extra columns (81 of every 64 at 3x3 stride 2 from 16x16, 289 of 256
+    from 32x32, none for 1x1) cost less than the short blocks do."""
+    O, Cg, KH, KW = W.shape
+    N, C, H, Wd = x_shape
+    OH, OW = gy.shape[2:]
+    Gh, Gw = kernels.phase_grid(x_shape, (KH, KW), stride, padding, dilation)
+    Wt = _group_t(W, groups).reshape(groups, Cg * KH * KW, O // groups)
+    gx = np.empty((C, N, H, Wd), gy.dtype)
+
+    def part(lo, hi):                                  # images lo..hi-1 on one thread
+        n = hi - lo
+        g = gy[lo:hi].transpose(1, 0, 2, 3)            # a view for channel-major gy
+        if (Gh, Gw) != (OH, OW):                       # (a 1x1 kernel's grid is gy's own)
+            g = kernels.scratch("conv_gy_grid", (O, n, Gh, Gw), gy.dtype, gy)
+            g[:, :, OH:] = 0
+            g[:, :, :OH, OW:] = 0
+            g[:, :, :OH, :OW] = gy[lo:hi].transpose(1, 0, 2, 3)
+        gcol = kernels.scratch("conv_gcol_grid", (groups, Cg * KH * KW, n * Gh * Gw),
+                               gy.dtype, gy)
+        np.matmul(Wt, g.reshape(groups, O // groups, -1), out=gcol)
+        kernels.fold_phases(gcol.reshape(C, KH, KW, -1), gx[:, lo:hi], stride, padding,
+                            dilation, (Gh, Gw))
+
+    threads.parallel(part, N, items=N * C * KH * KW * Gh * Gw)
+    return gx.transpose(1, 0, 2, 3)
 
 
 def _group_t(W, groups):

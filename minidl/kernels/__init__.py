@@ -10,8 +10,8 @@ here; CuPy is touched only when a CuPy array arrives.
 from .. import backend
 from . import im2col as reference
 from . import pool, threads
-from .im2col import (out_size, release_scratch, row_geometry, row_grid, row_unfold_shape, scratch,
-                     unfold_rows)
+from .im2col import (fold_phases, out_size, phase_grid, release_scratch, row_geometry, row_grid,
+                     row_unfold_shape, scratch, unfold_rows)
 
 
 def _on_host(x):
@@ -113,5 +113,6 @@ def col2im(col, x_shape, stride, padding, dilation):
     return cuda.col2im(col, x_shape, stride, padding, dilation)
 
 
-__all__ = ["col2im", "im2col", "matmul", "out_size", "pool", "reference", "release_scratch",
-           "row_geometry", "row_grid", "row_unfold_shape", "scratch", "unfold_rows"]
+__all__ = ["col2im", "fold_phases", "im2col", "matmul", "out_size", "phase_grid", "pool",
+           "reference", "release_scratch", "row_geometry", "row_grid", "row_unfold_shape",
+           "scratch", "unfold_rows"]

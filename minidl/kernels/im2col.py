@@ -262,3 +262,73 @@ def col2im(col, x_shape, stride, padding, dilation):
 
     threads.parallel_if_host(xp, part, N, items=col.size)
     return gx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# the strided input gradient on the host: col2im over the phase grid
+
+def phase_grid(x_shape, kernel_size, stride, padding, dilation):
+    """(Gh, Gw): the rows and columns per image of the grid ``fold_phases`` works on: at least
+    the output's (OH, OW) plus the largest shift a kernel offset has within its phase, and at
+    least the length of the padded input's longest phase (ceil((H + 2*PH) / SH) rows)."""
+    N, C, H, W = x_shape
+    size = []
+    for axis, n in ((0, H), (1, W)):
+        k, s, p, d = kernel_size[axis], stride[axis], padding[axis], dilation[axis]
+        o = out_size(n, k, s, p, d)
+        size.append(max(o + (k - 1) * d // s, -(-(n + 2 * p) // s)))
+    return tuple(size)
+
+
+def fold_phases(gcol, out, stride, padding, dilation, grid):
+    """col2im (see ``col2im``) for columns that live on a wider grid: the host's input gradient
+    of a strided convolution.
+
+    Args:
+        gcol: (C, KH, KW, n*Gh*Gw) with ``grid`` = (Gh, Gw) = ``phase_grid(...)``: the entry of
+            output pixel (m, oh, ow) at p = (m*Gh + oh)*Gw + ow, zero on the grid's rows
+            oh >= OH and columns ow >= OW (the GEMM of a zero-widened gy gives that).
+        out: (C, n, H, W) array to write (every pixel is written).
+
+    With stride (SH, SW) the padded image splits into SH*SW phases, its pixels (a + SH*R,
+    b + SW*Q); kernel offset (i, j) reaches only phase ((i*DH) % SH, (j*DW) % SW), at R = oh +
+    (i*DH) // SH, Q = ow + (j*DW) // SW. On the grid that shift is one flat offset s =
+    ((i*DH) // SH)*Gw + (j*DW) // SW, and what it shifts in from before each image or row is
+    the zero rows and columns past OH and OW. So each phase is a sum of whole shifted rows of
+    gcol, long unit-stride adds, then one strided copy into ``out``; ``col2im`` instead adds
+    every offset's (OH, OW) blocks in place, whose short rows NumPy runs at a fraction of its
+    speed (3x3 stride 2 at 16x16 and 32x32: about 2.5 and 2 times longer).
+    """
+    C, KH, KW, L = gcol.shape
+    n, H, W = out.shape[1:]
+    Gh, Gw = grid
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    acc = None
+    for a in range(sh):
+        r0 = -(-max(ph - a, 0) // sh)           # the first phase row inside the image
+        h0 = a + sh * r0 - ph
+        for b in range(sw):
+            q0 = -(-max(pw - b, 0) // sw)
+            w0 = b + sw * q0 - pw
+            if h0 >= H or w0 >= W:
+                continue
+            target = out[:, :, h0::sh, w0::sw]
+            rows = slice(r0, r0 + target.shape[2]), slice(q0, q0 + target.shape[3])
+            shifts = [(i, j, (i * dh // sh) * Gw + j * dw // sw) for i in range(KH)
+                      for j in range(KW) if (i * dh) % sh == a and (j * dw) % sw == b]
+            if not shifts:
+                target[...] = 0
+            elif len(shifts) == 1 and shifts[0][2] == 0:
+                i, j, _ = shifts[0]
+                target[...] = gcol[:, i, j].reshape(C, n, Gh, Gw)[:, :, rows[0], rows[1]]
+            else:
+                if acc is None:
+                    acc = scratch("fold_phases", (C, L), gcol.dtype, gcol)
+                for k, (i, j, s) in enumerate(shifts):
+                    if k == 0:
+                        acc[:, :s] = 0
+                        acc[:, s:] = gcol[:, i, j, :L - s]
+                    else:
+                        acc[:, s:] += gcol[:, i, j, :L - s]
+                target[...] = acc.reshape(C, n, Gh, Gw)[:, :, rows[0], rows[1]]
+    return out
