@@ -118,6 +118,33 @@ def test_conv_transpose2d_is_the_adjoint_of_conv2d(device, rng, case):
     np.testing.assert_allclose((cx * y).sum(), (x * host(ty)).sum(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("threads_on", [False, True])
+def test_conv_transpose2d_strided_matches_loops_on_random_geometries(rng, request, threads_on):
+    """Strided transposed convolutions (whose forward is conv2d's phase-grid input gradient
+    on the host), output paddings up to below max(stride, dilation) included."""
+    if threads_on:
+        request.getfixturevalue("threaded")
+    checked = 0
+    while checked < 40:
+        G = int(rng.choice([1, 2]))
+        C, Og = G * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        k = tuple(int(v) for v in rng.integers(1, 4, 2))
+        s = tuple(int(v) for v in rng.integers(2, 4, 2))
+        d = tuple(int(v) for v in rng.integers(1, 4, 2))
+        p = tuple(int(v) for v in rng.integers(0, 3, 2))
+        op = tuple(int(rng.integers(0, max(a, b))) for a, b in zip(s, d))
+        H, W = (int(v) for v in rng.integers(1, 6, 2))
+        if any((n - 1) * a - 2 * q + e * (kk - 1) + o + 1 < 1 for n, a, q, e, kk, o in
+               zip((H, W), s, p, d, k, op)):
+            continue                                # no output: an error, tested elsewhere
+        x, w = rng.standard_normal((2, C, H, W)), rng.standard_normal((C, Og) + k)
+        kw = dict(stride=s, padding=p, output_padding=op, dilation=d, groups=G)
+        y = F.conv_transpose2d(minidl.tensor(x), minidl.tensor(w), **kw)
+        np.testing.assert_allclose(y.numpy(), ref_conv_transpose2d(x, w, None, **kw),
+                                   rtol=1e-12, atol=1e-12, err_msg=str((x.shape, k, kw)))
+        checked += 1
+
+
 def test_conv_transpose2d_float32_and_chained_gradcheck(device, rng):
     """float32 close to float64; a conv2d followed by its transpose (the second sees the
     first's channel-major output) gradchecks as one function."""
