@@ -247,10 +247,11 @@ def _input_grad_phases(W, gy, x_shape, stride, padding, dilation, groups):
         n = hi - lo
         g = gy[lo:hi].transpose(1, 0, 2, 3)            # a view for channel-major gy
         if (Gh, Gw) != (OH, OW):                       # (a 1x1 kernel's grid is gy's own)
-            g = np.empty((O, n, Gh, Gw), gy.dtype)
-            g[:, :, OH:] = 0
-            g[:, :, :OH, OW:] = 0
-            g[:, :, :OH, :OW] = gy[lo:hi].transpose(1, 0, 2, 3)
+            wide = np.empty((O, n, Gh, Gw), gy.dtype)
+            wide[:, :, OH:] = 0
+            wide[:, :, :OH, OW:] = 0
+            wide[:, :, :OH, :OW] = g
+            g = wide
         gcol = np.empty((groups, Cg * KH * KW, n * Gh * Gw), gy.dtype)
         np.matmul(Wt, g.reshape(groups, O // groups, -1), out=gcol)
         kernels.fold_phases(gcol.reshape(C, KH, KW, -1), gx[:, lo:hi], stride, padding,

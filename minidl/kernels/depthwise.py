@@ -51,19 +51,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import threads
+from .im2col import phase_axis
 
 RUN = 2048              # grid positions per channel at least, in a block of images
 CHUNK = 1 << 17         # values per buffer at most, in a block's chunk of channels
 MIN_WIDTH = 4           # output columns from which conv2d takes this path
-
-
-def _phase_axis(phase, stride, pad, size):
-    """Along one axis, phase ``phase`` of the padded input (padded positions phase,
-    phase + stride, ...): the first phase-grid row holding input, the input row there, and how
-    many input rows (h0, h0 + stride, ...) the phase holds."""
-    r0 = max(0, -(-(pad - phase) // stride))
-    h0 = phase + r0 * stride - pad
-    return r0, h0, max(0, -(-(size - h0) // stride))
 
 
 def _zeros_around(stride, pad, size):
@@ -71,7 +63,7 @@ def _zeros_around(stride, pad, size):
     it) on its grid of ceil((size + 2*pad) / stride) rows."""
     hq = -(-(size + 2 * pad) // stride)
     return [(r0, hq - r0 - n) for r0, _, n in
-            (_phase_axis(a, stride, pad, size) for a in range(stride)) if n]
+            (phase_axis(a, stride, pad, size) for a in range(stride)) if n]
 
 
 def _shared_lead(stride, pad, size, out):
@@ -157,10 +149,10 @@ class _Grid:
         input, and the (rows, columns) slices of the input they hold (``self.parts``)."""
         out = []
         for a in range(self.stride[0]):
-            r0, h0, nh = _phase_axis(a, self.stride[0], self.padding[0], self.H)
+            r0, h0, nh = phase_axis(a, self.stride[0], self.padding[0], self.H)
             r0 -= self.lead[0]
             for c in range(self.stride[1]):
-                c0, w0, nw = _phase_axis(c, self.stride[1], self.padding[1], self.W)
+                c0, w0, nw = phase_axis(c, self.stride[1], self.padding[1], self.W)
                 c0 -= self.lead[1]
                 if nh and nw:
                     out.append((a * self.stride[1] + c,

@@ -267,6 +267,15 @@ def col2im(col, x_shape, stride, padding, dilation):
 # ---------------------------------------------------------------------------------------------
 # the strided input gradient on the host: col2im over the phase grid
 
+def phase_axis(phase, stride, pad, size):
+    """Along one axis, phase ``phase`` of the padded input (padded positions phase,
+    phase + stride, ...): the first phase-grid row holding input, the input row there, and how
+    many input rows (h0, h0 + stride, ...) the phase holds."""
+    r0 = max(0, -(-(pad - phase) // stride))
+    h0 = phase + r0 * stride - pad
+    return r0, h0, max(0, -(-(size - h0) // stride))
+
+
 def phase_grid(x_shape, kernel_size, stride, padding, dilation):
     """(Gh, Gw): the rows and columns per image of the grid ``fold_phases`` works on: at least
     the output's (OH, OW) plus the largest shift a kernel offset has within its phase, and at
@@ -305,15 +314,13 @@ def fold_phases(gcol, out, stride, padding, dilation, grid):
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     acc = None
     for a in range(sh):
-        r0 = -(-max(ph - a, 0) // sh)           # the first phase row inside the image
-        h0 = a + sh * r0 - ph
+        r0, h0, nh = phase_axis(a, sh, ph, H)
         for b in range(sw):
-            q0 = -(-max(pw - b, 0) // sw)
-            w0 = b + sw * q0 - pw
-            if h0 >= H or w0 >= W:
+            q0, w0, nw = phase_axis(b, sw, pw, W)
+            if not (nh and nw):                 # a phase of padding only
                 continue
             target = out[:, :, h0::sh, w0::sw]
-            rows = slice(r0, r0 + target.shape[2]), slice(q0, q0 + target.shape[3])
+            rows = slice(r0, r0 + nh), slice(q0, q0 + nw)
             shifts = [(i, j, (i * dh // sh) * Gw + j * dw // sw) for i in range(KH)
                       for j in range(KW) if (i * dh) % sh == a and (j * dw) % sw == b]
             if not shifts:
