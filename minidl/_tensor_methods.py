@@ -113,11 +113,11 @@ class TensorMethods:
     def tanh(self):
         return _F.tanh(self)
 
-    def softmax(self, dim=-1):
-        return _F.softmax(self, dim)
+    def softmax(self, dim, dtype=None):
+        return _F.softmax(self, dim, dtype=dtype)
 
-    def log_softmax(self, dim=-1):
-        return _F.log_softmax(self, dim)
+    def log_softmax(self, dim, dtype=None):
+        return _F.log_softmax(self, dim, dtype=dtype)
 
     def sum(self, dim=None, keepdim=False):
         return _F.sum(self, dim, keepdim)

@@ -48,6 +48,40 @@ def test_softmax_3d_middle_axis(device, rng):
     check_op(lambda t: F.softmax(t, 1), [x], lambda a: _np_softmax(a, 1), device)
 
 
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (2, 3, 4, 5)])
+def test_softmax_without_dim_takes_pytorchs_legacy_dim_and_warns(rng, shape):
+    """PyTorch picks dim 0 for 0-, 1- and 3-D inputs and dim 1 otherwise (deprecated there):
+    a port of ``nn.Softmax()`` on an NCHW batch must normalize the channels, not the width."""
+    x = rng.standard_normal(shape)
+    dim = 0 if len(shape) in (1, 3) else 1
+    for fn, ref in ((F.softmax, _np_softmax(x, dim)),
+                    (F.log_softmax, np.log(_np_softmax(x, dim))),
+                    (minidl.nn.Softmax(), _np_softmax(x, dim)),
+                    (minidl.nn.LogSoftmax(), np.log(_np_softmax(x, dim)))):
+        with pytest.warns(UserWarning, match=f"no 'dim' given.*takes dim={dim}"):
+            y = fn(minidl.tensor(x))
+        np.testing.assert_allclose(y.numpy(), ref, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+def test_softmax_dtype_casts_the_input_first(rng, op):
+    x32 = rng.standard_normal((3, 4)).astype(np.float32)
+    x = minidl.tensor(x32, requires_grad=True)
+    y = getattr(F, op)(x, 1, dtype=minidl.float64)
+    ref = _np_softmax(x32.astype(np.float64), 1)
+    assert y.dtype == minidl.float64
+    np.testing.assert_allclose(y.numpy(), ref if op == "softmax" else np.log(ref), rtol=1e-12)
+    assert getattr(x, op)(1, minidl.float64).dtype == minidl.float64
+    g = rng.standard_normal((3, 4))
+    y.backward(minidl.tensor(g))
+    x64 = minidl.tensor(x32.astype(np.float64), requires_grad=True)
+    getattr(F, op)(x64, 1).backward(minidl.tensor(g))
+    assert x.grad.dtype == minidl.float32
+    np.testing.assert_allclose(x.grad.numpy(), x64.grad.numpy().astype(np.float32), rtol=1e-6)
+    with pytest.raises(TypeError, match=f"{op}: dtype must be floating point, got int64"):
+        getattr(F, op)(x, 1, dtype=minidl.int64)
+
+
 def test_stable_for_huge_logits():
     x = minidl.tensor([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], requires_grad=True)
     for y in (F.softmax(x, 1), F.log_softmax(x, 1), F.sigmoid(x)):

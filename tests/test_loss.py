@@ -294,6 +294,28 @@ def test_ignored_rows_get_no_gradient_and_all_ignored_mean_is_nan(device):
     np.testing.assert_array_equal(F.nll_loss(x, none, reduction="none").numpy(), 0.0)
 
 
+@pytest.mark.parametrize("fn, smoothing", [("cross_entropy", 0.0), ("cross_entropy", 0.3),
+                                           ("nll_loss", 0.0)])
+def test_zero_total_weight_mean_is_nan_with_nan_gradients_on_rows_not_ignored(device, fn,
+                                                                            smoothing):
+    """The kept rows all weigh 0: the 'mean' divides by 0. PyTorch's loss is NaN and so is the
+    gradient of every row not ignored (at its label's column for nll_loss); ignored rows get 0.
+    Label smoothing must not make the loss +-inf while the gradient stays finite."""
+    x = minidl.tensor(np.arange(12.0).reshape(3, 4) / 5, device=device, requires_grad=True)
+    w = minidl.tensor([0.0, 1.0, 1.0, 1.0], device=device)
+    t = minidl.tensor([0, -100, 0], device=device)
+    extra = {"label_smoothing": smoothing} if fn == "cross_entropy" else {}
+    loss = getattr(F, fn)(x, t, weight=w, **extra)
+    assert np.isnan(loss.item())
+    loss.backward()
+    g = x.grad.numpy()
+    assert (g[1] == 0).all()
+    if fn == "nll_loss":
+        assert np.isnan(g[[0, 2], 0]).all() and (g[[0, 2], 1:] == 0).all()
+    else:
+        assert np.isnan(g[[0, 2]]).all()
+
+
 def test_the_plain_case_keeps_the_fast_path():
     """No weight and no ignored label: the single-Function path that saves only log-probs and
     labels (what train_cifar runs); a -100 label or a weight takes the masked path."""
@@ -354,6 +376,14 @@ def test_class_loss_errors():
         F.cross_entropy(x, minidl.tensor(np.full((3, 4), 0.25)))
     with pytest.raises(ValueError, match="cross_entropy: 'input' must be .* got a 0-d"):
         F.cross_entropy(minidl.tensor(1.0), minidl.tensor(0))
+    for fn in ("cross_entropy", "nll_loss"):
+        with pytest.raises(ValueError, match=fr"{fn}: 'input' \(3, 0\) has no classes"):
+            getattr(F, fn)(minidl.zeros(3, 0), minidl.tensor([-100, -100, -100]))
+    p = minidl.full((3, 4), 0.25)
+    with pytest.raises(ValueError, match=r"cross_entropy: 'ignore_index' \(0\) is not "
+                                         "supported with class-probability targets"):
+        F.cross_entropy(x, p, ignore_index=0)
+    F.cross_entropy(x, p, ignore_index=-1)          # a negative one ignores nothing (PyTorch)
 
 
 def test_class_losses_match_torch(rng):

@@ -206,6 +206,10 @@ def test_pointwise_loss_errors():
         F.binary_cross_entropy(x * 2 - 0.5, x)
     with pytest.raises(ValueError, match="binary_cross_entropy: all elements"):
         F.binary_cross_entropy(minidl.tensor([0.5, float("nan")]), minidl.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: all elements of 'target' "
+                                         r"must be probabilities in \[0, 1\], found values "
+                                         "outside$"):
+        F.binary_cross_entropy(x, x * 2 - 0.5)
     with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: 'pos_weight' of "
                                          r"shape \(3,\) must broadcast to input's shape "
                                          r"\(3, 4\)"):
@@ -220,8 +224,11 @@ def test_bce_input_range_check_is_deferred_on_a_gpu(monkeypatch):
     monkeypatch.setattr(backend, "_defers", lambda flag: True)
     try:
         loss = F.binary_cross_entropy(minidl.tensor([0.5, 1.5]), minidl.tensor([0.0, 1.0]))
-        assert len(backend._deferred) == 1
-        with pytest.raises(ValueError, match="binary_cross_entropy: all elements"):
+        assert len(backend._deferred) == 2                  # the input's and the target's
+        with pytest.raises(ValueError, match="binary_cross_entropy: all elements of 'input'"):
+            loss.item()
+        loss = F.binary_cross_entropy(minidl.tensor([0.5, 0.5]), minidl.tensor([0.0, -0.5]))
+        with pytest.raises(ValueError, match="binary_cross_entropy: all elements of 'target'"):
             loss.item()
     finally:
         backend._deferred.clear()

@@ -4,6 +4,7 @@ hardswish (at a kink, the gradient is the one PyTorch defines, given in each doc
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -330,19 +331,36 @@ def gelu(input, approximate="none"):
     return GELU(approximate)(input)
 
 
-def softmax(input, dim=-1):
-    """Softmax along ``dim`` (numerically stable)."""
-    check_float("softmax", "input", input)
-    d = normalize_dim("softmax", dim, input.ndim)
+def _softmax_args(op, input, dim, dtype):
+    """The input (cast to ``dtype`` first when one is given, as PyTorch does, so the op runs
+    and returns in it) and the dim. An omitted dim takes PyTorch's legacy choice, deprecated
+    there and warned of here: dim 0 for a 0-, 1- or 3-D input, else dim 1 (the channels of an
+    NCHW batch); the result then equals PyTorch's."""
+    check_float(op, "input", input)
+    if dtype is not None:
+        from ..factories import _dtype  # noqa: PLC0415 (factories imports the Tensor)
+        input = input.to(_dtype(op, dtype, kinds="f"))
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+        warnings.warn(f"{op}: no 'dim' given; as in PyTorch (where leaving it out is "
+                      f"deprecated) a {input.ndim}-D input takes dim={dim}. Pass dim "
+                      "explicitly.", UserWarning, stacklevel=3)
+    return input, normalize_dim(op, dim, input.ndim)
+
+
+def softmax(input, dim=None, *, dtype=None):
+    """Softmax along ``dim`` (numerically stable); ``dtype``: cast the input to it first.
+    Without ``dim``, PyTorch's legacy choice with a warning (see ``_softmax_args``)."""
+    input, d = _softmax_args("softmax", input, dim, dtype)
     if input.ndim == 0:                             # one value along its only "dim": 1
         return Softmax(0)(input.reshape(1)).reshape(())
     return Softmax(d)(input)
 
 
-def log_softmax(input, dim=-1):
-    """log(softmax(input)) along ``dim``, computed stably (no log of 0 for large logits)."""
-    check_float("log_softmax", "input", input)
-    d = normalize_dim("log_softmax", dim, input.ndim)
+def log_softmax(input, dim=None, *, dtype=None):
+    """log(softmax(input)) along ``dim``, computed stably (no log of 0 for large logits);
+    ``dtype`` and an omitted ``dim`` as in ``softmax``."""
+    input, d = _softmax_args("log_softmax", input, dim, dtype)
     if input.ndim == 0:
         return LogSoftmax(0)(input.reshape(1)).reshape(())
     return LogSoftmax(d)(input)

@@ -59,21 +59,27 @@ def _unrows(g, shape):
     return xp.ascontiguousarray(xp.moveaxis(g, -1, 1))
 
 
-def _row_factor(gy, reduction, M, divisor=None):
-    """Upstream gradient per row, shaped (M, 1) or a scalar: gy / divisor for 'mean' (0 when
-    the divisor is 0: then every row was ignored and has no gradient), gy for 'sum'."""
+def _row_factor(gy, reduction, M, divisor=None, v=None):
+    """Upstream gradient per row, shaped (M, 1) or a scalar: gy for 'sum', gy / divisor for
+    'mean'. With the rows' weights (divisor D = their sum, v: 0 for ignored rows) it is (M, 1)
+    and, as in PyTorch, 0 on ignored rows, NaN on the others when D = 0 (the loss is NaN)."""
     if reduction == "none":
         return gy.reshape(M, 1)
     if reduction == "sum" or divisor is None:
         return _expand_reduced(gy, (M,), reduction)
     xp = backend.xp_of(divisor)
-    return gy / xp.where(divisor == 0, 1.0, divisor).astype(divisor.dtype)
+    g = gy / xp.where(divisor == 0, 1.0, divisor).astype(divisor.dtype)
+    g = xp.where(divisor == 0, xp.nan, g).astype(g.dtype)
+    return xp.where(v > 0, g, 0).astype(g.dtype)[:, None]
 
 
 def _weighted_mean(loss, divisor):
-    """sum(loss) / divisor; NaN (no warning) when every row was ignored, as in PyTorch."""
+    """sum(loss) / divisor; NaN (no warning) when the divisor is 0 (every row ignored, or
+    weighted 0), as in PyTorch."""
+    xp = backend.xp_of(loss)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return loss.sum() / divisor
+        mean = loss.sum() / divisor
+    return xp.where(divisor == 0, xp.nan, mean).astype(mean.dtype)
 
 
 def _log_softmax_rows(x2):
@@ -89,7 +95,8 @@ class CrossEntropy(Function):
     by D = sum_i v_i w_{t_i} (PyTorch's weighted mean; the row count when unweighted).
 
     Gradient: gx_ic = g_i (softmax(x_i)_c sum_c' a_ic' - a_ic), g_i the upstream gradient of
-    loss_i (gy / D for 'mean', gy for 'sum'); ignored rows get 0.
+    loss_i (gy / D for 'mean', gy for 'sum'); ignored rows get 0. When D = 0 (every row
+    ignored or weighted 0) the 'mean' is NaN, and so is the gradient of each row not ignored.
     """
 
     def __init__(self, smoothing, reduction):
@@ -142,7 +149,7 @@ class CrossEntropy(Function):
         if s:
             gx -= (s / C) * (v[:, None] if w is None else v[:, None] * w)
         gx[xp.arange(M), t] -= (1.0 - s) * wt
-        gx *= _row_factor(gy, self.reduction, M, divisor)
+        gx *= _row_factor(gy, self.reduction, M, divisor, v)
         return _unrows(gx, self.shape), None, None, None
 
 
@@ -190,7 +197,8 @@ class NLLLoss(Function):
     """loss_i = -v_i w_{t_i} x_i[t_i] (x holds log-probabilities; v_i = 0 where t_i is
     ignore_index; w the class weights, 1 if none); 'mean' divides by D = sum_i v_i w_{t_i}.
 
-    Gradient: gx_i = -v_i w_{t_i} g_i at column t_i, 0 elsewhere (g_i = gy / D for 'mean')."""
+    Gradient: gx_i = -v_i w_{t_i} g_i at column t_i, 0 elsewhere (g_i = gy / D for 'mean';
+    when D = 0, NaN at column t_i of each row not ignored, as in PyTorch)."""
 
     def __init__(self, reduction):
         self.reduction = reduction
@@ -202,25 +210,25 @@ class NLLLoss(Function):
         t = t.reshape(-1)
         picked = xp.take_along_axis(_rows(x, C), t[:, None], axis=1)[:, 0]
         if valid is None and w is None:
-            self.save_for_backward(t, None, None)
+            self.save_for_backward(t, None, None, None)
             return _reduce(-picked.reshape(tshape), self.reduction)
         v = (xp.ones(t.shape, x.dtype) if valid is None
              else valid.reshape(-1).astype(x.dtype))
         wt = v if w is None else w[t] * v
         divisor = wt.sum()
-        self.save_for_backward(t, wt, divisor)
+        self.save_for_backward(t, v, wt, divisor)
         loss = -(wt * picked)
         if self.reduction == "mean":
             return _weighted_mean(loss, divisor)
         return _reduce(loss.reshape(tshape), self.reduction)
 
     def backward(self, gy):
-        t, wt, divisor = self.saved
+        t, v, wt, divisor = self.saved
         xp = backend.xp_of(gy)
         M = t.shape[0]
         C = self.shape[min(1, len(self.shape) - 1)]
         gx = xp.zeros((M, C), dtype=gy.dtype)
-        g = _row_factor(gy, self.reduction, M, divisor).reshape(-1)
+        g = _row_factor(gy, self.reduction, M, divisor, v).reshape(-1)
         gx[xp.arange(M), t] = -g if wt is None else -(g * wt)
         gx = _unrows(gx, self.shape)
         return (gx, None) if wt is None else (gx, None, None, None)
@@ -249,6 +257,9 @@ def _check_input(op, input, target):
     if input.ndim == 0:
         raise ValueError(f"{op}: 'input' must be (C,), (N, C) or (N, C, d1, ...), got a 0-d "
                          "tensor")
+    if input.shape[min(1, input.ndim - 1)] == 0:
+        raise ValueError(f"{op}: 'input' {input.shape} has no classes (C = 0 along dim "
+                         f"{min(1, input.ndim - 1)}); a class loss needs at least one")
     if target.device != input.device:
         raise RuntimeError(f"{op}: 'target' is on {target.device}, 'input' on {input.device}")
     return input.shape[min(1, input.ndim - 1)]
@@ -335,6 +346,10 @@ def _class_loss(op, input, target, weight, ignore_index, reduction, smoothing):
         if target.dtype != input.dtype:
             raise TypeError(f"{op}: probability 'target' has dtype {target.dtype}, 'input' "
                             f"{input.dtype}; they must match")
+        if ignore_index >= 0:
+            raise ValueError(f"{op}: 'ignore_index' ({ignore_index}) is not supported with "
+                             "class-probability targets (as in PyTorch); give a zero "
+                             "weight, or a negative ignore_index")
         return SoftCrossEntropy(smoothing, reduction)(input, target, w)
     t, valid = _check_class_target(op, input, target, ignore_index, C)
     fn = CrossEntropy(smoothing, reduction) if op == "cross_entropy" else NLLLoss(reduction)
@@ -360,7 +375,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     Math, per row i with log-probabilities l_i = log softmax(x_i):
         class index t_i:  loss_i = -v_i ((1 - s) w_{t_i} l_{i,t_i} + (s / C) sum_c w_c l_ic),
             v_i = 0 if t_i == ignore_index else 1; 'mean' = sum_i loss_i / sum_i v_i w_{t_i}
-            (NaN when every row is ignored, as in PyTorch).
+            (NaN when every row is ignored or weighted 0, as in PyTorch).
         probabilities p_i:  loss_i = -sum_c w_c q_ic l_ic; 'mean' = sum_i loss_i / (#rows).
 
     Gradient: see ``CrossEntropy`` and ``SoftCrossEntropy`` (both softmax(x) times the row's
@@ -378,7 +393,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     at integer labels ``target`` (N,) / (N, d1, ...) / ().
 
     loss_i = -v_i w_{t_i} input_i[t_i] with v_i = 0 where t_i == ignore_index; 'mean' divides
-    the sum by sum_i v_i w_{t_i} (NaN when every row is ignored, as in PyTorch).
+    the sum by sum_i v_i w_{t_i} (NaN when every row is ignored or weighted 0, as in PyTorch).
     Gradient: -v_i w_{t_i} g_i at column t_i, 0 elsewhere.
     """
     check_legacy("nll_loss", size_average, reduce)

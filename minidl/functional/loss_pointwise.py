@@ -240,20 +240,23 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
                          reduction="mean"):
     """Binary cross-entropy of probabilities ``input`` (values in [0, 1]) against ``target``
     (same shape): -w (t log x + (1 - t) log(1 - x)), each log clamped at -100 (PyTorch's rule,
-    so x = 0 or 1 gives a finite loss). ``weight`` broadcasts to input's shape. An input outside
-    [0, 1] (or NaN) raises ValueError (on a GPU at the next synchronization).
+    so x = 0 or 1 gives a finite loss). ``weight`` broadcasts to input's shape. An input or a
+    target outside [0, 1] (or NaN) raises ValueError (on a GPU at the next synchronization),
+    as in PyTorch.
     Gradient: see ``BCE``; prefer binary_cross_entropy_with_logits (stable, no clamping)."""
     op = "binary_cross_entropy"
     check_legacy(op, size_average, reduce)
     _check_pair(op, input, target)
     check_reduction(op, reduction)
     w = _check_elem_weight(op, "weight", weight, input)
-    x = input.data
-    backend.check_later(
-        (~((x >= 0) & (x <= 1))).any(),
-        lambda: ValueError(f"{op}: all elements of 'input' must be probabilities in [0, 1], "
-                           "found values outside (use binary_cross_entropy_with_logits for "
-                           "logits)"))
+    for name, hint in (("input", " (use binary_cross_entropy_with_logits for logits)"),
+                       ("target", "")):
+        a = (input if name == "input" else target).data
+        backend.check_later(
+            (~((a >= 0) & (a <= 1))).any(),
+            lambda name=name, hint=hint: ValueError(
+                f"{op}: all elements of '{name}' must be probabilities in [0, 1], found "
+                f"values outside{hint}"))
     return BCE(reduction)(input, target, w)
 
 

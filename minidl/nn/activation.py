@@ -54,7 +54,10 @@ class GELU(Module):
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    """Softmax along ``dim``; without one, PyTorch's legacy choice with a warning (see
+    ``F.softmax``)."""
+
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
