@@ -17,7 +17,8 @@ from .elementwise import Clip
 
 
 class ReLU(Function):
-    """y = max(x, 0).  Gradient: gx = gy * (x > 0) (0 at x = 0, as in PyTorch)."""
+    """y = max(x, 0).  Gradient: gx = gy * (x > 0) (0 at x = 0, as in PyTorch; 0 at x = NaN
+    too, where PyTorch passes gy on: y is NaN there either way)."""
 
     def forward(self, x):
         xp = backend.xp_of(x)

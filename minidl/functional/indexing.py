@@ -192,7 +192,8 @@ def _index_component(it):
     if isinstance(it, Tensor):
         return it.data
     if isinstance(it, list):
-        return np.asarray(it)
+        a = np.asarray(it)
+        return a.astype(np.int64) if a.size == 0 else a      # x[[]]: no rows (PyTorch)
     return it
 
 
@@ -229,8 +230,35 @@ def _check_range_later(index, shape):
     backend.check_later(flag, error)
 
 
+def _is_int_item(it):
+    return isinstance(it, (int, np.integer)) and not isinstance(it, (bool, np.bool_)) or (
+        hasattr(it, "dtype") and it.dtype.kind in "iu" and it.ndim == 0)
+
+
+def _ints_first(items):
+    """PyTorch applies an index's ints before its arrays (each int selects, removing its
+    axis); NumPy counts them with the arrays, which moves the arrays' axes to the front when a
+    slice separates them (``x[0, :, [0, 1, 2]]``: (N, 3) in PyTorch, (3, N) in NumPy). So for
+    an index with both: (the ints, with slices for the other axes), then (the rest)."""
+    arrays = any(hasattr(it, "dtype") and it.ndim > 0 for it in items)
+    if not arrays or not any(_is_int_item(it) for it in items):
+        return None
+    first, rest = [], []
+    for it in items:
+        if _is_int_item(it):
+            first.append(it)
+        elif it is Ellipsis:
+            first.append(it)
+            rest.append(it)
+        else:
+            first.extend([slice(None)] * _width(it))
+            rest.append(it)
+    return tuple(first), tuple(rest)
+
+
 def getitem(input, index):
-    """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks."""
+    """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks,
+    as PyTorch reads them (ints select before the arrays index: see ``_ints_first``)."""
     check_tensor("getitem", "input", input)
     if isinstance(index, tuple):
         index = tuple(_index_component(i) for i in index)
@@ -245,12 +273,19 @@ def getitem(input, index):
             index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
                           for i in items)
             break
+    split = _ints_first(index if isinstance(index, tuple) else (index,))
+    if split is not None:
+        return _getitem(_getitem(input, split[0], input.shape), split[1], input.shape)
+    return _getitem(input, index, input.shape)
+
+
+def _getitem(input, index, shape):
     if backend._is_cupy_array(input.data):
         _check_range_later(index, input.shape)
     try:
         return GetItem(index)(input)
     except IndexError as exc:
-        raise IndexError(f"getitem: {exc} (tensor shape {input.shape})") from None
+        raise IndexError(f"getitem: {exc} (tensor shape {shape})") from None
 
 
 def narrow(input, dim, start, length):
