@@ -495,8 +495,9 @@ class Tensor(TensorMethods):
             raise TypeError("sub_: subtraction of bool tensors is not supported (as in "
                             "PyTorch); use logical operations")
         b = other.data if isinstance(other, Tensor) else other
-        if alpha != 1:
-            b = b * alpha
+        if alpha != 1:            # an integer ``other`` scaled in int64 (uint8 times -1)
+            b = (b.astype(np.int64 if result.kind in "biu" else result, copy=False)
+                 if hasattr(b, "astype") else b) * alpha
         if self.dtype.kind in "iu" and isinstance(b, (numbers.Integral, np.integer)):
             b = np.array(int(b), np.int64).astype(self.dtype)[()]   # wraps as PyTorch: u8 - 1
         xp = backend.xp_of(self.data)

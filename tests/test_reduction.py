@@ -552,3 +552,27 @@ def test_var_std_take_pytorch_2_correction(device, rng, correction):
     with pytest.raises(ValueError, match="std: 'correction' must be a non-negative number, "
                                          "got -1.0"):
         F.std(to_tensor(x, device), 1, correction=-1)
+
+
+def test_var_and_std_with_correction_at_or_past_n_are_inf_or_nan_as_pytorch():
+    """PyTorch divides by max(0, n - correction): inf for a slice that varies, NaN for a
+    constant one; the gradient is the same formula's (+-inf, NaN where x is the mean)."""
+    x = minidl.tensor([1.0, 2.0], dtype=minidl.float64, requires_grad=True)
+    for c in (2, 3):
+        y = minidl.var(x, correction=c)
+        assert y.item() == np.inf
+        y.backward()
+        np.testing.assert_array_equal(x.grad.numpy(), [-np.inf, np.inf])
+        x.grad = None
+    assert minidl.std(x, correction=2).item() == np.inf
+    assert np.isnan(minidl.var(minidl.tensor([1.0, 1.0]), correction=2).item())
+    np.testing.assert_allclose(minidl.var(x, correction=1.5).item(), 1.0)
+
+
+def test_prod_gradient_at_an_infinite_entry_beside_a_zero_is_zero():
+    """The product of the others at the inf is 0 * 3 = 0, not 0 * inf."""
+    x = minidl.tensor([np.inf, 0.0, 3.0], dtype=minidl.float64, requires_grad=True)
+    with np.errstate(invalid="ignore"):          # the forward's inf * 0 (NumPy warns)
+        y = minidl.prod(x)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, np.inf, 0.0])

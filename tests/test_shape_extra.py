@@ -527,3 +527,26 @@ def test_all_ops_have_device_consistent_outputs(device, rng):
     for y in outs:
         assert y.device == device
         assert backend.device_of(y.data) == device
+
+
+@pytest.mark.parametrize("fn", ["cat", "stack"])
+def test_cat_and_stack_promote_as_pytorch(fn):
+    """PyTorch's promotion, not NumPy's: a float with an integer keeps the float's width."""
+    cases = [("float32", "int64", "float32"), ("int32", "float16", "float16"),
+             ("uint8", "int8", "int16"), ("bool", "int32", "int32"),
+             ("float32", "float64", "float64"), ("bool", "bool", "bool")]
+    for a, b, want in cases:
+        x = minidl.tensor(np.ones(2, a), requires_grad=a.startswith("float"))
+        y = getattr(minidl, fn)([x, minidl.tensor(np.ones(2, b))])
+        assert y.dtype == np.dtype(want), (fn, a, b, y.dtype)
+        if x.requires_grad:
+            y.backward(minidl.ones(*y.shape, dtype=y.dtype))
+            assert x.grad.dtype == x.dtype
+            np.testing.assert_array_equal(x.grad.numpy(), 1.0)
+
+
+def test_chunk_of_an_empty_dim_gives_chunks_empty_pieces():
+    pieces = minidl.chunk(minidl.zeros(0, 4), 3)
+    assert [p.shape for p in pieces] == [(0, 4)] * 3
+    assert [p.shape for p in minidl.zeros(5).chunk(3)] == [(2,), (2,), (1,)]
+    assert [p.shape for p in minidl.zeros(2).chunk(3)] == [(1,), (1,)]

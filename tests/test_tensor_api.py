@@ -277,6 +277,19 @@ def test_in_place_integer_arithmetic_wraps_and_new_full_checks_its_value(device)
         a.new_zeros(2, dtype="foo")
 
 
+
+@pytest.mark.parametrize("dtype, want", [("float64", [4.0, 6.0]), ("int64", [4, 6]),
+                                         ("uint8", [4, 6])])
+def test_in_place_sub_of_an_unsigned_tensor_with_a_negative_alpha(device, dtype, want):
+    """x - (-1) * other with a uint8 ``other``: scaled in int64, not in uint8 (where NumPy
+    raised a bare OverflowError for -1)."""
+    x = to_tensor(np.array([1, 2], dtype), device)
+    x.sub_(to_tensor(np.array([3, 4], np.uint8), device), alpha=-1)
+    assert host(x).tolist() == want
+    x.add_(to_tensor(np.array([1, 1], np.uint8), device), alpha=-2)
+    assert host(x).tolist() == [w - 2 for w in want]
+
+
 def test_flip_needs_dims_and_in_place_ops_refuse_broadcast_views(device):
     x = to_tensor(np.ones((1, 3)), device)
     with pytest.raises(TypeError, match="flip: missing the dims"):

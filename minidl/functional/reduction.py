@@ -126,7 +126,8 @@ class Prod(Function):
         zeros = zero.sum(axis=self.axes, keepdims=True)
         safe = xp.where(zero, 1, x).astype(x.dtype, copy=False)
         rest = safe.prod(axis=self.axes, keepdims=True)          # product of the non-zeros
-        others = xp.where(zeros == 0, rest / safe, (zero & (zeros == 1)) * rest)
+        with np.errstate(invalid="ignore", divide="ignore"):    # x = inf: inf / inf
+            others = xp.where(zeros == 0, rest / safe, xp.where(zero & (zeros == 1), rest, 0))
         return _expand_back(gy, x.shape, self.axes, self.keepdim) * others
 
 
@@ -231,8 +232,9 @@ class Norm(Function):
 
 
 class Var(Function):
-    """y = sum((x - mean)^2) / (n - ddof) over ``axes`` (ddof = 1 when unbiased).
-    Gradient: gx = gy * 2 (x - mean) / (n - ddof)."""
+    """y = sum((x - mean)^2) / max(0, n - ddof) over ``axes`` (ddof = 1 when unbiased): as in
+    PyTorch, ddof >= n gives inf, or NaN for a constant slice.
+    Gradient: gx = gy * 2 (x - mean) / max(0, n - ddof)."""
 
     def __init__(self, axes, keepdim, ddof):
         self.axes, self.keepdim, self.ddof = axes, keepdim, ddof
@@ -243,18 +245,20 @@ class Var(Function):
         for a in self.axes:
             n *= x.shape[a]
         denom = n - self.ddof
-        self.scale = 1.0 / denom if denom > 0 else float("nan")   # as PyTorch: nan, not inf
+        self.scale = 1.0 / denom if denom > 0 else float("inf")
         self.save_for_backward(centered)
         self.in_shape = x.shape
         # half precision sums its squares in float32 (float16 overflows past 65504)
         acc = np.float32 if x.dtype == np.float16 else None
         total = (centered * centered).sum(axis=self.axes, keepdims=self.keepdim, dtype=acc)
-        return (total * self.scale).astype(x.dtype, copy=False)
+        with np.errstate(invalid="ignore", over="ignore"):     # 0 * inf: NaN, as PyTorch
+            return (total * self.scale).astype(x.dtype, copy=False)
 
     def backward(self, gy):
         (centered,) = self.saved
-        return _expand_back(gy, self.in_shape, self.axes, self.keepdim) * (
-            centered * (2.0 * self.scale))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return _expand_back(gy, self.in_shape, self.axes, self.keepdim) * (
+                centered * (2.0 * self.scale))
 
 
 class Std(Var):

@@ -14,6 +14,7 @@ from ..autograd import Function
 from ..tensor import Tensor
 from . import padding
 from ._utils import check_shape_arg, check_tensor, normalize_dim, sum_to
+from .elementwise import Cast, _promote
 
 
 class Reshape(Function):
@@ -321,7 +322,8 @@ def _check_seq(op, tensors):
 
 
 def cat(tensors, dim=0):
-    """Concatenate along an existing axis; all other axes must match."""
+    """Concatenate along an existing axis; all other axes must match. Mixed dtypes promote
+    as in PyTorch (``_common_dtype``)."""
     tensors = _check_seq("cat", tensors)
     ref = tensors[0]
     for i, t in enumerate(tensors):
@@ -334,14 +336,21 @@ def cat(tensors, dim=0):
                 a != b for k, (a, b) in enumerate(zip(t.shape, ref.shape)) if k != d):
             raise ValueError(f"cat: tensors[{i}] has shape {t.shape}, which does not match "
                              f"tensors[0] {ref.shape} outside dim {d}")
-    return Concat(d)(*tensors)
+    return Concat(d)(*_common_dtype(tensors))
+
+
+def _common_dtype(tensors):
+    """The tensors cast (differentiably) to PyTorch's promoted type of them all: float32 with
+    int64 stays float32, where NumPy's concatenate would make float64."""
+    r = _promote([t.dtype for t in tensors])
+    return [t if t.dtype == r else Cast(r)(t) for t in tensors]
 
 
 concatenate = cat
 
 
 def stack(tensors, dim=0):
-    """Join equally shaped tensors along a new axis ``dim``."""
+    """Join equally shaped tensors along a new axis ``dim`` (mixed dtypes: as ``cat``)."""
     tensors = _check_seq("stack", tensors)
     ref = tensors[0]
     for i, t in enumerate(tensors):
@@ -349,7 +358,7 @@ def stack(tensors, dim=0):
             raise ValueError(f"stack: tensors[{i}] has shape {t.shape}, expected "
                              f"{ref.shape} like tensors[0]")
     d = normalize_dim("stack", dim, ref.ndim + 1)
-    return Concat(d)(*[unsqueeze(t, d) for t in tensors])
+    return Concat(d)(*[unsqueeze(t, d) for t in _common_dtype(tensors)])
 
 
 def split(input, split_size_or_sections, dim=0):
@@ -373,11 +382,14 @@ def split(input, split_size_or_sections, dim=0):
 
 
 def chunk(input, chunks, dim=0):
-    """Split into ``chunks`` pieces of size ceil(n / chunks) (fewer if n is small)."""
+    """Split into ``chunks`` pieces of size ceil(n / chunks) (fewer if n is small; an empty
+    dim gives ``chunks`` empty pieces, as in PyTorch)."""
     check_tensor("chunk", "input", input)
     chunks = check_int("chunk", "chunks", chunks, 1)
     n = input.shape[normalize_dim("chunk", dim, input.ndim)]
-    return split(input, max(1, -(-n // chunks)), dim)
+    if n == 0:                              # PyTorch: ``chunks`` empty pieces
+        return split(input, [0] * chunks, dim)
+    return split(input, -(-n // chunks), dim)
 
 
 def pad(input, pad, mode="constant", value=None):
