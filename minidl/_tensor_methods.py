@@ -64,6 +64,25 @@ class TensorMethods:
     def __abs__(self):
         return _F.abs(self)
 
+    # bitwise operators: bool and integer tensors only, outside the graph
+    def __invert__(self):
+        return _F.bitwise_not(self)
+
+    def __and__(self, other):
+        return _F.bitwise_and(self, other)
+
+    __rand__ = __and__
+
+    def __or__(self, other):
+        return _F.bitwise_or(self, other)
+
+    __ror__ = __or__
+
+    def __xor__(self, other):
+        return _F.bitwise_xor(self, other)
+
+    __rxor__ = __xor__
+
     # comparisons give boolean tensors outside the graph; == and != with something that is no
     # tensor, number or array are False / True (Python's fallback), as in PyTorch
     def __lt__(self, other):
@@ -87,6 +106,43 @@ class TensorMethods:
     __hash__ = object.__hash__
 
     # -- methods mirroring functional ----------------------------------------------------------
+    def add(self, other, *, alpha=1):
+        return _F.add(self, other, alpha=alpha)
+
+    def sub(self, other, *, alpha=1):
+        return _F.sub(self, other, alpha=alpha)
+
+    def mul(self, other):
+        return _F.mul(self, other)
+
+    def div(self, other):
+        return _F.div(self, other)
+
+    def neg(self):
+        return _F.neg(self)
+
+    def matmul(self, other):
+        return _F.matmul(self, other)
+
+    def logical_not(self):
+        return _F.logical_not(self)
+
+    def logical_and(self, other):
+        return _F.logical_and(self, other)
+
+    def logical_or(self, other):
+        return _F.logical_or(self, other)
+
+    def logical_xor(self, other):
+        return _F.logical_xor(self, other)
+
+    @property
+    def mT(self):
+        """The last two axes swapped (a batch of matrices, transposed)."""
+        if self.ndim < 2:
+            raise ValueError(f"mT: needs at least 2 dimensions, got a {self.ndim}-D tensor")
+        return _F.transpose(self, -2, -1)
+
     def exp(self):
         return _F.exp(self)
 

@@ -12,8 +12,10 @@ import numpy as np
 
 from . import backend
 
+from ._tensor_inplace import TensorInplace
 from ._tensor_methods import TensorMethods
 from ._tensor_methods import _bind_functional as _bind_methods
+from ._tensor_inplace import _bind_functional as _bind_inplace
 
 _F = None   # minidl.functional, bound by it at import time (Tensor methods call it)
 
@@ -22,6 +24,7 @@ def _bind_functional(module):
     global _F
     _F = module
     _bind_methods(module)
+    _bind_inplace(module)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +92,7 @@ def _as_array(data, dtype=None, device=None, copy=False):
 # ---------------------------------------------------------------------------------------------
 # Tensor
 
-class Tensor(TensorMethods):
+class Tensor(TensorInplace, TensorMethods):
     """An n-dimensional array that can record the operations applied to it.
 
     Attributes:
@@ -424,132 +427,6 @@ class Tensor(TensorMethods):
             A handle; ``handle.remove()`` unregisters the hook.
         """
         return register_tensor_hook(self, hook)
-
-    # -- in-place data ops (no graph; for init and optimizers) ---------------------------------
-    def _check_inplace(self, name):
-        if is_grad_enabled() and self.requires_grad:
-            raise RuntimeError(
-                f"{name}: in-place change of a tensor that requires grad; wrap it in "
-                "minidl.no_grad() (as nn.init and the optimizers do)")
-        a = self.data                # CuPy's flags have no writeable: look for repeats (stride 0)
-        if not getattr(a.flags, "writeable", True) or any(
-                st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
-            raise RuntimeError(f"{name}: this tensor's memory is read-only (a broadcast view, "
-                               "as expand makes, repeats elements); clone() it first")
-
-    def zero_(self):
-        self._check_inplace("zero_")
-        self.data[...] = 0
-        self._version += 1
-        return self
-
-    def fill_(self, value):
-        self._check_inplace("fill_")
-        if isinstance(value, Tensor) and value.data.size == 1:
-            value = value.item()
-        if not isinstance(value, (numbers.Number, np.generic)):
-            raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
-        self.data[...] = value
-        self._version += 1
-        return self
-
-    def copy_(self, src):
-        self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else src
-        if not hasattr(src, "shape"):
-            src = _as_array(src, dtype=self.dtype)
-        if tuple(src.shape) != self.data.shape:
-            raise ValueError(f"copy_: source shape {tuple(src.shape)} does not match "
-                             f"destination shape {self.data.shape}")
-        self.data[...] = backend.to_device(src, self.device)
-        self._version += 1
-        return self
-
-    def _arith_(self, name, ufunc, other, alpha=1):
-        """self = ufunc(self, alpha * other) in place: ``other`` broadcasts to self's shape and
-        the result keeps self's dtype; a result of a higher kind (float into an integer
-        tensor, an integer into a bool one) is refused, as PyTorch does."""
-        self._check_inplace(name)
-        other = _F._utils.as_operand(name, "other", other)
-        if not is_real(alpha):
-            raise TypeError(f"{name}: 'alpha' must be a number, got {type(alpha).__name__}")
-        if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise RuntimeError(f"{name}: 'other' is on {other.device}, this tensor on "
-                                   f"{self.device}; move it with .to(device)")
-            _F._utils.check_broadcast(name, self, other)
-            if np.broadcast_shapes(self.shape, other.shape) != self.shape:
-                raise ValueError(f"{name}: 'other' of shape {other.shape} does not broadcast "
-                                 f"to this tensor's shape {self.shape} (in place, the result "
-                                 "keeps the tensor's shape)")
-        result = _F.elementwise.result_dtype(self, other, floating=name == "div_")
-        rank = {"b": 0, "i": 1, "u": 1, "f": 2}
-        if rank[result.kind] > rank[self.dtype.kind]:
-            raise TypeError(f"{name}: the result type {result} cannot be stored in place in "
-                            f"this {self.dtype} tensor (as in PyTorch); convert it first, "
-                            "e.g. x = x.float()")
-        if self.dtype.kind in "biu" and not isinstance(alpha, (numbers.Integral, np.integer)):
-            raise TypeError(f"{name}: 'alpha' must be an int for an integer tensor, got "
-                            f"{alpha!r}")
-        if self.dtype.kind == "b" and name == "sub_":
-            raise TypeError("sub_: subtraction of bool tensors is not supported (as in "
-                            "PyTorch); use logical operations")
-        b = other.data if isinstance(other, Tensor) else other
-        if alpha != 1:            # an integer ``other`` scaled in int64 (uint8 times -1)
-            b = (b.astype(np.int64 if result.kind in "biu" else result, copy=False)
-                 if hasattr(b, "astype") else b) * alpha
-        if self.dtype.kind in "iu" and isinstance(b, (numbers.Integral, np.integer)):
-            b = np.array(int(b), np.int64).astype(self.dtype)[()]   # wraps as PyTorch: u8 - 1
-        xp = backend.xp_of(self.data)
-        getattr(xp, ufunc)(self.data, b, out=self.data, casting="unsafe")
-        self._version += 1
-        return self
-
-    def add_(self, other, alpha=1):
-        """self += alpha * other, in place (no graph; see ``_arith_``)."""
-        return self._arith_("add_", "add", other, alpha)
-
-    def sub_(self, other, alpha=1):
-        """self -= alpha * other, in place."""
-        return self._arith_("sub_", "subtract", other, alpha)
-
-    def mul_(self, other):
-        """self *= other, in place."""
-        return self._arith_("mul_", "multiply", other)
-
-    def div_(self, other):
-        """self /= other (true division), in place; a floating-point tensor only."""
-        return self._arith_("div_", "true_divide", other)
-
-    def clamp_(self, min=None, max=None):
-        """Clamp into [min, max] in place (either bound may be None)."""
-        self._check_inplace("clamp_")
-        if min is None and max is None:
-            raise ValueError("clamp_: at least one of 'min' and 'max' must be given")
-        bounds = []
-        for name, v in (("min", min), ("max", max)):
-            if v is not None and not is_real(v):
-                raise TypeError(f"clamp_: '{name}' must be a number or None, got "
-                                f"{type(v).__name__}")
-            bounds.append(v.item() if isinstance(v, np.generic) else v)
-        min, max = bounds
-        if min is not None and max is not None and min > max:
-            raise ValueError(f"clamp_: 'min' ({min}) must not exceed 'max' ({max})")
-        if self.dtype.kind != "f" and any(isinstance(v, float) for v in bounds):
-            raise TypeError(f"clamp_: a float bound cannot clamp this {self.dtype} tensor in "
-                            "place (as in PyTorch); convert it first, e.g. x = x.float()")
-        if self.dtype.kind in "iu":        # bounds past the dtype's range bind nothing; CuPy 14
-            info = np.iinfo(self.dtype)    # raises OverflowError for them (NEP 50)
-            min = None if min is None or min <= info.min else min
-            max = None if max is None or max >= info.max else max
-            if min is None and max is None:
-                self._version += 1
-                return self
-        backend.xp_of(self.data).clip(self.data, min, max, out=self.data)
-        self._version += 1
-        return self
-
-    clip_ = clamp_
 
     def __repr__(self):
         body = np.array2string(backend.as_numpy(self.data), separator=", ", precision=4,

@@ -314,3 +314,118 @@ def test_clamp_of_small_ints_with_bounds_past_their_range(device):
     assert host(a).tolist() == [0, 5, 100] and a.dtype == np.uint8
     a.clamp_(-1, 300)
     assert host(a).tolist() == [0, 5, 100]
+
+
+# ---------------------------------------------------------------------------------------------
+# operators and methods PyTorch code uses: ~ & | ^, add/sub with alpha, mT, += and x[i] = v
+
+def test_bitwise_and_logical_ops(device):
+    a = to_tensor(np.array([True, False, True]), device)
+    b = to_tensor(np.array([True, True, False]), device)
+    assert host(~a).tolist() == [False, True, False]
+    assert host(a & b).tolist() == [True, False, False]
+    assert host(a | b).tolist() == [True, True, True]
+    assert host(a ^ b).tolist() == [False, True, True]
+    assert host(True & a).tolist() == [True, False, True]
+    i = to_tensor(np.array([1, 2, 3]), device)
+    assert host(~i).tolist() == [-2, -3, -4]
+    assert host(i & 6).tolist() == [0, 2, 2] and host(6 | i).tolist() == [7, 6, 7]
+    u = to_tensor(np.array([1, 1, 1], np.uint8), device)
+    assert (i ^ u).dtype == minidl.int64 and host(i ^ u).tolist() == [0, 3, 2]
+    f = to_tensor(np.array([0.0, 2.0]), device)
+    assert host(f.logical_not()).tolist() == [True, False]
+    assert host(minidl.logical_and(f, to_tensor(np.array([3, 0]), device))).tolist() == [
+        False, False]
+    assert host(minidl.logical_or(f, 0)).tolist() == [False, True]
+    assert host(f.logical_xor(f)).tolist() == [False, False]
+    with pytest.raises(TypeError, match="bitwise_not: 'input' must be a bool or integer"):
+        ~f
+    with pytest.raises(TypeError, match="bitwise_and: 'other' must be a bool or integer"):
+        i & 1.5
+
+
+def test_add_sub_alpha_methods_and_mT(device, rng):
+    x, y = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
+    check_op(lambda a, b: a.add(b, alpha=0.5), [x, y], lambda a, b: a + 0.5 * b, device)
+    check_op(lambda a, b: minidl.sub(a, b, alpha=-2), [x, y], lambda a, b: a + 2 * b, device)
+    check_op(lambda a: a.mT, [x], lambda a: a.swapaxes(-1, -2), device)
+    check_op(lambda a, b: a.matmul(b.mT).neg().mul(2.0).div(3.0), [x, y],
+             lambda a, b: -(a @ b.swapaxes(-1, -2)) * 2 / 3, device)
+    with pytest.raises(TypeError, match="add: 'alpha' must be a number"):
+        minidl.add(to_tensor(x, device), 1, alpha="2")
+    with pytest.raises(ValueError, match="mT: needs at least 2 dimensions"):
+        to_tensor(np.ones(3), device).mT
+
+
+def test_in_place_operators_change_the_tensor_and_its_views(device):
+    x = to_tensor(np.zeros((2, 3)), device)
+    row, same = x[0], x
+    x += 1
+    x *= 3
+    x -= to_tensor(np.array([1.0, 0.0, 0.0]), device)
+    x /= 2
+    assert x is same
+    assert host(row).tolist() == [1.0, 1.5, 1.5]
+    i = to_tensor(np.array([1, 2]), device)
+    with pytest.raises(TypeError, match="add_: the result type float32 cannot be stored"):
+        i += 0.5
+
+
+def test_in_place_operators_on_graph_tensors_stay_out_of_place_and_recorded(device):
+    """Where the graph is involved, ``w += 1`` is ``w = w + 1`` (recorded, the old tensor kept
+    for its users); a tensor a forward saved and then changed in place is caught by
+    backward, as in PyTorch."""
+    w0 = to_tensor(np.ones(3), device, requires_grad=True)
+    w = w0
+    w += 1
+    w *= to_tensor(np.array([1.0, 2.0, 3.0]), device)
+    assert w is not w0 and host(w0).tolist() == [1.0, 1.0, 1.0]
+    w.sum().backward()
+    assert host(w0.grad).tolist() == [1.0, 2.0, 3.0]
+    a = to_tensor(np.ones(3), device)
+    z = (w0 * a).sum()
+    a += 1
+    with pytest.raises(RuntimeError, match="was modified in place after the forward"):
+        z.backward()
+
+
+def test_setitem_reads_the_index_as_getitem_does(device):
+    x = to_tensor(np.zeros((4, 2, 5)), device)
+    ref = np.zeros((4, 2, 5))
+    x[0, :, [0, 1, 2]] = to_tensor(np.arange(6.0).reshape(2, 3), device)   # PyTorch's shape
+    ref[0][:, [0, 1, 2]] = np.arange(6.0).reshape(2, 3)
+    x[:, 1] = 7
+    ref[:, 1] = 7
+    x[to_tensor(np.array([3, 1]), device)] = -1.0
+    ref[[3, 1]] = -1.0
+    x[x > 6] = 2                       # a mask
+    ref[ref > 6] = 2
+    x[..., -1] = to_tensor(np.arange(4.0)[:, None], device)                # broadcasting
+    ref[..., -1] = np.arange(4.0)[:, None]
+    np.testing.assert_array_equal(host(x), ref)
+    i = to_tensor(np.array([5, 6]), device)
+    i[0] = 1.75                        # cast to the tensor's dtype, as PyTorch
+    assert host(i).tolist() == [1, 6]
+    with pytest.raises(ValueError, match=r"__setitem__: a value of shape \(3,\) does not "
+                                         r"broadcast to the indexed shape \(2, 5\)"):
+        x[0] = to_tensor(np.ones(3), device)
+    with pytest.raises(TypeError, match="__setitem__: value must be a number, a Tensor or"):
+        x[0] = "a"
+
+
+def test_setitem_refuses_the_graph_and_works_under_no_grad(device):
+    w = to_tensor(np.ones(3), device, requires_grad=True)
+    with pytest.raises(RuntimeError, match="__setitem__: assigning into a tensor while the "
+                                           "graph records it"):
+        w[0] = 5
+    with pytest.raises(RuntimeError, match="__setitem__: assigning into a tensor while"):
+        to_tensor(np.ones(3), device)[0] = w[1]
+    with minidl.no_grad():
+        w[0] = 5
+        w += 1
+    assert host(w).tolist() == [6.0, 2.0, 2.0] and w.requires_grad and w.is_leaf
+    a = to_tensor(np.ones(3), device)
+    z = (w * a).sum()
+    a[1] = 4
+    with pytest.raises(RuntimeError, match="was modified in place after the forward"):
+        z.backward()

@@ -19,8 +19,9 @@ from .loss_pointwise import (binary_cross_entropy, binary_cross_entropy_with_log
 from .reduction import argmax, argmin, max, mean, min, std, sum, var
 from .reduction import (all, amax, amin, any, cumsum, logsumexp, norm, prod)
 from .sorting import argsort, return_types, sort, topk
-from .comparison import (allclose, clone, contiguous, eq, equal, ge, gt, isclose, isfinite,
-                         isinf, isnan, le, lt, ne)
+from .comparison import (allclose, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, clone,
+                         contiguous, eq, equal, ge, gt, isclose, isfinite, isinf, isnan, le,
+                         logical_and, logical_not, logical_or, logical_xor, lt, ne)
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, moveaxis,
                     movedim, pad, permute, repeat, reshape, roll, split, squeeze, stack, tile,
                     transpose, unbind, unsqueeze, view)

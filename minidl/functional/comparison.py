@@ -1,7 +1,8 @@
 """Comparisons and value tests, outside the graph (bool results, no gradient):
 eq ne lt le gt ge (the operators ``== != < <= > >=``), isnan isinf isfinite, isclose,
-allclose and equal (the last two give Python bools, as in PyTorch); and ``clone``, the
-differentiable copy (``contiguous`` uses it).
+allclose and equal (the last two give Python bools, as in PyTorch), the logical and bitwise
+ops (the operators ``~ & | ^``); and ``clone``, the differentiable copy (``contiguous`` uses
+it).
 """
 from __future__ import annotations
 
@@ -147,6 +148,82 @@ def equal(input, other):
     if input.shape != other.shape:
         return False
     return bool(Tensor(_named("equal", "equal", input, other).data.all()).item())
+
+
+def _logical(op, input, other=None):
+    """``input`` (and ``other``) as bool arrays: nonzero is True, as PyTorch's logical ops
+    read any dtype."""
+    check_tensor(op, "input", input)
+    xp = backend.xp_of(input.data)
+    a = input.data.astype(bool, copy=False)
+    if other is None:
+        return xp, a, None
+    b = _operand(op, input, other)
+    return xp, a, (b.astype(bool, copy=False) if hasattr(b, "astype") else bool(b))
+
+
+def logical_not(input):
+    """not input, elementwise (a bool tensor; nonzero is True)."""
+    xp, a, _ = _logical("logical_not", input)
+    return Tensor(xp.logical_not(a))
+
+
+def logical_and(input, other):
+    """input and other, elementwise, broadcasting (a bool tensor; nonzero is True)."""
+    xp, a, b = _logical("logical_and", input, other)
+    return Tensor(xp.logical_and(a, b))
+
+
+def logical_or(input, other):
+    """input or other, elementwise, broadcasting (a bool tensor)."""
+    xp, a, b = _logical("logical_or", input, other)
+    return Tensor(xp.logical_or(a, b))
+
+
+def logical_xor(input, other):
+    """input xor other, elementwise, broadcasting (a bool tensor)."""
+    xp, a, b = _logical("logical_xor", input, other)
+    return Tensor(xp.logical_xor(a, b))
+
+
+def _bitwise(op, ufunc, input, other=None):
+    """The operators ``~ & | ^``: bitwise on bool and integer tensors (on bool, the logical
+    ops), promoted as the arithmetic ops are; float operands are refused, as in PyTorch."""
+    check_tensor(op, "input", input)
+    operands = [input] if other is None else [input, other]
+    for name, x in zip(("input", "other"), operands):
+        kind = x.dtype.kind if isinstance(x, Tensor) else np.asarray(x).dtype.kind
+        if kind not in "biu" or isinstance(x, np.floating):
+            what = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"{op}: '{name}' must be a bool or integer tensor or number, got "
+                            f"{what}")
+    xp = backend.xp_of(input.data)
+    if other is None:
+        return Tensor(getattr(xp, ufunc)(input.data))
+    b = _operand(op, input, other)
+    r = result_dtype(input, other)
+    b = b.astype(r, copy=False) if hasattr(b, "astype") else b
+    return Tensor(getattr(xp, ufunc)(input.data.astype(r, copy=False), b).astype(r, copy=False))
+
+
+def bitwise_not(input):
+    """~input: bitwise not of an integer tensor, logical not of a bool one."""
+    return _bitwise("bitwise_not", "invert", input)
+
+
+def bitwise_and(input, other):
+    """input & other (bool or integer, broadcasting)."""
+    return _bitwise("bitwise_and", "bitwise_and", input, other)
+
+
+def bitwise_or(input, other):
+    """input | other (bool or integer, broadcasting)."""
+    return _bitwise("bitwise_or", "bitwise_or", input, other)
+
+
+def bitwise_xor(input, other):
+    """input ^ other (bool or integer, broadcasting)."""
+    return _bitwise("bitwise_xor", "bitwise_xor", input, other)
 
 
 class Clone(Function):

@@ -14,6 +14,7 @@ the differentiable ``Cast``, so each gradient arrives in its input's own dtype.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -401,14 +402,23 @@ def _binary(op, cls, a, b, floating=False):
                          f"{t.dtype}") from None
 
 
-def add(input, other):
-    """input + other, broadcasting."""
-    return _binary("add", Add, input, other)
+def add(input, other, *, alpha=1):
+    """input + alpha * other, broadcasting."""
+    return _binary("add", Add, input, _scaled("add", other, alpha))
 
 
-def sub(input, other):
-    """input - other, broadcasting."""
-    return _binary("sub", Sub, input, other)
+def sub(input, other, *, alpha=1):
+    """input - alpha * other, broadcasting."""
+    return _binary("sub", Sub, input, _scaled("sub", other, alpha))
+
+
+def _scaled(op, other, alpha):
+    """alpha * other for add's and sub's ``alpha`` (PyTorch's), other itself for 1."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (numbers.Real, np.number)):
+        raise TypeError(f"{op}: 'alpha' must be a number, got {type(alpha).__name__}")
+    if alpha == 1:
+        return other
+    return mul(other, alpha) if isinstance(other, Tensor) else other * alpha
 
 
 def mul(input, other):

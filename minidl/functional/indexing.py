@@ -260,6 +260,15 @@ def getitem(input, index):
     """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks,
     as PyTorch reads them (ints select before the arrays index: see ``_ints_first``)."""
     check_tensor("getitem", "input", input)
+    index = _raw_index("getitem", input, index)
+    split = _ints_first(index if isinstance(index, tuple) else (index,))
+    if split is not None:
+        return _getitem(_getitem(input, split[0], input.shape), split[1], input.shape)
+    return _getitem(input, index, input.shape)
+
+
+def _raw_index(op, input, index):
+    """The index with Tensors as their arrays, lists as arrays, on input's device."""
     if isinstance(index, tuple):
         index = tuple(_index_component(i) for i in index)
     else:
@@ -267,16 +276,23 @@ def getitem(input, index):
     items = index if isinstance(index, tuple) else (index,)
     for it in items:
         if hasattr(it, "dtype") and it.dtype.kind not in "biu":
-            raise IndexError(f"getitem: index arrays must be integer or boolean, got dtype "
+            raise IndexError(f"{op}: index arrays must be integer or boolean, got dtype "
                              f"{it.dtype}")
         if hasattr(it, "dtype") and type(it) is not type(input.data) and it.ndim > 0:
-            index = tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
-                          for i in items)
-            break
+            return tuple(backend.to_device(i, input.device) if hasattr(i, "dtype") else i
+                         for i in items)
+    return index
+
+
+def assignment_target(input, index):
+    """For ``input[index] = value``: (an array, an index into it) that select what
+    ``input[index]`` reads, in PyTorch's reading of the index (ints first: a view of
+    input's memory, then the rest)."""
+    index = _raw_index("__setitem__", input, index)
     split = _ints_first(index if isinstance(index, tuple) else (index,))
-    if split is not None:
-        return _getitem(_getitem(input, split[0], input.shape), split[1], input.shape)
-    return _getitem(input, index, input.shape)
+    if split is None:
+        return input.data, index
+    return input.data[split[0]], split[1]
 
 
 def _getitem(input, index, shape):
