@@ -11,6 +11,7 @@ import numbers
 import numpy as np
 
 from . import backend
+from .grad_mode import is_grad_enabled
 from . import tensor as _t           # Tensor and its helpers, used at call time (circular)
 
 _F = None   # minidl.functional, bound by it at import time (through tensor._bind_functional)
@@ -27,7 +28,7 @@ class TensorInplace:
     __slots__ = ()
 
     def _check_inplace(self, name):
-        if _t.is_grad_enabled() and self.requires_grad:
+        if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
                 f"{name}: in-place change of a tensor that requires grad; wrap it in "
                 "minidl.no_grad() (as nn.init and the optimizers do)")
@@ -154,7 +155,7 @@ class TensorInplace:
     def _graph_involved(self, other=None):
         """Whether an in-place change here would have to be recorded: grad mode is on and
         this tensor (or ``other``) requires grad."""
-        return _t.is_grad_enabled() and (self.requires_grad or (
+        return is_grad_enabled() and (self.requires_grad or (
             isinstance(other, _t.Tensor) and other.requires_grad))
 
     # x += y and friends: in place (views and other names see the change, as in PyTorch);

@@ -444,6 +444,6 @@ class Tensor(TensorInplace, TensorMethods):
 
 
 # The autograd engine creates Tensors, so it is imported once Tensor exists.
-from .autograd import is_grad_enabled, run_backward  # noqa: E402
+from .autograd import run_backward  # noqa: E402
 from .autograd_api import backward_into  # noqa: E402
 from .hooks import register_tensor_hook  # noqa: E402
