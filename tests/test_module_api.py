@@ -257,3 +257,35 @@ def test_state_dict_lists_a_shared_module_under_every_name_as_pytorch():
     state = {k: v.numpy() + 1.0 for k, v in net.state_dict().items()}
     net.load_state_dict(state)                                   # no "unexpected keys"
     np.testing.assert_array_equal(shared.weight.numpy(), state["2.weight"])
+
+
+def test_train_and_eval_call_each_childs_train():
+    """A module that overrides ``train`` to keep its batch norm frozen has its way when a
+    parent switches modes, as in PyTorch (the flag used to be set on every descendant)."""
+    class Frozen(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(2)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+    m = nn.Sequential(Frozen(), nn.Sequential(nn.BatchNorm1d(2)))
+    m.train()
+    assert m.training and m[0].training and not m[0].bn.training and m[1][0].training
+    m.eval()
+    assert not any(mod.training for mod in m.modules())
+    m.train()
+    assert m[1][0].training and not m[0].bn.training
+
+
+def test_a_child_registered_twice_is_one_child():
+    lin = nn.Linear(2, 2)
+    s = nn.Sequential(lin, lin)
+    assert [n for n, _ in s.named_children()] == ["0"]
+    calls = []
+    s.apply(lambda mod: calls.append(type(mod).__name__))
+    assert calls == ["Linear", "Sequential"]
+    assert len(s) == 2 and [n for n, _ in s.named_parameters()] == ["0.weight", "0.bias"]

@@ -533,3 +533,39 @@ def test_load_state_dict_takes_a_tensor_step():
     opt = optim.Adam([_param(np.ones(2), "cpu"), _param(np.ones(3), "cpu")])
     opt.load_state_dict(sd)
     assert [opt.state[p]["step"] for p in opt.param_groups[0]["params"]] == [1, 1]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_sgd_momentum_on_a_0d_parameter_with_weight_decay(device, fused):
+    """g + wd * p of 0-d arrays is a NumPy scalar: the momentum buffer made from it must still
+    be an array updated in place (it kept its first value, so the steps went wrong)."""
+    p = nn.Parameter(np.array(1.0))
+    p.data = backend.to_device(p.data, device)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.1, fused=fused)
+    w, b = 1.0, None
+    for _ in range(3):
+        p.grad = minidl.tensor(np.array(1.0), device=device)
+        opt.step()
+        g = 1.0 + 0.1 * w                       # the update written out
+        b = g if b is None else 0.9 * b + g
+        w -= 0.1 * b
+    np.testing.assert_allclose(float(p.data), w, rtol=1e-12)
+    assert opt.state[p]["momentum_buffer"].shape == ()
+
+
+def test_a_state_dict_whose_schedule_ended_just_below_zero_loads():
+    """Chained schedules can leave the lr a rounding below 0; PyTorch saves and loads it, and
+    so must we (a negative lr is still refused when given to the constructor)."""
+    o = optim.SGD([nn.Parameter(np.zeros(1))], lr=1.0)
+    sched = optim.lr_scheduler
+    s = sched.ChainedScheduler([sched.StepLR(o, 1, gamma=0.1),
+                                sched.CosineAnnealingLR(o, T_max=5, eta_min=1e-3)])
+    for _ in range(10):
+        s.step()
+    lr = o.param_groups[0]["lr"]
+    assert -1e-4 < lr < 0
+    fresh = optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1)
+    fresh.load_state_dict(o.state_dict())
+    assert fresh.param_groups[0]["lr"] == lr
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD([nn.Parameter(np.zeros(1))], lr=-1e-5)

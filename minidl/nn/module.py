@@ -203,8 +203,12 @@ class Module(ModuleHooks):
             yield m
 
     def named_children(self):
+        """(name, child) for each child module, once each (a module registered twice under
+        this one is yielded under its first name, as PyTorch does)."""
+        seen = set()
         for n, m in self._modules.items():
-            if m is not None:
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
                 yield n, m
 
     def children(self):
@@ -300,10 +304,13 @@ class Module(ModuleHooks):
 
     # -- modes and devices ---------------------------------------------------------------------
     def train(self, mode=True):
-        """Switch this module and its descendants to training (or eval) mode."""
+        """Switch this module and its descendants to training (or eval) mode: sets its own
+        flag, then calls each child's ``train(mode)``, so a child that overrides ``train``
+        (to keep its batch norms frozen, say) has its way, as in PyTorch."""
         mode = check_bool(f"{type(self).__name__}.train", "mode", mode)
-        for m in self.modules():
-            object.__setattr__(m, "training", mode)
+        object.__setattr__(self, "training", mode)
+        for m in self.children():
+            m.train(mode)
         return self
 
     def eval(self):

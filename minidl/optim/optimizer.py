@@ -376,7 +376,13 @@ class Optimizer:
                 by_index[idx] = p
             new = {k: _host_scalar(v) if k != "betas" else v for k, v in saved.items()}
             new["params"] = group["params"]
-            self._check_group(new, f" in param group {i} of the state dict")
+            lr = new.get("lr")
+            if isinstance(lr, float) and lr < 0:    # a chained schedule can end below 0 (a
+                new["lr"] = 0.0                       # rounding); PyTorch saves and loads it
+                self._check_group(new, f" in param group {i} of the state dict")
+                new["lr"] = lr
+            else:
+                self._check_group(new, f" in param group {i} of the state dict")
             new_groups.append(new)
         new_state = {}
         for idx, buffers in state_dict["state"].items():

@@ -1,6 +1,8 @@
 """Stochastic gradient descent with optional momentum, dampening, Nesterov and weight decay."""
 from __future__ import annotations
 
+from .. import backend
+
 from .._checks import check_bool, check_number
 from .optimizer import Optimizer
 
@@ -64,8 +66,8 @@ class SGD(Optimizer):
             damp = self._hyper(group, "1 - dampening", p, lambda: 1.0 - group["dampening"]) \
                 if group["dampening"] != 0 else None
             buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = g.copy()
+            if buf is None:         # an array even for a 0-d parameter (g + wd * p is a
+                buf = state["momentum_buffer"] = backend.xp_of(p).array(g, p.dtype)   # scalar)
             else:
                 buf *= mu
                 if damp is not None:

@@ -331,7 +331,15 @@ def asarray(a, dtype=None, order=None):
     return _call(_np.array, (a,), dict(dtype=dtype, order=order or "K", copy=None))
 
 
-array = asarray
+def array(obj, dtype=None, copy=True, order="K", ndmin=0):
+    """cupy.array: a new device array (a copy of a device array too, unless copy=False:
+    CuPy's array copies where asarray does not)."""
+    if not isinstance(obj, ndarray):
+        _refuse_read("a host-to-device copy")
+        return _np.array(obj, dtype=dtype, order=order or "K", copy=True,
+                         ndmin=ndmin).view(ndarray)
+    return _call(_np.array, (obj,), dict(dtype=dtype, order=order or "K",
+                                         copy=True if copy else None, ndmin=ndmin))
 
 
 def _stable(f):
