@@ -458,3 +458,23 @@ def test_bad_module_arguments_fail_at_forward():
         nn.MaxPool2d(0)(X8)
     with pytest.raises(ValueError, match=r"adaptive_max_pool2d: 'output_size' must be posit"):
         nn.AdaptiveMaxPool2d(0)(X8)
+
+
+def test_dilated_windows_that_reach_no_input_are_refused():
+    """Taps at -1 and 1 of a 1-row input see only padding: PyTorch returns -inf and an index
+    outside the input there (its backward then writes out of bounds); minidl refuses the
+    geometry. A window with one tap inside is fine."""
+    x = minidl.randn(1, 1, 1, 2)
+    with pytest.raises(ValueError, match=r"max_pool2d: the window at output height 0 \(taps "
+                                         r"at height \[-1, 1\]\) covers no input height "
+                                         r"\(size 1\): with dilation 2, padding 1"):
+        F.max_pool2d(x, (2, 1), 1, (1, 0), (2, 1))
+    y, idx = F.max_pool2d(minidl.tensor([[[[5.0, 7.0, 1.0]]]]), (1, 2), 1, (0, 1), (1, 2),
+                          return_indices=True)          # taps (-1, 1), (0, 2), (1, 3): valid
+    assert host(y).tolist() == [[[[7.0, 5.0, 7.0]]]] and host(idx).tolist() == [[[[1, 0, 1]]]]
+
+
+def test_global_avg_pool2d_of_an_empty_image_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"global_avg_pool2d: the input's height and width "
+                                         r"must be non-zero, got shape \(1, 2, 0, 4\)"):
+        F.global_avg_pool2d(minidl.zeros(1, 2, 0, 4))

@@ -204,6 +204,7 @@ def test_bad_input(rng):
         F.interpolate(x, size=2, mode="bilinear", antialias=True)
     with pytest.raises(ValueError, match="recompute_scale_factor"):
         F.interpolate(x, size=2, recompute_scale_factor=True)
+    assert F.interpolate(x, size=3, recompute_scale_factor=False).shape[2:] == (3, 3)  # torch
 
 
 # ---------------------------------------------------------------------------------------------

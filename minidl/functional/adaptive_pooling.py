@@ -179,5 +179,5 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
 def global_avg_pool2d(input):
     """Mean over all pixels of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
-    _check_input("global_avg_pool2d", input)
+    _output_size("global_avg_pool2d", input, 1)          # checks the input (non-empty H, W)
     return BlockMean2d(input.shape[2:])(input)

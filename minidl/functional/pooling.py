@@ -257,7 +257,22 @@ def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
                 f"dilated kernel {axis} {span} (kernel {kk}, dilation {dd})"
             raise ValueError(f"{op}: {what} is larger than the padded input {axis} "
                              f"{size + 2 * pp} (input {input.shape}, padding {pp})")
+        _check_windows_reach(op, axis, size, kk, ss, pp, dd)
     return k, s, p, d, ceil_mode
+
+
+def _check_windows_reach(op, axis, size, k, s, p, d):
+    """A dilated window that starts in the padding can step over the whole input (taps at
+    -1 and 1 of a 1-row input): its max would be -inf with no position to send the gradient
+    to (PyTorch returns an index outside the input there). Only windows starting before the
+    input can miss it: a later one's first tap lies inside."""
+    for o in range(-(-p // s)):
+        start = o * s - p
+        if not any(0 <= start + j * d < size for j in range(k)):
+            raise ValueError(
+                f"{op}: the window at output {axis} {o} (taps at {axis} "
+                f"{list(range(start, start + k * d, d))}) covers no input {axis} (size "
+                f"{size}): with dilation {d}, padding {p} leaves it only padding")
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,

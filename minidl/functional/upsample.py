@@ -270,7 +270,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                          f"size={size!r}, scale_factor={scale_factor!r}")
     H, W = input.shape[2:]
     if size is not None:
-        if recompute_scale_factor is not None:
+        if recompute_scale_factor:                 # False is allowed, as in PyTorch
             raise ValueError(f"{op}: 'recompute_scale_factor' is only meaningful with "
                              f"'scale_factor', not with 'size'")
         out = tuple(int(v) for v in _pair_of(op, "size", size, numbers.Integral))
