@@ -125,6 +125,8 @@ class TensorInplace:
     def clamp_(self, min=None, max=None):
         """Clamp into [min, max] in place (either bound may be None)."""
         self._check_inplace("clamp_")
+        if self.dtype.kind == "b":
+            raise TypeError("clamp_: a bool tensor cannot be clamped (as in PyTorch)")
         if min is None and max is None:
             raise ValueError("clamp_: at least one of 'min' and 'max' must be given")
         bounds = []

@@ -429,3 +429,18 @@ def test_setitem_refuses_the_graph_and_works_under_no_grad(device):
     a[1] = 4
     with pytest.raises(RuntimeError, match="was modified in place after the forward"):
         z.backward()
+
+
+def test_bool_and_integer_edge_operations_are_clear_errors(device):
+    """Where NumPy would raise its own message (or PyTorch refuses), minidl names the op."""
+    b = to_tensor(np.array([True, False]), device)
+    with pytest.raises(TypeError, match="neg: negating a bool tensor is not supported"):
+        -b
+    with pytest.raises(TypeError, match="sub: subtracting two bool operands"):
+        b - b
+    with pytest.raises(TypeError, match="clamp_: a bool tensor cannot be clamped"):
+        b.clamp_(0, 1)
+    if device == "cpu":                 # CuPy does not check the exponents' signs
+        i = to_tensor(np.array([2, 3]), device)
+        with pytest.raises(ValueError, match="pow: integers to negative integer powers"):
+            i ** to_tensor(np.array([-1, 2]), device)

@@ -409,6 +409,10 @@ def add(input, other, *, alpha=1):
 
 def sub(input, other, *, alpha=1):
     """input - alpha * other, broadcasting."""
+    if all(isinstance(x, (bool, np.bool_)) or (isinstance(x, Tensor) and x.dtype.kind == "b")
+           for x in (input, other)):
+        raise TypeError("sub: subtracting two bool operands is not supported (as in "
+                        "PyTorch); use ^ or logical_xor, or convert them first")
     return _binary("sub", Sub, input, _scaled("sub", other, alpha))
 
 
@@ -436,12 +440,22 @@ def pow(input, exponent):
     for name, x in (("input", input), ("exponent", exponent)):
         if isinstance(x, Tensor) and x.requires_grad:
             check_float("pow", name, x)
-    return _binary("pow", Pow, input, exponent)
+    try:
+        return _binary("pow", Pow, input, exponent)
+    except ValueError as exc:
+        if "negative integer powers" not in str(exc):
+            raise
+        raise ValueError("pow: integers to negative integer powers are not supported; "
+                         "convert the base to a floating dtype first") from None
 
 
 def neg(input):
     """-input."""
-    return Neg()(check_tensor("neg", "input", input))
+    check_tensor("neg", "input", input)
+    if input.dtype.kind == "b":
+        raise TypeError("neg: negating a bool tensor is not supported (as in PyTorch); to "
+                        "invert a mask use ~ or logical_not")
+    return Neg()(input)
 
 
 def abs(input):
