@@ -200,3 +200,16 @@ def test_tensor_lerp_method(rng):
         pytest.skip("Tensor.lerp is not bound yet")
     x, y = minidl.tensor(rng.standard_normal(3)), minidl.tensor(rng.standard_normal(3))
     np.testing.assert_array_equal(x.lerp(y, 0.3).numpy(), F.lerp(x, y, 0.3).numpy())
+
+
+@pytest.mark.parametrize("op", ["maximum", "minimum"])
+def test_maximum_and_minimum_send_gy_to_both_inputs_where_one_is_nan(device, op):
+    """y is NaN there; PyTorch gives both inputs the whole gradient (a NaN first argument
+    used to get none while a NaN second one got it all)."""
+    a = to_tensor(np.array([np.nan, 1.0, 2.0, 0.5]), device, requires_grad=True)
+    b = to_tensor(np.array([0.5, np.nan, 2.0, 3.0]), device, requires_grad=True)
+    y = getattr(minidl, op)(a, b)
+    y.backward(to_tensor(np.array([1.0, 2.0, 4.0, 8.0]), device))
+    last = (0.0, 8.0) if op == "maximum" else (8.0, 0.0)     # 0.5 vs 3.0: (a's, b's)
+    assert host(a.grad).tolist() == [1.0, 2.0, 2.0, last[0]]
+    assert host(b.grad).tolist() == [1.0, 2.0, 2.0, last[1]]

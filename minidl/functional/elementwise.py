@@ -224,7 +224,8 @@ class Clip(Function):
 
 class Maximum(Function):
     """y = max(a, b) elementwise.  Gradient: gy goes to the larger input; on ties each input
-    gets gy / 2 (PyTorch's convention, which keeps the gradient symmetric)."""
+    gets gy / 2 (PyTorch's convention, which keeps the gradient symmetric); where either is
+    NaN (so is y), both get gy, as in PyTorch."""
 
     sign = 1
 
@@ -235,9 +236,13 @@ class Maximum(Function):
 
     def backward(self, gy):
         a, b = self.saved
+        xp = backend.xp_of(gy)
         wins = (a > b) if self.sign > 0 else (a < b)
-        share = gy * wins + (gy * 0.5) * (a == b)
-        ga = sum_to(share, a.shape) if self.needs_input_grad[0] else None
+        share = gy * wins + (gy * 0.5) * (a == b)          # b's share is gy - share: all of
+        ga = None                                          # gy where a NaN left both out
+        if self.needs_input_grad[0]:
+            ga = share + gy * (xp.isnan(a) | xp.isnan(b)) if gy.dtype.kind == "f" else share
+            ga = sum_to(ga, a.shape)
         gb = sum_to(gy - share, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
 
