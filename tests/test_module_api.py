@@ -289,3 +289,52 @@ def test_a_child_registered_twice_is_one_child():
     s.apply(lambda mod: calls.append(type(mod).__name__))
     assert calls == ["Linear", "Sequential"]
     assert len(s) == 2 and [n for n, _ in s.named_parameters()] == ["0.weight", "0.bias"]
+
+
+def _sizes(container):
+    return [(n, m.out_features) for n, m in container._modules.items()]
+
+
+def test_sequential_and_module_list_edit_like_pytorch():
+    """Item assignment keeps the position's name; deleting, inserting and popping number the
+    modules afresh; + concatenates (the results are PyTorch 2.13's for the same edits)."""
+    a, b, c, d = (nn.Linear(1, k) for k in (1, 2, 3, 4))
+    s = nn.Sequential(a, b, c)
+    s[1] = d
+    s[-1] = b
+    assert [m.out_features for m in s] == [1, 4, 2]
+    del s[0]
+    assert _sizes(s) == [("0", 4), ("1", 2)] and not hasattr(s, "2")
+    s.insert(0, c)
+    s.insert(-1, a)
+    s.append(c)
+    assert s.pop(1).out_features == 4
+    assert _sizes(s) == [("0", 3), ("1", 1), ("2", 2), ("3", 3)]
+    assert list(s.state_dict())[:3] == ["0.weight", "0.bias", "1.weight"]
+    t = s + nn.Sequential(d)
+    assert type(t) is nn.Sequential and _sizes(t)[-1] == ("4", 4)
+    ml = nn.ModuleList([a, b]) + nn.ModuleList([c])
+    del ml[0:1]
+    assert type(ml) is nn.ModuleList and _sizes(ml) == [("0", 2), ("1", 3)]
+    with pytest.raises(IndexError, match="ModuleList: index 2 is out of range for 2 modules"):
+        ml[2] = a
+    with pytest.raises(TypeError, match="Sequential: a Module is expected, got int"):
+        s[0] = 3
+    with pytest.raises(TypeError, match="Sequential.insert: expected a Module, got str"):
+        s.insert(0, "x")
+
+
+def test_module_dict_update_pop_clear_and_pairs():
+    a, b, c = (nn.Linear(1, k) for k in (1, 2, 3))
+    md = nn.ModuleDict([("x", a), ("y", b)])
+    md.update({"z": c})
+    assert md.pop("x") is a and list(md.keys()) == ["y", "z"]
+    assert "y" in md and "x" not in md and not hasattr(md, "x")
+    assert [n for n, _ in md.named_parameters()] == ["y.weight", "y.bias", "z.weight", "z.bias"]
+    del md["y"]
+    with pytest.raises(KeyError):
+        del md["y"]
+    md.clear()
+    assert len(md) == 0 and not hasattr(md, "z")
+    with pytest.raises(TypeError, match="ModuleDict.update: expected a mapping or"):
+        md.update([a])

@@ -42,7 +42,65 @@ class ModuleList(Module):
 
     def __getitem__(self, i):
         items = list(self._modules.items())
-        return self._like(items[i]) if isinstance(i, slice) else items[i][1]
+        return self._like(items[i]) if isinstance(i, slice) else items[self._index(i)][1]
+
+    def _index(self, i, insert=False):
+        """``i`` as a position (negative ones from the end), or an IndexError naming it;
+        ``insert``: a position to insert at, clamped to 0..len as list.insert does."""
+        n = len(self._modules)
+        i = check_int(f"{type(self).__name__}", "index", i)
+        if insert:
+            return min(max(i + n if i < 0 else i, 0), n)
+        if not -n <= i < n:
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for "
+                             f"{n} modules")
+        return i % n
+
+    def __setitem__(self, i, module):
+        """Replace the module at position ``i``; it keeps that position's name."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: a Module is expected, got "
+                            f"{type(module).__name__}")
+        self.add_module(list(self._modules)[self._index(i)], module)
+
+    def __delitem__(self, i):
+        """Remove the module(s) at ``i`` (an int or a slice); the rest are numbered afresh
+        0, 1, ... as in PyTorch."""
+        keys = list(self._modules)
+        for k in (keys[i] if isinstance(i, slice) else [keys[self._index(i)]]):
+            delattr(self, k)
+        self._refill(list(self._modules.values()))
+
+    def insert(self, index, module):
+        """Insert ``module`` before position ``index`` (renumbering the ones after it)."""
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}.insert: expected a Module, got "
+                            f"{type(module).__name__}")
+        modules = list(self._modules.values())
+        modules.insert(self._index(index, insert=True), module)
+        self._refill(modules)
+
+    def _refill(self, modules):
+        """Hold ``modules``, named 0, 1, ... afresh."""
+        for k in list(self._modules):
+            delattr(self, k)
+        for n, m in enumerate(modules):
+            self.add_module(str(n), m)
+
+    def pop(self, i=-1):
+        """Remove and return the module at position ``i``."""
+        module = self[i]
+        del self[i]
+        return module
+
+    def __add__(self, other):
+        """A new container of this kind holding both containers' modules, numbered afresh."""
+        if not isinstance(other, ModuleList):
+            return NotImplemented
+        out = type(self)._like([])
+        for m in list(self) + list(other):
+            out.append(m)
+        return out
 
     @staticmethod
     def _like(items):
@@ -85,8 +143,34 @@ class ModuleDict(Module):
 
     def __init__(self, modules=None):
         super().__init__()
-        for k, m in (modules or {}).items():
-            self[k] = m
+        if modules is not None:
+            self.update(modules)
+
+    def update(self, modules):
+        """Add (or replace) the modules of a mapping or of an iterable of (name, module)."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for pair in pairs:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"ModuleDict.update: expected a mapping or (name, module) "
+                                f"pairs, got an entry {pair!r}")
+            self[pair[0]] = pair[1]
+
+    def __delitem__(self, key):
+        self[key]                               # KeyError for a missing key
+        delattr(self, key)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def pop(self, key):
+        """Remove and return the module named ``key``."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in list(self._modules):
+            delattr(self, key)
 
     def __setitem__(self, key, module):
         if not isinstance(module, Module):
