@@ -252,3 +252,6 @@ def test_bad_module_arguments():
     with pytest.raises(ValueError, match="InstanceNorm2d: input has 2 channels, the layer "
                                          "expects 3"):
         nn.InstanceNorm2d(3)(minidl.ones(1, 2, 3, 3))
+    with pytest.raises(ValueError, match=r"InstanceNorm2d: expected more than 1 spatial "
+                                         r"element per channel .* shape \(2, 3, 1, 1\)"):
+        nn.InstanceNorm2d(3)(minidl.ones(2, 3, 1, 1))          # PyTorch refuses it too

@@ -246,6 +246,10 @@ class InstanceNorm2d(Module):
         if x.shape[-3] != self.num_features:
             raise ValueError(f"{op}: input has {x.shape[-3]} channels, the layer expects "
                              f"{self.num_features} (num_features), input shape {x.shape}")
+        if x.shape[-1] * x.shape[-2] == 1:      # each instance's mean is its one value
+            raise ValueError(f"{op}: expected more than 1 spatial element per channel (it "
+                             f"normalizes each image's channel over H x W), got input shape "
+                             f"{x.shape}")
         x4 = x if x.ndim == 4 else F.unsqueeze(x, 0)
         y = F.group_norm(x4, self.num_features, self.weight, self.bias, self.eps)
         return y if x.ndim == 4 else F.reshape(y, x.shape)
