@@ -10,16 +10,10 @@ import numbers
 
 import numpy as np
 
+from . import _tensor_methods as _m  # its _F: minidl.functional, bound at import time
 from . import backend
 from .grad_mode import is_grad_enabled
 from . import tensor as _t           # Tensor and its helpers, used at call time (circular)
-
-_F = None   # minidl.functional, bound by it at import time (through tensor._bind_functional)
-
-
-def _bind_functional(module):
-    global _F
-    _F = module
 
 
 class TensorInplace:
@@ -71,19 +65,19 @@ class TensorInplace:
         the result keeps self's dtype; a result of a higher kind (float into an integer
         tensor, an integer into a bool one) is refused, as PyTorch does."""
         self._check_inplace(name)
-        other = _F._utils.as_operand(name, "other", other)
+        other = _m._F._utils.as_operand(name, "other", other)
         if not _t.is_real(alpha):
             raise TypeError(f"{name}: 'alpha' must be a number, got {type(alpha).__name__}")
         if isinstance(other, _t.Tensor):
             if other.device != self.device:
                 raise RuntimeError(f"{name}: 'other' is on {other.device}, this tensor on "
                                    f"{self.device}; move it with .to(device)")
-            _F._utils.check_broadcast(name, self, other)
+            _m._F._utils.check_broadcast(name, self, other)
             if np.broadcast_shapes(self.shape, other.shape) != self.shape:
                 raise ValueError(f"{name}: 'other' of shape {other.shape} does not broadcast "
                                  f"to this tensor's shape {self.shape} (in place, the result "
                                  "keeps the tensor's shape)")
-        result = _F.elementwise.result_dtype(self, other, floating=name == "div_")
+        result = _m._F.elementwise.result_dtype(self, other, floating=name == "div_")
         rank = {"b": 0, "i": 1, "u": 1, "f": 2}
         if rank[result.kind] > rank[self.dtype.kind]:
             raise TypeError(f"{name}: the result type {result} cannot be stored in place in "
@@ -183,7 +177,7 @@ class TensorInplace:
                 "value requires grad) is not supported; build the result with where, "
                 "masked_fill or cat, or assign under minidl.no_grad()")
         self._check_inplace("__setitem__")
-        target, index = _F.indexing.assignment_target(self, index)
+        target, index = _m._F.indexing.assignment_target(self, index)
         v = value.data if isinstance(value, _t.Tensor) else value
         if hasattr(v, "shape") and not isinstance(v, np.generic):
             v = backend.to_device(v, self.device)

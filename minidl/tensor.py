@@ -15,7 +15,6 @@ from . import backend
 from ._tensor_inplace import TensorInplace
 from ._tensor_methods import TensorMethods
 from ._tensor_methods import _bind_functional as _bind_methods
-from ._tensor_inplace import _bind_functional as _bind_inplace
 
 _F = None   # minidl.functional, bound by it at import time (Tensor methods call it)
 
@@ -24,7 +23,6 @@ def _bind_functional(module):
     global _F
     _F = module
     _bind_methods(module)
-    _bind_inplace(module)
 
 
 # ---------------------------------------------------------------------------------------------
