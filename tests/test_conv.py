@@ -297,7 +297,8 @@ def _t(*shape):
      r"conv2d: kernel height 7 .* larger than the padded input height 6"),
     (_t(2, 3, 6, 4), _t(2, 3, 3, 3), {"dilation": 2}, ValueError,
      r"conv2d: kernel width 3 \(dilation 2, spanning 5\) is larger than the padded input"),
-    (_t(3, 8, 8), _t(2, 3, 3, 3), {}, ValueError, r"conv2d: 'input' must be 4-D"),
+    (_t(8, 8), _t(2, 3, 3, 3), {}, ValueError, r"conv2d: 'input' must be 4-D \(N, C, H, W\) or "
+     r"3-D \(C, H, W\), got shape \(8, 8\)"),
     (_t(2, 3, 8, 8), _t(2, 3, 3), {}, ValueError, r"conv2d: 'weight' must be 4-D"),
     (_t(2, 3, 8, 8), _t(2, 3, 3, 3), {"stride": 0}, ValueError,
      r"conv2d: 'stride' must be positive, got 0"),

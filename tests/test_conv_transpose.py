@@ -178,7 +178,7 @@ def test_conv_transpose2d_bad_input(rng):
     with pytest.raises(ValueError, match="output size .* is not positive"):
         F.conv_transpose2d(x, w, padding=3)
     with pytest.raises(ValueError, match="'input' must be 4-D"):
-        F.conv_transpose2d(minidl.tensor(np.zeros((4, 3, 3))), w)
+        F.conv_transpose2d(minidl.tensor(np.zeros((3, 3))), w)
     with pytest.raises(TypeError, match="same dtype"):
         F.conv_transpose2d(x.float(), w)
     with pytest.raises(ValueError, match="'stride' must be positive"):

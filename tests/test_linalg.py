@@ -40,3 +40,9 @@ def test_bad_input():
         F.linear(minidl.ones(2, 4), minidl.ones(5, 3))
     with pytest.raises(ValueError, match=r"linear: 'bias' must have shape \(5,\)"):
         F.linear(minidl.ones(2, 3), minidl.ones(5, 3), minidl.ones(4))
+    x64 = minidl.ones(2, 3, dtype=minidl.float64)
+    with pytest.raises(TypeError, match="linear: input is float64 but weight is float32 "
+                                        r"\(no mixing, as in PyTorch\)"):
+        minidl.nn.Linear(3, 5)(x64)                 # matmul and conv2d refuse it too
+    with pytest.raises(TypeError, match="linear: input is float64 but bias is float32"):
+        F.linear(x64, minidl.ones(5, 3, dtype=minidl.float64), minidl.ones(5))

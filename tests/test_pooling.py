@@ -125,7 +125,7 @@ def test_torch_parity(rng):
 
 
 @pytest.mark.parametrize("fn,args,exc,match", [
-    (F.max_pool2d, (minidl.zeros(3, 8, 8), 2), ValueError, r"max_pool2d: 'input' must be 4-D"),
+    (F.max_pool2d, (minidl.zeros(8, 8), 2), ValueError, r"max_pool2d: 'input' must be 4-D"),
     (F.avg_pool2d, (minidl.zeros(1, 1, 3, 3), 4), ValueError,
      r"avg_pool2d: kernel height 4 is larger than the padded input height 3"),
     (F.max_pool2d, (minidl.zeros(1, 1, 8, 8), 2, 2, 2), ValueError,
@@ -437,7 +437,8 @@ X8 = minidl.zeros(1, 1, 8, 8)
     (F.adaptive_max_pool2d, (X8, (2, 2, 2)), {}, TypeError,
      r"adaptive_max_pool2d: 'output_size' must be an int or a pair of ints"),
     (F.adaptive_max_pool2d, (minidl.zeros(8, 8), 2), {}, ValueError,
-     r"adaptive_max_pool2d: 'input' must be 4-D \(N, C, H, W\), got shape \(8, 8\)"),
+     r"adaptive_max_pool2d: 'input' must be 4-D \(N, C, H, W\) or 3-D \(C, H, W\), got "
+     r"shape \(8, 8\)"),
     (F.adaptive_max_pool2d, (minidl.zeros(1, 1, 0, 3), 2), {}, ValueError,
      r"adaptive_max_pool2d: the input's height and width must be non-zero, got shape "
      r"\(1, 1, 0, 3\)"),
@@ -478,3 +479,26 @@ def test_global_avg_pool2d_of_an_empty_image_is_a_clear_error():
     with pytest.raises(ValueError, match=r"global_avg_pool2d: the input's height and width "
                                          r"must be non-zero, got shape \(1, 2, 0, 4\)"):
         F.global_avg_pool2d(minidl.zeros(1, 2, 0, 4))
+
+
+@pytest.mark.parametrize("name", ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
+                                  "adaptive_avg_pool2d", "adaptive_max_pool2d",
+                                  "global_avg_pool2d"])
+def test_one_unbatched_image_is_a_batch_of_one(device, rng, name):
+    """(C, H, W) input, as PyTorch's spatial ops take it: the result is the batch-of-one
+    result without its batch axis, and so is the gradient (float64 gradcheck)."""
+    w = to_tensor(rng.standard_normal((3, 3, 3, 3)), device)
+    calls = {"conv2d": lambda t: F.conv2d(t, w, stride=2, padding=1),
+             "conv_transpose2d": lambda t: F.conv_transpose2d(t, w, stride=2),
+             "max_pool2d": lambda t: F.max_pool2d(t, 3, 2, 1),
+             "avg_pool2d": lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=False),
+             "adaptive_avg_pool2d": lambda t: F.adaptive_avg_pool2d(t, 3),
+             "adaptive_max_pool2d": lambda t: F.adaptive_max_pool2d(t, (3, 2)),
+             "global_avg_pool2d": F.global_avg_pool2d}
+    fn = calls[name]
+    x = rng.standard_normal((3, 7, 6))
+    batched = host(fn(to_tensor(x[None], device)))
+    check_op(fn, [x], lambda a: batched[0], device, check_float32=False)   # (w is float64)
+    if name == "max_pool2d":
+        y, idx = F.max_pool2d(to_tensor(x, device), 3, 2, 1, return_indices=True)
+        assert y.shape == idx.shape == batched.shape[1:]

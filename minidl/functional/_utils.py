@@ -1,6 +1,7 @@
 """Helpers shared by the functional ops: argument checks and gradient reduction."""
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -162,3 +163,19 @@ def int64_indices(a):
     with a Python int outside its range (labels against ignore_index=-100 or C=300) raises
     OverflowError in CuPy 14 (NEP 50), and np.where wraps such a value silently."""
     return a if a.dtype == np.int64 else a.astype(np.int64)
+
+
+def accepts_unbatched(fn):
+    """Let ``fn``, a spatial op of an (N, C, H, W) input, take one unbatched (C, H, W) image
+    too, as PyTorch's do: it runs as a batch of one, and the batch axis is removed from the
+    result (from each, for a pair such as max pooling's values and indices)."""
+    @functools.wraps(fn)
+    def op(input, *args, **kwargs):
+        if not (isinstance(input, Tensor) and input.ndim == 3):
+            return fn(input, *args, **kwargs)
+        out = fn(input.unsqueeze(0), *args, **kwargs)
+        if isinstance(out, tuple):
+            parts = [o.squeeze(0) for o in out]
+            return type(out)(*parts) if hasattr(out, "_fields") else tuple(parts)
+        return out.squeeze(0)
+    return op

@@ -11,7 +11,7 @@ import numpy as np
 from .. import backend
 from .._checks import check_bool
 from ..autograd import Function
-from ._utils import check_pair
+from ._utils import accepts_unbatched, check_pair
 from .pooling import MaxPool2d, _check_input
 
 
@@ -146,6 +146,7 @@ def _output_size(op, input, output_size):
     return check_pair(op, "output_size", output_size, 1)
 
 
+@accepts_unbatched
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed (OH, OW) output over PyTorch's bins: rows
     floor(i*H/OH) .. ceil((i+1)*H/OH) - 1, columns likewise (equal blocks when OH divides H).
@@ -160,6 +161,7 @@ def adaptive_avg_pool2d(input, output_size):
     return AdaptiveAvgPool2d((oh, ow))(input)
 
 
+@accepts_unbatched
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """Max pooling to a fixed (OH, OW) output over the bins of ``adaptive_avg_pool2d``.
 
@@ -177,7 +179,9 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     return AdaptiveMaxPool2d((oh, ow), return_indices)(input)
 
 
+@accepts_unbatched
 def global_avg_pool2d(input):
-    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C, 1, 1)."""
+    """Mean over all pixels of each channel: (N, C, H, W) -> (N, C, 1, 1) (or (C, H, W) ->
+    (C, 1, 1))."""
     _output_size("global_avg_pool2d", input, 1)          # checks the input (non-empty H, W)
     return BlockMean2d(input.shape[2:])(input)

@@ -25,7 +25,7 @@ from .._checks import check_int
 from ..autograd import Function
 from ..kernels import depthwise, threads
 from . import conv_rows as rows
-from ._utils import check_float, check_pair
+from ._utils import accepts_unbatched, check_float, check_pair
 
 
 def _conv_forward(x, W, b, stride, padding, dilation, groups, keep=False):
@@ -278,7 +278,8 @@ def check_conv_args(op, input, weight, layout, stride, padding, dilation, groups
     check_float(op, "input", input)
     check_float(op, "weight", weight)
     if input.ndim != 4:
-        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {input.shape}")
+        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape "
+                         f"{input.shape}")
     if weight.ndim != 4:
         raise ValueError(f"{op}: 'weight' must be 4-D {layout}, got shape {weight.shape}")
     if input.dtype != weight.dtype:
@@ -299,6 +300,7 @@ def check_conv_bias(op, bias, channels, input):
         raise TypeError(f"{op}: bias dtype {bias.dtype} differs from input dtype {input.dtype}")
 
 
+@accepts_unbatched
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as in PyTorch) of an NCHW batch.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import kernels
 from ..autograd import Function
-from ._utils import check_pair
+from ._utils import accepts_unbatched, check_pair
 from .conv import (_columns, _conv_forward, _flipped_transposed, _grouped_matmul,
                    _grouped_matmul_nt, _input_grad_col2im, check_conv_args, check_conv_bias)
 
@@ -91,6 +91,7 @@ class ConvTranspose2d(Function):
         return (gx, gW) if len(needs) == 2 else (gx, gW, gb)
 
 
+@accepts_unbatched
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1):
     """2-D transposed convolution ("deconvolution") of an NCHW batch: the gradient of conv2d

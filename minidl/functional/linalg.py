@@ -104,6 +104,12 @@ def linear(input, weight, bias=None):
     if input.ndim < 1 or input.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input's last dimension must be in_features={weight.shape[1]}"
                          f" (weight {weight.shape}), got input shape {input.shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != input.dtype:
+            check_float("linear", name, t)
+            raise TypeError(f"linear: input is {input.dtype} but {name} is {t.dtype} (no "
+                            "mixing, as in PyTorch); convert one, e.g. with model.double() or "
+                            "x.float()")
     if bias is not None:
         check_float("linear", "bias", bias)
         if bias.shape != (weight.shape[0],):

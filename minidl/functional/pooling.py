@@ -12,7 +12,7 @@ import numpy as np
 from .. import backend
 from .._checks import check_bool, check_int
 from ..autograd import Function
-from ._utils import check_float, check_pair
+from ._utils import accepts_unbatched, check_float, check_pair
 
 
 def _pool_len(size, k, s, p, d, ceil_mode):
@@ -233,7 +233,8 @@ class AvgPool2d(Function):
 def _check_input(op, x):
     check_float(op, "input", x)
     if x.ndim != 4:
-        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"{op}: 'input' must be 4-D (N, C, H, W) or 3-D (C, H, W), got shape "
+                         f"{x.shape}")
 
 
 def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
@@ -275,6 +276,7 @@ def _check_windows_reach(op, axis, size, k, s, p, d):
                 f"{size}): with dilation {d}, padding {p} leaves it only padding")
 
 
+@accepts_unbatched
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """Max over dilated KH x KW windows (padding is -inf), as ``torch.nn.functional.max_pool2d``.
@@ -293,6 +295,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return MaxPool2d(k, s, p, d, ceil_mode, return_indices)(input)
 
 
+@accepts_unbatched
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """Mean over KH x KW windows of zero-padded input, as ``torch.nn.functional.avg_pool2d``.
