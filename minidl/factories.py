@@ -3,6 +3,8 @@ their *_like forms. Floating results default to float32; random ones draw from t
 seeded generator (``minidl.manual_seed``)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import backend
@@ -121,29 +123,48 @@ def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
-    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32."""
+    """Values from ``start`` to ``end`` (exclusive) by ``step``; int64 for ints, else float32.
+
+    As in PyTorch: a floating result has ceil((end - start) / step) values start + i * step,
+    computed in float64 and then rounded to the dtype once (NumPy's float32 arange adds a
+    float32 step and drifts); an integer dtype truncates start, end and step to integers
+    first (so ``arange(0, 5, 1.5, dtype=int64)`` steps by 1 and a step under 1 is refused)."""
     if end is None:
         start, end = 0, start
     start, end, step = (v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
                         for v in (start, end, step))  # a 0-d array counts as its scalar
     for name, v in (("start", start), ("end", end), ("step", step)):
         check_number("arange", name, v)
-    if step == 0:
-        raise ValueError("arange: 'step' must be non-zero")
     if dtype is None:
         ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if ints else float32
-    data = backend.to_device(np.arange(start, end, step, dtype=_dtype("arange", dtype)),
-                             device or "cpu")
-    return Tensor(data, requires_grad=requires_grad)
+    dt = _dtype("arange", dtype)
+    if not all(math.isfinite(v) for v in (start, end, step)):
+        raise ValueError(f"arange: start, end and step must be finite, got {start}, {end}, "
+                         f"{step}")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: 'step' {step} goes away from 'end' (start {start}, end "
+                         f"{end}); as in PyTorch, its sign must be that of end - start")
+    if dt.kind in "biu":
+        start, end, step = int(start), int(end), int(step)
+    if step == 0:
+        raise ValueError("arange: 'step' must be non-zero" + (
+            " (an integer dtype truncates it to an integer first)" if dt.kind in "biu" else ""))
+    if dt.kind in "biu":
+        data = np.arange(start, end, step, dtype=np.int64).astype(dt)
+    else:
+        n = max(0, math.ceil((float(end) - float(start)) / float(step)))
+        data = (float(start) + np.arange(n, dtype=np.float64) * float(step)).astype(dt)
+    return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    """``steps`` evenly spaced values from start to end inclusive."""
+    """``steps`` evenly spaced values from start to end inclusive, computed in float64 (an
+    integer dtype then truncates toward zero, as PyTorch does)."""
     check_number("linspace", "start", start)
     check_number("linspace", "end", end)
-    data = np.linspace(start, end, check_int("linspace", "steps", steps, 0),
-                       dtype=_dtype("linspace", dtype, float32))
+    data = np.linspace(start, end, check_int("linspace", "steps", steps, 0), dtype=np.float64)
+    data = data.astype(_dtype("linspace", dtype, float32))
     return Tensor(backend.to_device(data, device or "cpu"), requires_grad=requires_grad)
 
 
@@ -171,21 +192,32 @@ def rand(*size, dtype=None, device=None, requires_grad=False):
     return _random("rand", lambda g, s, d: g.uniform(s, d), size, dtype, device, requires_grad)
 
 
-def randint(low, high, size, dtype=None, device=None):
-    """Integers in [low, high) from the seeded generator."""
+def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad=False):
+    """Integers in [low, high) from the seeded generator; ``randint(high, size)`` draws from
+    [0, high), as in PyTorch. ``dtype`` (default int64) may also be floating or bool."""
+    if size is None:                        # randint(high, size) or randint(high, size=...)
+        if high is None:
+            raise TypeError("randint: missing 'size' (randint(high, size) or "
+                            "randint(low, high, size))")
+        low, high, size = 0, low, high
+    elif high is None:                      # randint(high, size=(...))
+        low, high = 0, low
     low, high = check_int("randint", "low", low), check_int("randint", "high", high)
-    dtype = _dtype("randint", dtype, np.int64, kinds="iu")
+    dtype = _dtype("randint", dtype, np.int64, kinds="biuf")
     if high <= low:
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
     shape = _shape("randint", (size,))
     gen = default_generator(backend.get_device(device))
-    return Tensor(gen.integers(low, high, shape, dtype))
+    draw = gen.integers(low, high, shape, dtype if dtype.kind in "iu" else np.int64)
+    return Tensor(draw.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
-def randperm(n, device=None):
-    """A random permutation of 0..n-1 (int64)."""
+def randperm(n, *, dtype=None, device=None, requires_grad=False):
+    """A random permutation of 0..n-1 (int64, or ``dtype``)."""
     n = check_int("randperm", "n", n, 0)
-    return Tensor(default_generator(backend.get_device(device)).permutation(n).astype(np.int64))
+    dtype = _dtype("randperm", dtype, np.int64, kinds="iuf")
+    perm = default_generator(backend.get_device(device)).permutation(n)
+    return Tensor(perm.astype(dtype), requires_grad=requires_grad)
 
 
 def randn_like(input, dtype=None, device=None, requires_grad=False):

@@ -145,8 +145,14 @@ def test_numpy_scalars_are_numbers_for_hyperparameters():
     (lambda: minidl.linspace(0, 1, 2.5), TypeError,
      "linspace: 'steps' must be a non-negative int, got float 2.5"),
     (lambda: minidl.eye(-1), ValueError, "eye: 'n' must be a non-negative int, got -1"),
-    (lambda: minidl.randint(0, 3, (2,), dtype=minidl.float32), TypeError,
-     "randint: dtype must be an integer type, got float32"),
+    (lambda: minidl.randint(0, 3, (2,), dtype=minidl.complex64 if hasattr(minidl, "complex64")
+                            else "U1"), TypeError, "randint: dtype must be"),
+    (lambda: minidl.arange(0, -3), ValueError, "arange: 'step' 1 goes away from 'end'"),
+    (lambda: minidl.arange(0, 5, 0.5, dtype=minidl.int64), ValueError,
+     r"arange: 'step' must be non-zero \(an integer dtype truncates it"),
+    (lambda: minidl.arange(0, float("inf")), ValueError, "arange: start, end and step must be "
+                                                          "finite"),
+    (lambda: minidl.randint(5), TypeError, "randint: missing 'size'"),
     (lambda: minidl.randint(0.5, 3.5, (2,)), TypeError, "randint: 'low' must be an int"),
     (lambda: minidl.randperm(3.0), TypeError,
      "randperm: 'n' must be a non-negative int, got float 3.0"),
@@ -182,3 +188,33 @@ def test_assigned_gradients_must_match_the_tensor():
     x.grad = minidl.zeros(2, 3)                        # the next backward adds into it
     (x * 2.0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+
+
+def test_float_arange_does_not_drift_and_integer_arange_truncates_first():
+    """start + i * step rounded once (NumPy's float32 arange accumulated a float32 step: the
+    last of 2973 values was 1.6 steps off); an integer dtype truncates its arguments first,
+    as PyTorch does."""
+    x = minidl.arange(-72.2, -42.48, 0.01)
+    ref = -72.2 + np.arange(2973) * 0.01                   # (2973: ceil in float64, as torch)
+    assert x.dtype == minidl.float32 and x.shape == (2973,)
+    np.testing.assert_allclose(x.numpy(), ref, rtol=0, atol=1e-5)
+    h = minidl.arange(100, 110, 0.1, dtype=minidl.float16)
+    assert h.shape == (100,) and float(h[-1]) <= 110
+    np.testing.assert_array_equal(minidl.arange(0, 5, 1.5, dtype=minidl.int64).numpy(),
+                                  [0, 1, 2, 3, 4])
+    assert minidl.arange(-11.084, 36, 1, dtype=minidl.int64).shape == (47,)
+    assert minidl.arange(0, 0).shape == (0,)
+
+
+def test_linspace_truncates_toward_zero_for_integers_and_randint_forms():
+    np.testing.assert_array_equal(minidl.linspace(-10, 0, 4, dtype=minidl.int64).numpy(),
+                                  [-10, -6, -3, 0])          # NumPy's integer linspace floors
+    minidl.manual_seed(0)
+    a = minidl.randint(5, (3,))
+    b = minidl.randint(5, size=(2, 2))
+    assert a.shape == (3,) and b.shape == (2, 2) and a.dtype == minidl.int64
+    assert 0 <= a.numpy().min() and a.numpy().max() < 5
+    f = minidl.randint(0, 3, (50,), dtype=minidl.float32)
+    assert f.dtype == minidl.float32 and set(f.numpy().tolist()) <= {0.0, 1.0, 2.0}
+    p = minidl.randperm(6, dtype=minidl.int32)
+    assert p.dtype == minidl.int32 and sorted(p.numpy().tolist()) == list(range(6))
