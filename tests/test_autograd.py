@@ -6,6 +6,7 @@ import pytest
 import minidl
 import minidl.functional as F
 from minidl import Function, Tensor
+from tests.helpers import host, to_tensor
 
 
 def test_simple_gradient_values():
@@ -467,3 +468,30 @@ def test_backward_refuses_an_output_its_op_saved_changed_in_place(op):
     x = minidl.tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = getattr(x, op)()
     (y * 2).sum().backward()                 # untouched: fine
+
+
+def test_index_and_mask_tensors_changed_after_the_forward_do_not_move_the_gradient(device):
+    """getitem, where, masked_fill, gather and embedding keep a copy of their index or mask
+    when the graph records them, so changing the index tensor in place before backward (which
+    PyTorch refuses) cannot send the gradient elsewhere."""
+    def fresh():
+        return to_tensor(np.arange(1.0, 7.0).reshape(2, 3), device, requires_grad=True)
+
+    def t(a):
+        return to_tensor(np.array(a), device)
+
+    cases = [
+        (lambda x, i: (x[i] ** 2).sum(), [0, 0], 1, [[4, 8, 12], [0, 0, 0]]),
+        (lambda x, c: (minidl.where(c, x, x * 0) * 3).sum(),
+         [[True, False, True], [False, True, False]], True, [[3, 0, 3], [0, 3, 0]]),
+        (lambda x, c: (x.masked_fill(c, 0.0) * 3).sum(),
+         [[True, False, True], [False, True, False]], True, [[0, 3, 0], [3, 0, 3]]),
+        (lambda x, g: x.gather(1, g).sum(), [[0, 0], [1, 1]], 2, [[2, 0, 0], [0, 2, 0]]),
+        (lambda x, e: F.embedding(e, x).sum(), [0, 0], 1, [[2, 2, 2], [0, 0, 0]]),
+    ]
+    for fn, index, later, want in cases:
+        x, idx = fresh(), t(index)
+        loss = fn(x, idx)
+        idx.fill_(later)
+        loss.backward()
+        np.testing.assert_array_equal(host(x.grad), want)

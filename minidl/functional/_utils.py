@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend
 from .._checks import check_int
+from ..grad_mode import is_grad_enabled
 from ..kernels import threads
 from ..tensor import Tensor
 
@@ -179,3 +180,14 @@ def accepts_unbatched(fn):
             return type(out)(*parts) if hasattr(out, "_fields") else tuple(parts)
         return out.squeeze(0)
     return op
+
+
+def kept_for_backward(a, source, *inputs):
+    """``a``, an index or mask array read from the Tensor ``source`` that a backward will use,
+    as a copy when the graph records the op (grad mode on, an input requiring grad): the
+    caller may change ``source`` in place before backward, which PyTorch refuses and which
+    would otherwise silently move the gradient. A copy keeps it right."""
+    if isinstance(source, Tensor) and is_grad_enabled() and any(
+            isinstance(x, Tensor) and x.requires_grad for x in inputs):
+        return a.copy()
+    return a

@@ -23,8 +23,8 @@ from .._checks import check_number
 from ..autograd import Function
 from ..kernels import threads
 from ..tensor import _DEFAULT_FLOAT, Tensor
-from ._utils import (as_operand, blockwise, check_broadcast, check_float, check_tensor, sum_to,
-                     type_name)
+from ._utils import (as_operand, blockwise, check_broadcast, check_float, check_tensor,
+                     kept_for_backward, sum_to, type_name)
 
 
 def _shape(x):
@@ -513,7 +513,7 @@ def where(condition, input, other):
     if not isinstance(input, Tensor) and not isinstance(other, Tensor):
         input = Tensor(backend.xp_of(cond).asarray(input, dtype=result_dtype(input, other)))
     input, other = _promoted([input, other])
-    return Where(cond)(input, other)
+    return Where(kept_for_backward(cond, condition, input, other))(input, other)
 
 
 def cast(input, dtype):

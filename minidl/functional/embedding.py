@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend
 from .._checks import check_bool, check_int
 from ..autograd import Function
-from ._utils import check_float, check_tensor, int64_indices
+from ._utils import check_float, check_tensor, int64_indices, kept_for_backward
 
 
 def segment_sum(ids, rows, num_segments, scale_by_count=False):
@@ -130,4 +130,5 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         # on a GPU the flag is read at the next sync; until then the indices are clamped
         if backend.check_later(((idx < 0) | (idx >= V)).any(), error):
             idx = backend.xp_of(idx).clip(idx, 0, V - 1)
+    idx = kept_for_backward(idx, input, weight)
     return Embedding(idx, padding_idx, scale_grad_by_freq)(weight)

@@ -11,7 +11,8 @@ from .. import backend
 from .._checks import check_int
 from ..autograd import Function
 from ..tensor import Tensor, is_real
-from ._utils import check_tensor, int64_indices, normalize_dim, sum_to, type_name
+from ._utils import (check_tensor, int64_indices, kept_for_backward, normalize_dim, sum_to,
+                     type_name)
 from .elementwise import cast, to_device
 from .shape import reshape
 
@@ -268,11 +269,11 @@ def getitem(input, index):
 
 
 def _raw_index(op, input, index):
-    """The index with Tensors as their arrays, lists as arrays, on input's device."""
-    if isinstance(index, tuple):
-        index = tuple(_index_component(i) for i in index)
-    else:
-        index = _index_component(index)
+    """The index with Tensors as their arrays (copies when the graph records the op: see
+    ``kept_for_backward``), lists as arrays, on input's device."""
+    def raw(it):
+        return kept_for_backward(_index_component(it), it, input)
+    index = tuple(raw(i) for i in index) if isinstance(index, tuple) else raw(index)
     items = index if isinstance(index, tuple) else (index,)
     for it in items:
         if hasattr(it, "dtype") and it.dtype.kind not in "biu":
@@ -361,7 +362,7 @@ def masked_fill(input, mask, value):
         except OverflowError:
             raise ValueError(f"masked_fill: 'value' {value!r} does not fit the input's dtype "
                              f"{input.dtype}") from None
-    return MaskedFill(mask.data)(input, value)
+    return MaskedFill(kept_for_backward(mask.data, mask, input, value))(input, value)
 
 
 def gather(input, dim, index, *, sparse_grad=False):
@@ -405,7 +406,7 @@ def gather(input, dim, index, *, sparse_grad=False):
         # on a GPU the flag is read at the next sync; until then the indices are clamped
         if backend.check_later(((idx < 0) | (idx >= n)).any(), error):
             idx = backend.xp_of(idx).clip(idx, 0, n - 1)
-    return Gather(d, idx)(input)
+    return Gather(d, kept_for_backward(idx, index, input))(input)
 
 
 def one_hot(tensor, num_classes=-1):
