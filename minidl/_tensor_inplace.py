@@ -21,11 +21,19 @@ class TensorInplace:
 
     __slots__ = ()
 
-    def _check_inplace(self, name):
+    def _check_inplace(self, name, other=None):
+        """Refuse what an in-place data op cannot do: record a graph (this tensor, or the
+        ``other`` it would take values from, requires grad while grad mode is on: the
+        gradient would be lost) or write read-only or repeated memory."""
         if is_grad_enabled() and self.requires_grad:
             raise RuntimeError(
                 f"{name}: in-place change of a tensor that requires grad; wrap it in "
                 "minidl.no_grad() (as nn.init and the optimizers do)")
+        if is_grad_enabled() and isinstance(other, _t.Tensor) and other.requires_grad:
+            raise RuntimeError(
+                f"{name}: the other tensor requires grad, and in-place ops are not recorded "
+                "(its gradient would be lost); use the out-of-place op (e.g. y = x + other), "
+                "or detach() it")
         a = self.data                # CuPy's flags have no writeable: look for repeats (stride 0)
         if not getattr(a.flags, "writeable", True) or any(
                 st == 0 and n > 1 for st, n in zip(a.strides, a.shape)):
@@ -39,7 +47,7 @@ class TensorInplace:
         return self
 
     def fill_(self, value):
-        self._check_inplace("fill_")
+        self._check_inplace("fill_", value)
         if isinstance(value, _t.Tensor) and value.data.size == 1:
             value = value.item()
         if not isinstance(value, (numbers.Number, np.generic)):
@@ -49,13 +57,17 @@ class TensorInplace:
         return self
 
     def copy_(self, src):
-        self._check_inplace("copy_")
+        self._check_inplace("copy_", src)
         src = src.data if isinstance(src, _t.Tensor) else src
         if not hasattr(src, "shape"):
             src = _t._as_array(src, dtype=self.dtype)
-        if tuple(src.shape) != self.data.shape:
-            raise ValueError(f"copy_: source shape {tuple(src.shape)} does not match "
-                             f"destination shape {self.data.shape}")
+        try:                            # the source broadcasts to this shape, as in PyTorch
+            ok = np.broadcast_shapes(tuple(src.shape), self.data.shape) == self.data.shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"copy_: source shape {tuple(src.shape)} does not broadcast to "
+                             f"the destination shape {self.data.shape}")
         self.data[...] = backend.to_device(src, self.device)
         self._version += 1
         return self
@@ -64,7 +76,7 @@ class TensorInplace:
         """self = ufunc(self, alpha * other) in place: ``other`` broadcasts to self's shape and
         the result keeps self's dtype; a result of a higher kind (float into an integer
         tensor, an integer into a bool one) is refused, as PyTorch does."""
-        self._check_inplace(name)
+        self._check_inplace(name, other)
         other = _m._F._utils.as_operand(name, "other", other)
         if not _t.is_real(alpha):
             raise TypeError(f"{name}: 'alpha' must be a number, got {type(alpha).__name__}")

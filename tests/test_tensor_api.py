@@ -444,3 +444,30 @@ def test_bool_and_integer_edge_operations_are_clear_errors(device):
         i = to_tensor(np.array([2, 3]), device)
         with pytest.raises(ValueError, match="pow: integers to negative integer powers"):
             i ** to_tensor(np.array([-1, 2]), device)
+
+
+def test_in_place_ops_refuse_an_other_that_requires_grad(device):
+    """copy_/add_/mul_/fill_ are not recorded: taking values from a tensor that requires grad
+    would lose its gradient silently (PyTorch records them instead); refused, and allowed under
+    no_grad or with detach()."""
+    x = to_tensor(np.array([1.0, 2.0, 3.0]), device, requires_grad=True)
+    c = to_tensor(np.zeros(3), device)
+    for name, call in (("copy_", lambda: c.copy_(x)), ("add_", lambda: c.add_(x)),
+                       ("mul_", lambda: c.mul_(x)), ("fill_", lambda: c.fill_(x[0]))):
+        with pytest.raises(RuntimeError, match=f"{name}: the other tensor requires grad"):
+            call()
+    with minidl.no_grad():
+        c.copy_(x)
+    c.add_(x.detach())
+    assert host(c).tolist() == [2.0, 4.0, 6.0]
+
+
+def test_copy_broadcasts_its_source(device):
+    c = to_tensor(np.zeros((2, 3)), device)
+    c.copy_(to_tensor(np.array([1.0, 2.0, 3.0]), device))
+    assert host(c).tolist() == [[1.0, 2.0, 3.0]] * 2
+    c.copy_(to_tensor(np.array(5.0), device))
+    assert (host(c) == 5).all()
+    with pytest.raises(ValueError, match=r"copy_: source shape \(2,\) does not broadcast to "
+                                         r"the destination shape \(2, 3\)"):
+        c.copy_(to_tensor(np.zeros(2), device))
