@@ -52,7 +52,8 @@ class TensorInplace:
             value = value.item()
         if not isinstance(value, (numbers.Number, np.generic)):
             raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
-        self.data[...] = value
+        _t.check_fits("fill_", value, self.dtype)
+        self.data[...] = _t.wrapped_scalar(value, self.dtype)
         self._version += 1
         return self
 

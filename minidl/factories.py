@@ -10,7 +10,7 @@ import numpy as np
 from . import backend
 from ._checks import check_int, check_number
 from .random import default_generator
-from .tensor import Tensor, _as_array, float32
+from .tensor import Tensor, _as_array, check_fits, float32, wrapped_scalar
 
 
 def _dtype(op, dtype, default=None, kinds="biuf"):
@@ -95,8 +95,10 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None and isinstance(fill_value, (int, np.integer)) and not isinstance(
             fill_value, bool):
         dtype = np.int64
-    return _make("full", lambda xp, s, d: xp.full(s, fill_value, d), (size,), dtype, device,
-                 requires_grad)
+    if dtype is not None:
+        check_fits("full", fill_value, _dtype("full", dtype), "'fill_value'")
+    return _make("full", lambda xp, s, d: xp.full(s, wrapped_scalar(fill_value, d), d), (size,),
+                 dtype, device, requires_grad)
 
 
 def _like(op, fn, input, dtype, device, requires_grad, *args):

@@ -48,6 +48,42 @@ def is_real(x):
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
+def check_fits(op, values, dtype, what="value"):
+    """Refuse Python numbers an integer ``dtype`` cannot hold, as PyTorch does (NumPy wraps
+    300 into uint8 as 44 and NaN into int64 as -2**63): NaN and infinities; for a signed type
+    anything outside its range; for an unsigned one floats outside [0, max] and integers
+    outside [-max, max] (a negative int wraps, as in PyTorch: -1 is 255 in uint8)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu":
+        return
+    a = np.asarray(values)
+    if a.size == 0 or a.dtype.kind == "b":
+        return
+    info = np.iinfo(dtype)
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all():
+            raise ValueError(f"{op}: a {what} of NaN or infinity cannot be converted to "
+                             f"{dtype}")
+        lo = 0 if dtype.kind == "u" else info.min
+    else:
+        lo = -int(info.max) if dtype.kind == "u" else info.min
+    bad = a[(a < lo) | (a > info.max)]
+    if bad.size:
+        raise ValueError(f"{op}: {what} {bad.flat[0].item()!r} cannot be converted to {dtype} "
+                         f"without overflow (accepted: {lo}..{info.max}"
+                         f"{', a negative int wraps' if lo < 0 and dtype.kind == 'u' else ''})")
+
+
+def wrapped_scalar(value, dtype):
+    """A Python int for an integer ``dtype`` as that dtype's scalar, wrapped as PyTorch wraps
+    it (-1 into uint8 is 255; NumPy raises OverflowError); other values as they are."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu" and isinstance(value, (int, np.integer)) and not isinstance(
+            value, (bool, np.bool_)):
+        return np.array(int(value), np.int64).astype(dtype)[()]
+    return value
+
+
 def _as_array(data, dtype=None, device=None, copy=False):
     """Turn ``data`` (Tensor, array, nested lists, scalar) into an array on ``device``.
 
@@ -78,6 +114,8 @@ def _as_array(data, dtype=None, device=None, copy=False):
         data, copy = arr, False
     if dtype is not None:
         dtype = np.dtype(dtype)
+        if not is_array:
+            check_fits("tensor", data, dtype)
         if data.dtype != dtype:
             data, copy = data.astype(dtype), False
     if device is not None:
@@ -349,12 +387,8 @@ class Tensor(TensorInplace, TensorMethods):
             raise TypeError(f"new_full: 'fill_value' must be a number, got "
                             f"{type(fill_value).__name__}")
         def fill(xp, shape, dtype):
-            if dtype.kind in "iu" and isinstance(fill_value, (numbers.Integral, np.integer)):
-                info = np.iinfo(dtype)
-                if not info.min <= fill_value <= info.max:
-                    raise ValueError(f"new_full: 'fill_value' {fill_value} does not fit in "
-                                     f"{dtype} ({info.min}..{info.max}), as PyTorch refuses")
-            return xp.full(shape, fill_value, dtype)
+            check_fits("new_full", fill_value, dtype, "'fill_value'")
+            return xp.full(shape, wrapped_scalar(fill_value, dtype), dtype)
         return self._new("new_full", fill, (size,), dtype, device, requires_grad)
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):

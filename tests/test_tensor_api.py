@@ -271,7 +271,8 @@ def test_in_place_integer_arithmetic_wraps_and_new_full_checks_its_value(device)
     a = to_tensor(np.array([0, 5], np.uint8), device)
     a.add_(-1)
     assert host(a).tolist() == [255, 4]
-    with pytest.raises(ValueError, match=r"new_full: 'fill_value' 300 does not fit in uint8"):
+    with pytest.raises(ValueError, match=r"new_full: 'fill_value' 300 cannot be converted to "
+                                         r"uint8 without overflow"):
         a.new_full((2,), 300)
     with pytest.raises(TypeError, match=r"new_zeros: 'dtype' must be a dtype"):
         a.new_zeros(2, dtype="foo")
@@ -471,3 +472,23 @@ def test_copy_broadcasts_its_source(device):
     with pytest.raises(ValueError, match=r"copy_: source shape \(2,\) does not broadcast to "
                                          r"the destination shape \(2, 3\)"):
         c.copy_(to_tensor(np.zeros(2), device))
+
+
+def test_numbers_an_integer_dtype_cannot_hold_are_refused_as_pytorch():
+    """NumPy wrapped 300 into uint8 as 44 and NaN into int64 as -2**63; PyTorch refuses them
+    and wraps only negative ints into unsigned types (-1 is 255)."""
+    for call, match in [
+            (lambda: minidl.tensor([300], dtype=minidl.uint8), "tensor: value 300 cannot be "
+                                                               "converted to uint8"),
+            (lambda: minidl.tensor([2 ** 40], dtype=minidl.int32), "tensor: value 1099511627776"),
+            (lambda: minidl.tensor([float("nan")], dtype=minidl.int64), "NaN or infinity"),
+            (lambda: minidl.as_tensor(-63.4, dtype=minidl.uint8), r"accepted: 0\.\.255"),
+            (lambda: minidl.full((2,), float("inf"), dtype=minidl.int32), "full: a 'fill_value'"),
+            (lambda: minidl.zeros(1, dtype=minidl.uint8).fill_(255.5), "fill_: value 255.5"),
+            (lambda: minidl.full((1,), 128, dtype=minidl.int8), r"accepted: -128\.\.127")]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert minidl.full((2,), -1, dtype=minidl.uint8).tolist() == [255, 255]
+    assert minidl.zeros(2, dtype=minidl.uint8).fill_(-2).tolist() == [254, 254]
+    assert minidl.tensor([-1, 5], dtype=minidl.uint8).tolist() == [255, 5]
+    assert minidl.tensor([1.7, -0.5], dtype=minidl.int8).tolist() == [1, 0]
