@@ -366,13 +366,16 @@ def collecting_only():
 def run_backward(root, grad, retain_graph=False, collect=(), only_collect=False,
                  collected_hooks=True):
     """Backpropagate ``grad`` through the graph of ``root`` (see ``_run_backward``); while it
-    runs, ``collecting_only()`` says whether ``only_collect`` was asked."""
+    runs, ``collecting_only()`` says whether ``only_collect`` was asked, and grad mode is off
+    (as in PyTorch: what hooks compute from parameters is not recorded)."""
     outer = collecting_only()
     _walk.only_collect = only_collect
     prof = profiler_hook
     depth = prof.begin("autograd.backward", "range") if prof is not None else 0
     try:
-        return _run_backward(root, grad, retain_graph, collect, only_collect, collected_hooks)
+        with no_grad():
+            return _run_backward(root, grad, retain_graph, collect, only_collect,
+                                 collected_hooks)
     finally:
         _walk.only_collect = outer
         if depth and prof is profiler_hook:

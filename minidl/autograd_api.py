@@ -46,12 +46,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         ``allow_unused=True``). Each owns its memory: writing into it changes nothing else.
     """
     op = "grad"
-    check_bool(op, "create_graph", create_graph)
-    if create_graph:
-        raise NotImplementedError(
-            "grad: create_graph=True is not supported: minidl's backward is not itself "
-            "differentiated (first-order gradients only), so gradients of gradients cannot "
-            "be taken; call grad with create_graph=False")
+    refuse_create_graph(op, create_graph)
     retain_graph = _retain(op, retain_graph, create_graph)
     check_bool(op, "allow_unused", allow_unused)
     outputs = _tensors(op, "outputs", outputs)
@@ -78,7 +73,17 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(results)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
+def refuse_create_graph(op, create_graph):
+    """``create_graph`` must be False: minidl's backward is not itself differentiated."""
+    check_bool(op, "create_graph", create_graph)
+    if create_graph:
+        raise NotImplementedError(
+            f"{op}: create_graph=True is not supported: minidl's backward is not itself "
+            "differentiated (first-order gradients only), so gradients of gradients cannot "
+            f"be taken; call {op} with create_graph=False")
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None, create_graph=False):
     """Add the gradients of ``tensors`` into ``.grad``: ``Tensor.backward`` for several outputs.
 
     The gradients of all ``tensors`` are summed where their graphs meet, in one walk.
@@ -94,11 +99,13 @@ def backward(tensors, grad_tensors=None, retain_graph=None, inputs=None):
             their gradient), or a Tensor or list/tuple of Tensors: only their ``.grad`` is
             written (leaves or tensors inside the graph), and only the nodes leading to them
             run. An input no path reaches keeps its ``.grad``.
+        create_graph: must be False (see ``grad``).
 
     Returns:
         None.
     """
     op = "backward"
+    refuse_create_graph(op, create_graph)
     tensors = _tensors(op, "tensors", tensors)
     grads = _seed_grads(op, "grad_tensors", grad_tensors, "tensors", tensors)
     retain_graph = _retain(op, retain_graph, False)

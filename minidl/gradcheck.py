@@ -91,19 +91,14 @@ def _numerical_jacobian(fn, inputs, checked, eps):
     """(n_out, n_in_total) central-difference Jacobian, perturbing each input element."""
     cols = []
     for i in checked:
-        xp = backend.xp_of(inputs[i].data)
-        data = inputs[i].data
-        if not data.flags.c_contiguous:   # so that flat is a view; the reshape keeps a 0-d
-            data = xp.ascontiguousarray(data).reshape(data.shape)   # input 0-d (not (1,))
-            inputs[i].data = data
-        flat = data.reshape(-1)
-        for j in range(data.size):
-            orig = flat[j].item()
-            flat[j] = orig + eps
+        data = inputs[i].data            # perturbed where it lies, in C order of elements
+        for j in np.ndindex(data.shape):  # (a strided view stays a view of its base)
+            orig = data[j].item()
+            data[j] = orig + eps
             plus = _flat_values(fn, inputs)
-            flat[j] = orig - eps
+            data[j] = orig - eps
             minus = _flat_values(fn, inputs)
-            flat[j] = orig
+            data[j] = orig
             cols.append((plus - minus) / (2.0 * eps))
     return np.stack(cols, axis=1)
 

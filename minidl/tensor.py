@@ -274,6 +274,11 @@ class Tensor(TensorInplace, TensorMethods):
         t._vc = self._vc
         return t
 
+    def detach_(self):
+        """Cut this tensor itself from the graph: a leaf that does not require grad."""
+        self.grad_fn, self._out_index, self.requires_grad = None, 0, False
+        return self
+
     @property
     def grad(self):
         """d(output)/d(self) after ``backward`` (leaves, or ``retain_grad``), else None."""
@@ -398,7 +403,7 @@ class Tensor(TensorInplace, TensorMethods):
         return Tensor(data, requires_grad=requires_grad)
 
     # -- autograd ------------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False, inputs=None):
+    def backward(self, grad=None, retain_graph=False, inputs=None, create_graph=False):
         """Compute gradients of this tensor with respect to every leaf that requires grad.
 
         Args:
@@ -407,7 +412,9 @@ class Tensor(TensorInplace, TensorMethods):
             inputs: None (the leaves and ``retain_grad`` tensors get their gradients), or a
                 Tensor or list/tuple of Tensors: only their ``.grad`` is written (leaves or
                 tensors inside the graph) and only the part of the graph leading to them runs.
+            create_graph: must be False (backward is not itself differentiated).
         """
+        refuse_create_graph("backward", create_graph)
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad and has no grad_fn; "
@@ -477,5 +484,5 @@ class Tensor(TensorInplace, TensorMethods):
 
 # The autograd engine creates Tensors, so it is imported once Tensor exists.
 from .autograd import run_backward  # noqa: E402
-from .autograd_api import backward_into  # noqa: E402
+from .autograd_api import backward_into, refuse_create_graph  # noqa: E402
 from .hooks import register_tensor_hook  # noqa: E402

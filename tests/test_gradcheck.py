@@ -136,3 +136,15 @@ def test_fails_where_the_numerical_derivative_is_not_finite():
     with np.errstate(invalid="ignore"):
         assert not minidl.gradcheck(lambda t: SqrtWrongBackward()(t), [x], fast_mode=True,
                                     raise_exception=False)
+
+
+def test_gradcheck_perturbs_a_strided_input_in_place_and_leaves_it_a_view():
+    """The elements are nudged where they lie: the input stays the same array, a view of its
+    base (it used to be replaced by a contiguous copy)."""
+    base = minidl.tensor(np.random.default_rng(0).standard_normal((3, 4)))
+    x = minidl.Tensor(base.data.T)
+    x.requires_grad_(True)
+    before = x.data
+    assert minidl.gradcheck(lambda t: (t * t).sum(1), [x])
+    assert x.data is before and np.shares_memory(x.data, base.data)
+    np.testing.assert_array_equal(x.data, base.data.T)          # restored exactly

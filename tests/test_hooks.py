@@ -434,3 +434,31 @@ def test_nested_module_hooks_order_and_grads_match_torch():
     np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-6)
     assert np.abs(w1).max() <= 0.05
     np.testing.assert_allclose(x1, x2, rtol=1e-4, atol=1e-5)
+
+
+def test_grad_mode_is_off_while_backward_runs_hooks():
+    """As in PyTorch: what a hook computes from parameters is not recorded."""
+    seen = []
+    w = minidl.ones(2, requires_grad=True)
+    x = minidl.ones(2, requires_grad=True)
+    y = x * 2
+
+    def hook(g):
+        seen.append(minidl.is_grad_enabled())
+        return g * w                     # w requires grad: no graph is built here
+    y.register_hook(hook)
+    y.sum().backward()
+    assert seen == [False] and minidl.is_grad_enabled()
+    assert x.grad.grad_fn is None and not x.grad.requires_grad
+
+
+def test_backward_refuses_create_graph_and_detach__cuts_in_place():
+    x = minidl.ones(2, requires_grad=True)
+    y = (x * 2).sum()
+    with pytest.raises(NotImplementedError, match="backward: create_graph=True is not "
+                                                  "supported"):
+        y.backward(create_graph=True)
+    with pytest.raises(NotImplementedError, match="backward: create_graph=True"):
+        minidl.autograd.backward([y], create_graph=True)
+    z = x * 3
+    assert z.detach_() is z and z.is_leaf and not z.requires_grad and z.grad_fn is None

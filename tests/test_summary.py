@@ -232,7 +232,7 @@ def test_str_has_rows_and_totals():
 
 
 def test_forward_backward_size_is_twice_the_leaf_outputs():
-    model = nn.Sequential(nn.Linear(4, 6), nn.Sequential(nn.ReLU(), nn.Linear(6, 3)))
+    model = nn.Sequential(nn.Linear(4, 6), nn.Sequential(nn.ReLU(), nn.Linear(6, 3))).double()
     s = minidl.summary(model, input_size=(2, 4), dtype=np.float64)
     # leaves: Linear (2, 6), ReLU (2, 6), Linear (2, 3), float64; containers not again
     assert s.forward_backward_bytes == 2 * 8 * (12 + 12 + 6)
