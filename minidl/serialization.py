@@ -78,9 +78,11 @@ def _decode(node, arrays, device):
         raise _Corrupt(f"a node with keys {sorted(node)}")
     (kind, value), = node.items()
     if kind in ("__tensor__", "__array__"):
-        if isinstance(value, bool) or value not in arrays:
+        if not isinstance(value, int) or isinstance(value, bool) or value not in arrays:
             raise _Corrupt(f"a reference to array {value!r}, which the archive lacks")
         array = arrays[value]
+        if kind == "__tensor__" and array.dtype.kind not in "biuf":
+            raise _Corrupt(f"a tensor of dtype {array.dtype}")
         return array if kind == "__array__" else Tensor(backend.to_device(array, device))
     if kind == "__tuple__" and isinstance(value, list):
         return tuple(_decode(v, arrays, device) for v in value)
@@ -158,20 +160,29 @@ def load(path, map_location="cpu"):
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     try:
         # the file is opened here, not by np.load, which leaves it open when the zip is bad
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
-            if _META_KEY not in z.files:
-                raise ValueError("it has no minidl metadata")
-            meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
-            fmt = meta.get("format") if isinstance(meta, dict) else None
-            if fmt != _FORMAT or "tree" not in meta:
-                raise ValueError(f"its metadata is not minidl's (format {fmt!r})")
-            arrays = {int(k[1:]): z[k] for k in z.files if k != _META_KEY}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError,
-            json.JSONDecodeError) as exc:
+        with open(path, "rb") as f:
+            z = np.load(f, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):       # a lone .npy array
+                raise ValueError("it holds a single array, not a minidl archive")
+            with z:
+                meta, arrays = _read_archive(z)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+            RuntimeError, json.JSONDecodeError) as exc:   # (zipfile's for odd archives)
         raise ValueError(f"load: {path} is not a readable minidl checkpoint (truncated or "
                          f"corrupt?): {exc}") from None
     try:
         return _decode(meta["tree"], arrays, map_location)
-    except _Corrupt as exc:
+    except (_Corrupt, RecursionError) as exc:
         raise ValueError(f"load: {path} is not a readable minidl checkpoint (corrupt "
                          f"metadata: {exc})") from None
+
+
+def _read_archive(z):
+    """(metadata, {index: array}) of an open .npz archive that ``save`` wrote."""
+    if _META_KEY not in z.files:
+        raise ValueError("it has no minidl metadata")
+    meta = json.loads(bytes(z[_META_KEY]).decode("utf-8"))
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != _FORMAT or "tree" not in meta:
+        raise ValueError(f"its metadata is not minidl's (format {fmt!r})")
+    return meta, {int(k[1:]): z[k] for k in z.files if k != _META_KEY}

@@ -132,9 +132,31 @@ def _with_meta(path, meta):
     ({"format": serialization._FORMAT, "tree": {"__tensor__": 3}}, "array 3, which the archive"),
     ({"format": serialization._FORMAT, "tree": {"__dict__": 5}}, "kind '__dict__' holding int"),
     ({"format": serialization._FORMAT, "tree": {"x": 1, "y": 2}}, r"keys \['x', 'y'\]"),
+    ({"format": serialization._FORMAT, "tree": {"__tensor__": [0]}}, r"array \[0\]"),
 ])
 def test_corrupt_metadata_is_a_clear_error(tmp_path, meta, match):
     path = tmp_path / "bad.npz"
     _with_meta(path, meta)
     with pytest.raises(ValueError, match="load: .*not a readable minidl checkpoint.*" + match):
         minidl.load(path)
+
+
+def test_foreign_and_odd_files_are_value_errors(tmp_path):
+    """A lone .npy array, metadata nested past Python's recursion limit, a string array where
+    a tensor should be: each the documented ValueError, not TypeError or RecursionError."""
+    np.save(tmp_path / "x.npy", np.arange(3))
+    with pytest.raises(ValueError, match="holds a single array, not a minidl archive"):
+        minidl.load(tmp_path / "x.npy")
+    nested = None
+    for _ in range(700):              # JSON encodes it; decoding takes two frames a level
+        nested = [nested]
+    raw = np.frombuffer(__import__("json").dumps(
+        {"format": serialization._FORMAT, "tree": nested}).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "deep.npz", **{serialization._META_KEY: raw})
+    with pytest.raises(ValueError, match="load: .*not a readable minidl checkpoint"):
+        minidl.load(tmp_path / "deep.npz")
+    raw = np.frombuffer(__import__("json").dumps(
+        {"format": serialization._FORMAT, "tree": {"__tensor__": 0}}).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "str.npz", a0=np.array(["x"]), **{serialization._META_KEY: raw})
+    with pytest.raises(ValueError, match="a tensor of dtype <U1"):
+        minidl.load(tmp_path / "str.npz")
