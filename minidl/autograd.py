@@ -139,7 +139,7 @@ class Function:
                     results.append(Tensor(y))
                     continue
                 t = Tensor.__new__(Tensor)
-                t.data, t.grad, t.grad_fn, t._out_index, t.requires_grad = y, None, self, i, True
+                t.data, t.grad, t.grad_fn, t._out_index, t._requires_grad = y, None, self, i, True
                 t._vc = [0]
                 results.append(t)
         else:

@@ -138,7 +138,7 @@ class Tensor(TensorInplace, TensorMethods):
         grad_fn: the Function that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "_out_index", "_vc",
+    __slots__ = ("data", "_grad", "_requires_grad", "grad_fn", "_out_index", "_vc",
                  "_hooks", "__weakref__")         # _hooks: a leaf's (see register_hook)
     __array_priority__ = 1000   # make numpy scalars defer to Tensor's reflected operators
     __array_ufunc__ = None
@@ -153,7 +153,7 @@ class Tensor(TensorInplace, TensorMethods):
         self.grad_fn = None
         self._out_index = 0
         self._vc = [0]            # version counter, shared with views (see _version)
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -222,6 +222,18 @@ class Tensor(TensorInplace, TensorMethods):
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place (only floating-point tensors can require grad)."""
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def requires_grad(self):
+        """Whether operations on this tensor are recorded for autograd. Setting it is
+        ``requires_grad_``: only floating-point tensors can require grad, and a non-leaf
+        cannot stop (its graph would be cut silently; ``detach()`` it)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad):
         if requires_grad and not _is_float(self.data.dtype):
             raise TypeError(
                 f"requires_grad: only floating-point tensors can require gradients, "
@@ -229,8 +241,7 @@ class Tensor(TensorInplace, TensorMethods):
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_: cannot turn off requires_grad on a non-leaf "
                                "tensor; use .detach()")
-        self.requires_grad = bool(requires_grad)
-        return self
+        self._requires_grad = bool(requires_grad)
 
     # -- conversion ----------------------------------------------------------------------------
     def item(self):
@@ -276,7 +287,7 @@ class Tensor(TensorInplace, TensorMethods):
 
     def detach_(self):
         """Cut this tensor itself from the graph: a leaf that does not require grad."""
-        self.grad_fn, self._out_index, self.requires_grad = None, 0, False
+        self.grad_fn, self._out_index, self._requires_grad = None, 0, False
         return self
 
     @property

@@ -495,3 +495,20 @@ def test_index_and_mask_tensors_changed_after_the_forward_do_not_move_the_gradie
         idx.fill_(later)
         loss.backward()
         np.testing.assert_array_equal(host(x.grad), want)
+
+
+def test_setting_requires_grad_checks_as_requires_grad_does():
+    """The attribute is requires_grad_(): a non-leaf cannot stop requiring grad (its path to
+    the leaves would be cut silently) and an integer tensor cannot start."""
+    x = minidl.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match="cannot turn off requires_grad on a non-leaf"):
+        y.requires_grad = False
+    i = minidl.tensor([1, 2])
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients"):
+        i.requires_grad = True
+    leaf = minidl.ones(2)
+    leaf.requires_grad = True
+    assert leaf.requires_grad and leaf.is_leaf
+    (leaf * y).sum().backward()
+    assert leaf.grad.tolist() == [2.0, 4.0] and x.grad.tolist() == [2.0, 2.0]
