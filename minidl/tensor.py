@@ -148,6 +148,8 @@ class Tensor(TensorInplace, TensorMethods):
             data = _as_array(data)
         elif data.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: expected an array of numbers, got dtype {data.dtype}")
+        elif not data.dtype.isnative:       # big-endian data (from a file): native order,
+            data = data.astype(data.dtype.newbyteorder("="))   # so its dtype is minidl's
         self.data = data
         self.grad = None
         self.grad_fn = None

@@ -218,3 +218,13 @@ def test_linspace_truncates_toward_zero_for_integers_and_randint_forms():
     assert f.dtype == minidl.float32 and set(f.numpy().tolist()) <= {0.0, 1.0, 2.0}
     p = minidl.randperm(6, dtype=minidl.int32)
     assert p.dtype == minidl.int32 and sorted(p.numpy().tolist()) == list(range(6))
+
+
+def test_big_endian_arrays_become_native_tensors():
+    """A '>f4' array (read from a file written elsewhere) is float32 to minidl: its dtype
+    compares equal to minidl.float32 and arithmetic keeps it."""
+    for make in (minidl.from_numpy, minidl.tensor, minidl.as_tensor):
+        t = make(np.array([1.0, 2.0], dtype=">f4"))
+        assert t.dtype == minidl.float32 and t.dtype.isnative
+        assert (t + 1).dtype == minidl.float32 and t.tolist() == [1.0, 2.0]
+    assert minidl.tensor(np.array([3], dtype=">i8")).dtype == minidl.int64
