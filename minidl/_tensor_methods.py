@@ -175,11 +175,11 @@ class TensorMethods:
     def log_softmax(self, dim, dtype=None):
         return _F.log_softmax(self, dim, dtype=dtype)
 
-    def sum(self, dim=None, keepdim=False):
-        return _F.sum(self, dim, keepdim)
+    def sum(self, dim=None, keepdim=False, *, dtype=None):
+        return _F.sum(self, dim, keepdim, dtype=dtype)
 
-    def mean(self, dim=None, keepdim=False):
-        return _F.mean(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        return _F.mean(self, dim, keepdim, dtype=dtype)
 
     def max(self, dim=None, keepdim=False):
         return _F.max(self, dim, keepdim)
@@ -193,14 +193,14 @@ class TensorMethods:
     def amin(self, dim=None, keepdim=False):
         return _F.amin(self, dim, keepdim)
 
-    def prod(self, dim=None, keepdim=False):
-        return _F.prod(self, dim, keepdim)
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        return _F.prod(self, dim, keepdim, dtype=dtype)
 
     def logsumexp(self, dim, keepdim=False):
         return _F.logsumexp(self, dim, keepdim)
 
-    def cumsum(self, dim):
-        return _F.cumsum(self, dim)
+    def cumsum(self, dim, *, dtype=None):
+        return _F.cumsum(self, dim, dtype=dtype)
 
     def norm(self, p="fro", dim=None, keepdim=False):
         return _F.norm(self, p, dim, keepdim)

@@ -576,3 +576,21 @@ def test_prod_gradient_at_an_infinite_entry_beside_a_zero_is_zero():
         y = minidl.prod(x)
     y.backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, np.inf, 0.0])
+
+
+def test_reductions_take_pytorchs_dtype_and_squeeze_takes_several_dims():
+    """sum/mean/prod/cumsum(dtype=...) cast the input first (a float16 sum of 4 x 60000
+    overflows in float16, not in float32); squeeze takes a tuple of dims (PyTorch 2)."""
+    x = minidl.tensor(np.full(4, 60000, np.float16), requires_grad=True)
+    y = x.sum(dtype=minidl.float32)
+    assert y.dtype == minidl.float32 and y.item() == 240000.0
+    y.backward()
+    assert x.grad.dtype == minidl.float16 and x.grad.tolist() == [1.0] * 4
+    assert minidl.mean(minidl.tensor([1, 2, 3]), dtype=minidl.float64).item() == 2.0
+    assert minidl.tensor([1, 2, 3]).cumsum(0, dtype=minidl.float32).tolist() == [1, 3, 6]
+    assert minidl.tensor([2.0, 3.0]).prod(dtype=minidl.float64).dtype == minidl.float64
+    with pytest.raises(TypeError, match="sum: dtype must be"):
+        x.sum(dtype="U2")
+    z = minidl.zeros(1, 3, 1, 2, 1)
+    assert z.squeeze((0, -1)).shape == (3, 1, 2) and z.squeeze([2]).shape == (1, 3, 2, 1)
+    assert z.squeeze((1, 2)).shape == (1, 3, 2, 1)        # a listed size-3 axis stays

@@ -268,14 +268,15 @@ def transpose(input, dim0=None, dim1=None):
 
 
 def squeeze(input, dim=None):
-    """Drop size-1 axes (only ``dim`` when given; a no-op if that axis is not size 1)."""
+    """Drop size-1 axes: all of them, or those of ``dim`` (an int or a tuple of ints, as in
+    PyTorch 2); a listed axis that is not of size 1 stays."""
     check_tensor("squeeze", "input", input)
     if dim is None:
         shape = tuple(n for n in input.shape if n != 1)
     else:
-        d = normalize_dim("squeeze", dim, input.ndim)
-        shape = input.shape if input.ndim == 0 or input.shape[d] != 1 else \
-            input.shape[:d] + input.shape[d + 1:]
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        drop = {normalize_dim("squeeze", d, input.ndim) for d in dims} if input.ndim else set()
+        shape = tuple(n for k, n in enumerate(input.shape) if not (k in drop and n == 1))
     return Reshape(shape)(input)
 
 
