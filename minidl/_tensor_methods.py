@@ -124,6 +124,12 @@ class TensorMethods:
     def matmul(self, other):
         return _F.matmul(self, other)
 
+    def nonzero(self, *, as_tuple=False):
+        return _F.nonzero(self, as_tuple=as_tuple)
+
+    def argwhere(self):
+        return _F.argwhere(self)
+
     def logical_not(self):
         return _F.logical_not(self)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minidl
-from tests.helpers import check_op
+from tests.helpers import check_op, host, to_tensor
 
 # (index, the same index in two steps: its ints first, then the rest)
 CASES = [
@@ -73,3 +73,17 @@ def test_small_indexes_match_torch(rng):
             np.testing.assert_allclose(t.grad.numpy(), tt.grad.numpy(), rtol=1e-12)
             checked += 1
     assert checked > 400
+
+
+def test_nonzero_argwhere_and_where_of_a_condition(device):
+    a = np.array([[0, 1, 2], [3, 0, 0]])
+    t = to_tensor(a, device)
+    assert host(minidl.nonzero(t)).tolist() == [[0, 1], [0, 2], [1, 0]]
+    assert host(t.argwhere()).dtype == np.int64
+    rows, cols = minidl.where(t > 0)
+    assert host(rows).tolist() == [0, 0, 1] and host(cols).tolist() == [1, 2, 0]
+    x = to_tensor(np.array([[1.0, 5.0], [3.0, 0.0]]), device)
+    assert host(x[minidl.where(x > 2)]).tolist() == [5.0, 3.0]
+    assert [c.shape for c in t.nonzero(as_tuple=True)] == [(3,), (3,)]
+    assert minidl.nonzero(to_tensor(np.array(3.0), device)).shape == (1, 0)    # as PyTorch
+    assert minidl.nonzero(to_tensor(np.zeros((2, 0)), device)).shape == (0, 2)

@@ -25,7 +25,8 @@ from .comparison import (allclose, bitwise_and, bitwise_not, bitwise_or, bitwise
 from .shape import (broadcast_to, cat, chunk, concatenate, expand, flatten, flip, moveaxis,
                     movedim, pad, permute, repeat, reshape, roll, split, squeeze, stack, tile,
                     transpose, unbind, unsqueeze, view)
-from .indexing import gather, getitem, masked_fill, narrow, one_hot, tril, triu
+from .indexing import (argwhere, gather, getitem, masked_fill, narrow, nonzero, one_hot, tril,
+                       triu)
 from .conv import conv2d
 from .conv_transpose import conv_transpose2d
 from .upsample import interpolate

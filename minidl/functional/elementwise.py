@@ -496,8 +496,12 @@ def minimum(input, other):
     return _binary("minimum", Minimum, input, other)
 
 
-def where(condition, input, other):
-    """Pick ``input`` where ``condition`` is true, else ``other`` (all broadcast together)."""
+def where(condition, input=None, other=None):
+    """Pick ``input`` where ``condition`` is true, else ``other`` (all broadcast together);
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch."""
+    if input is None and other is None:
+        from .indexing import nonzero  # noqa: PLC0415 (indexing imports this module)
+        return nonzero(condition, as_tuple=True)
     cond = condition.data if isinstance(condition, Tensor) else condition
     if not hasattr(cond, "dtype") or cond.dtype.kind != "b":
         raise TypeError(f"where: 'condition' must be a boolean tensor, got "

@@ -305,6 +305,32 @@ def _getitem(input, index, shape):
         raise IndexError(f"getitem: {exc} (tensor shape {shape})") from None
 
 
+def nonzero(input, *, as_tuple=False):
+    """Positions of the nonzero (True) entries, in C order: an int64 (count, ndim) tensor, or
+    with ``as_tuple`` one int64 tensor of coordinates per axis (what ``x[...]`` takes). Outside
+    the graph. On a GPU the count is read back to the host (refused in a CUDA graph)."""
+    check_tensor("nonzero", "input", input)
+    a = input.data
+    xp = backend.xp_of(a)
+    if backend._is_cupy_array(a):
+        backend.refuse_in_capture("nonzero on the GPU (the number of entries is read back to "
+                                  "the host)")
+    if a.ndim == 0:                              # a 0-d tensor has no axes to give positions
+        count = int((a != 0).item())
+        if as_tuple:
+            return (Tensor(xp.zeros(count, np.int64)),)
+        return Tensor(xp.zeros((count, 0), np.int64))
+    coords = tuple(c.astype(np.int64, copy=False) for c in xp.nonzero(a))
+    if as_tuple:
+        return tuple(Tensor(c) for c in coords)
+    return Tensor(xp.stack(coords, axis=1))
+
+
+def argwhere(input):
+    """``nonzero(input)``: the (count, ndim) positions of the nonzero entries."""
+    return nonzero(input)
+
+
 def narrow(input, dim, start, length):
     """Entries start .. start + length - 1 along ``dim`` (a view); ``start`` may be negative
     (counted from the end)."""
