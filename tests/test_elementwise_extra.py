@@ -213,3 +213,23 @@ def test_maximum_and_minimum_send_gy_to_both_inputs_where_one_is_nan(device, op)
     last = (0.0, 8.0) if op == "maximum" else (8.0, 0.0)     # 0.5 vs 3.0: (a's, b's)
     assert host(a.grad).tolist() == [1.0, 2.0, 2.0, last[0]]
     assert host(b.grad).tolist() == [1.0, 2.0, 2.0, last[1]]
+
+
+def test_clamp_with_tensor_bounds(device, rng):
+    """min(max(x, lo), hi) with broadcast Tensor bounds, each differentiable (float64
+    gradcheck away from ties), and PyTorch's routing at ties and crossed bounds."""
+    x = rng.standard_normal((3, 4))
+    lo, hi = rng.standard_normal(4) - 1.0, rng.standard_normal((3, 1)) + 1.0
+    check_op(lambda a, b, c: minidl.clamp(a, b, c), [x, lo, hi],
+             lambda a, b, c: np.minimum(np.maximum(a, b), c), device)
+    check_op(lambda a, b: minidl.clamp(a, min=b), [x, lo], lambda a, b: np.maximum(a, b),
+             device)
+    check_op(lambda a, c: a.clamp(max=c), [x, hi], lambda a, c: np.minimum(a, c), device)
+    t = [to_tensor(np.array(v), device, requires_grad=True)
+         for v in ([0.0, 1.0, 2.0, 3.0], [1.0, 1.0, 2.0, 1.0], [2.0, 1.0, 2.0, 0.5])]
+    y = minidl.clamp(*t)           # x = lo = hi at 1 and 2: x's; lo > hi at 3: hi's
+    y.backward(to_tensor(np.array([1.0, 2.0, 4.0, 8.0]), device))
+    assert host(y).tolist() == [1.0, 1.0, 2.0, 0.5]
+    assert [host(v.grad).tolist() for v in t] == [[0, 2, 4, 0], [1, 0, 0, 0], [0, 0, 0, 8]]
+    with pytest.raises(TypeError, match="clamp: 'min' is float32, the input float64"):
+        minidl.clamp(t[0], min=minidl.zeros(4))

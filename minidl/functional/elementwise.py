@@ -469,10 +469,14 @@ def abs(input):
 
 
 def clip(input, min=None, max=None):
-    """Clamp into [min, max] (either bound may be None)."""
+    """Clamp into [min, max] (either bound may be None; numbers, or Tensors that broadcast
+    to input's shape: see ``clamp_bounds``)."""
     check_tensor("clip", "input", input)
     if min is None and max is None:
         raise ValueError("clip: at least one of 'min' and 'max' must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        from .clamp_bounds import clamp_tensors  # noqa: PLC0415
+        return clamp_tensors(input, min, max)
     for name, v in (("min", min), ("max", max)):
         if v is not None:
             check_number("clip", name, v, or_none=True)
