@@ -26,9 +26,9 @@ from .functional import (cos, expm1, flip, gather, lerp, log1p, masked_fill, mov
 from .functional import (all, allclose, amax, amin, any, argsort, clone, cumsum, eq, equal,
                          ge, gt, isclose, isfinite, isinf, isnan, le, logsumexp, lt, ne, norm,
                          prod, sort, topk)
-from .functional import (add, argwhere, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, broadcast_to,
-                         div, logical_and, logical_not, logical_or, logical_xor, mul, neg,
-                         nonzero, pixel_shuffle, pixel_unshuffle, pow, sub)
+from .functional import (add, argwhere, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,
+                         broadcast_to, div, logical_and, logical_not, logical_or, logical_xor,
+                         mul, neg, nonzero, pixel_shuffle, pixel_unshuffle, pow, sub)
 from .factories import (arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like,
                         linspace, ones, ones_like, rand, rand_like, randint, randn, randn_like,
                         randperm, tensor, zeros, zeros_like)
