@@ -28,6 +28,7 @@ import os
 import pickle
 import signal
 import sys
+import tempfile
 import time
 import warnings
 
@@ -462,6 +463,18 @@ def _with_ema(rows):
     return bool(rows) and EMA_FIELDS[1] in rows[0]
 
 
+def _finite(obj):
+    """``obj`` with NaN and infinities as None (null): strict JSON, which a diverged run's
+    losses would otherwise break for jq and JavaScript readers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_metrics(out, rows, summary):
     def csv_text(f):
         text = io.StringIO()
@@ -470,8 +483,8 @@ def write_metrics(out, rows, summary):
         w.writerows(rows)
         f.write(text.getvalue().encode())
     atomic_write(os.path.join(out, "metrics.csv"), csv_text)
-    atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(
-        json.dumps({"epochs": rows, "summary": summary}, indent=2).encode()))
+    atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(json.dumps(
+        _finite({"epochs": rows, "summary": summary}), indent=2, allow_nan=False).encode()))
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -506,8 +519,9 @@ class StopFlag:
     def __init__(self):
         self.set = False
 
-    def __enter__(self):
-        self.prev = signal.signal(signal.SIGINT, self._handle)
+    def __enter__(self):                   # SIGTERM (a job scheduler's stop) as Ctrl-C
+        self.prev = {sig: signal.signal(sig, self._handle)
+                     for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handle(self, signum, frame):
@@ -518,24 +532,63 @@ class StopFlag:
               file=sys.stderr)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self.prev)
+        for sig, prev in self.prev.items():
+            signal.signal(sig, prev)
         return False
 
 
+RUN_FILES = ("checkpoint.npz", "metrics.csv", "metrics.json", "curves.png")
+
+
 def run_folder(args, cfg, ck_path):
-    """The run folder (created later): refused when it is a file or holds another run."""
+    """The run folder (created later, by ``make_run_folder``): refused when it is a file, or
+    holds files a run writes (another run's, or the user's) that are not this run's own (a
+    resumed run's folder is its checkpoint's). Without --out: None, a fresh name is claimed
+    when the folder is made."""
+    if args.out is not None and not args.out.strip():
+        raise Fail("--out is empty; give a folder for the run, or leave --out out")
     if args.out:
         out = args.out
     elif ck_path:
         out = os.path.dirname(ck_path) or os.curdir
     else:
-        out = os.path.join("runs", f"{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return None
     if os.path.exists(out) and not os.path.isdir(out):
         raise Fail(f"--out {out} is a file, not a folder; choose another --out")
-    existing = os.path.join(out, "checkpoint.npz")
-    if os.path.exists(existing) and not (ck_path and os.path.samefile(existing, ck_path)):
-        raise Fail(f"run folder {out} already holds a run ({existing}); continue it with "
-                   f"--resume {out}, or choose another --out")
+    own = os.path.join(out, "checkpoint.npz")
+    resuming_here = bool(ck_path) and os.path.isfile(own) and os.path.samefile(own, ck_path)
+    taken = [f for f in RUN_FILES if os.path.lexists(os.path.join(out, f))]
+    if taken and not resuming_here:
+        what = ("already holds a run" if "checkpoint.npz" in taken
+                else "holds files a run writes")
+        raise Fail(f"run folder {out} {what} ({', '.join(taken)}), which this run would "
+                   f"overwrite; continue a run there with --resume {out}, or choose another "
+                   "--out")
+    return out
+
+
+def make_run_folder(out, cfg):
+    """Create the run folder and check that files can be written there; ``out`` None: a new
+    folder runs/<model>-<time>[-n] claimed with an exclusive create, so two runs started in
+    the same second never share one."""
+    try:
+        if out is None:
+            base = os.path.join("runs", f"{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.makedirs("runs", exist_ok=True)
+            for n in range(1, 10000):
+                out = base if n == 1 else f"{base}-{n}"
+                try:
+                    os.mkdir(out)
+                    break
+                except FileExistsError:
+                    continue
+        else:
+            os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise Fail(f"--out: cannot write in the run folder {out} ({exc.strerror or exc}); "
+                   "choose another --out") from None
     return out
 
 
@@ -565,6 +618,8 @@ def run(argv=None):
     args = build_parser().parse_args(argv)
     if args.threads is not None and args.threads < 1:
         raise Fail(f"--threads must be a positive integer, got {args.threads}")
+    if args.resume is not None and not args.resume.strip():
+        raise Fail("--resume is empty; give a checkpoint file or run folder, or leave it out")
     checkpoint, ck_path = load_checkpoint(args.resume) if args.resume else (None, None)
     if args.eval_only and checkpoint is None:
         raise Fail("--eval-only needs --resume CHECKPOINT (the weights to evaluate)")
@@ -603,6 +658,13 @@ def run(argv=None):
     except (ValueError, TypeError) as exc:
         raise Fail(f"--model: {exc}") from None
     model.to(device)
+    try:                           # options the net accepts but CIFAR's images do not fit
+        with minidl.no_grad():
+            model.eval()(minidl.zeros(1, 3, 32, 32, device=device))
+    except (ValueError, TypeError) as exc:
+        raise Fail(f"--model-option: {cfg['model']} with these options does not take "
+                   f"CIFAR's 3x32x32 images: {_cli_words(exc)}") from None
+    model.train()
     (train_set, test_set), (mean, std), names = load_data(cfg, args,
                                                           train=not args.eval_only)
     norm = D.Normalize(mean, std)
@@ -671,11 +733,7 @@ def run(argv=None):
             raise Fail(f"--resume: {ck_path} has an unreadable random-number state "
                        f"({_cli_words(exc)})") from None
         state.update({k: checkpoint[k] for k in state})
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as exc:
-        raise Fail(f"--out: cannot create the run folder {out} ({exc.strerror or exc}); "
-                   "choose another --out") from None
+    out = make_run_folder(out, cfg)
     print(f"training {name}, {cfg['epochs']} epochs x {steps} steps of {cfg['batch_size']}; "
           f"run folder {out}")
     return train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
@@ -703,10 +761,21 @@ def build_mixer(cfg):
 
 def save_checkpoint(out, model, opt, sched, cfg, state, ema=None):
     extra = {} if ema is None else {"ema": ema.state_dict()}
-    minidl.save({"format": CHECKPOINT_FORMAT, "config": cfg, "model": model.state_dict(),
-                 "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                 "rng": minidl.get_rng_state(), **extra, **state},
-                os.path.join(out, "checkpoint.npz"))
+    tree = {"format": CHECKPOINT_FORMAT, "config": cfg, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "rng": minidl.get_rng_state(), **extra, **state}
+    writing(out, lambda: minidl.save(tree, os.path.join(out, "checkpoint.npz")))
+
+
+def writing(out, write):
+    """Run ``write`` (files go in atomically); a disk that filled up, or a folder that
+    stopped being writable, during the run is one line, not a traceback."""
+    try:
+        write()
+    except OSError as exc:
+        raise Fail(f"cannot write in the run folder {out} ({exc.strerror or exc}); the files "
+                   "saved there before are intact: free some space (or fix the folder) and "
+                   f"continue with --resume {out}") from None
 
 
 def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progress,
@@ -794,7 +863,7 @@ def train(model, opt, sched, train_loader, test_loader, cfg, state, out, progres
                 summary.update(final_test_acc_per_class=per_class(counts[0], names),
                                final_confusion=dict(classes=names, counts=counts[0].tolist()))
             save_checkpoint(out, model, opt, sched, cfg, state, ema)
-            write_metrics(out, state["rows"], summary)
+            writing(out, lambda: write_metrics(out, state["rows"], summary))
             print(f"epoch {epoch + 1}/{cfg['epochs']}: train loss {loss_sum / seen:.4f} acc "
                   f"{100 * correct / seen:.2f}% | test loss {test_loss:.4f} acc "
                   f"{100 * test_acc:.2f}%{ema_text} | {seconds:.1f} s, "

@@ -265,15 +265,61 @@ def test_out_must_be_a_folder_without_another_run(data_dir, tmp_path, capsys):
     out.mkdir()
     (out / "checkpoint.npz").write_bytes(b"an earlier run")
     err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(out))
-    assert f"already holds a run ({out / 'checkpoint.npz'}); continue it with --resume" in err
+    assert f"run folder {out} already holds a run (checkpoint.npz), which this run would " \
+           "overwrite; continue a run there with --resume" in err
     (tmp_path / "file").write_bytes(b"x")
     err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(tmp_path / "file"))
     assert "is a file, not a folder" in err
     err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--limit-train", "32",
                           "--out", str(tmp_path / "file" / "sub"))
-    assert "cannot create the run folder" in err
+    assert "cannot write in the run folder" in err
     assert (out / "checkpoint.npz").read_bytes() == b"an earlier run"
     assert (tmp_path / "file").read_bytes() == b"x"
+    mine = tmp_path / "mine"                  # no checkpoint, but files a run would replace
+    mine.mkdir()
+    (mine / "metrics.csv").write_bytes(b"my numbers")
+    (mine / "notes.txt").write_bytes(b"mine")
+    err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--out", str(mine))
+    assert "holds files a run writes (metrics.csv), which this run would overwrite" in err
+    assert (mine / "metrics.csv").read_bytes() == b"my numbers"
+    for flag in ("--out", "--resume"):
+        err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, flag, " ")
+        assert f"{flag} is empty" in err
+
+
+def test_default_run_folders_are_claimed_once(monkeypatch, tmp_path):
+    """Two runs started in the same second get runs/<model>-<time> and ...-2 (each folder is
+    created exclusively), and a folder the run cannot write in is refused before training."""
+    monkeypatch.chdir(tmp_path)
+    cfg = {"model": "resnet20"}
+    first = train_cifar.make_run_folder(None, cfg)
+    monkeypatch.setattr(train_cifar.time, "strftime", lambda fmt: os.path.basename(first)[9:])
+    second = train_cifar.make_run_folder(None, cfg)
+    assert second == first + "-2" and os.path.isdir(second)
+    assert train_cifar.make_run_folder(None, cfg) == first + "-3"
+    blocker = tmp_path / "blocker"
+    blocker.write_bytes(b"x")
+    with pytest.raises(train_cifar.Fail, match="cannot write in the run folder"):
+        train_cifar.make_run_folder(str(blocker / "run"), cfg)
+
+
+def test_model_options_that_do_not_fit_cifar_images_are_refused(data_dir, capsys):
+    err = _one_line_error(capsys, *TINY, "--data-dir", data_dir, "--model-option",
+                          "in_channels=1")
+    assert "--model-option: resnet20 with these options does not take CIFAR's 3x32x32" in err
+
+
+def test_metrics_json_is_strict_json_when_a_run_diverges(tmp_path):
+    """A diverged run's NaN losses are written as null (bare NaN is not JSON: jq and
+    JavaScript refuse the file)."""
+    row = {k: 0.0 for k in train_cifar.FIELDS}
+    row.update(epoch=1, train_loss=float("nan"), test_loss=float("inf"))
+    train_cifar.write_metrics(str(tmp_path), [row], {"model": "m", "best_test_acc": 0.1})
+
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    data = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=refuse)
+    assert data["epochs"][0]["train_loss"] is None and data["epochs"][0]["test_loss"] is None
 
 
 @pytest.mark.parametrize("flag,value,message", [
