@@ -1,5 +1,6 @@
 """CIFAR readers (both formats, folders and tarballs, md5, download, safety) and the DataLoader,
 on tiny synthetic CIFAR files built in tmp_path: no network, no ../shared."""
+import gzip
 import io
 import os
 import pathlib
@@ -8,6 +9,7 @@ import struct
 import tarfile
 import urllib.error
 import urllib.request
+import zlib
 
 import numpy as np
 import pytest
@@ -237,6 +239,28 @@ def test_bad_labels_and_shapes(tmp_path):
     (tmp_path / "p" / "cifar-10-batches-py" / "test_batch").write_bytes(py2_pickle(bad))
     with pytest.raises(ValueError, match=r"b'data' should be a \(10, 3072\) uint8 array"):
         CIFAR10(tmp_path / "p", train=False)
+    for labels, match in [(5, "expected 10 labels under b'labels', got int"),
+                          ([1.5] * N_TEST, r"labels under b'labels' are not integers \(got "
+                                           r"float64\)"),
+                          ([2 ** 70] * N_TEST, "are not integers")]:
+        bad = {"data": np.zeros((N_TEST, 3072), np.uint8), "labels": labels}
+        (tmp_path / "p" / "cifar-10-batches-py" / "test_batch").write_bytes(py2_pickle(bad))
+        with pytest.raises(ValueError, match=match):
+            CIFAR10(tmp_path / "p", train=False)
+
+
+def test_a_corrupt_byte_inside_a_tar_gz_is_caught_by_its_crc(tmp_path):
+    """With the md5 skipped, the gzip CRC still guards the archive: the tar reader stopped at
+    the archive's end marker, before gzip's trailer, and a flipped byte changed some pixels."""
+    expect = make_cifar(str(tmp_path), "cifar10", "binary", tar=True)
+    path = pathlib.Path(expect["archive"])
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[len(raw) // 2] ^= 0x01                          # one pixel bit: still a valid tar
+    body = gzip.compress(bytes(raw))
+    crc = struct.pack("<I", (zlib.crc32(bytes(raw)) ^ 0xFF) & 0xFFFFFFFF)
+    path.write_bytes(body[:-8] + crc + body[-4:])       # a gzip whose CRC does not match
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="CRC check failed"):
+        CIFAR10(tmp_path, verify_md5=False)
 
 
 class _Exec:

@@ -297,15 +297,17 @@ class _CIFAR:
             self.data[i * n:(i + 1) * n] = data.reshape(n, 3, 32, 32)
             for attr, key in self._py_labels.items():
                 values = batch.get(key)
-                if values is None or len(values) != n:
-                    got = "none" if values is None else f"{len(values)}"
+                if not isinstance(values, (list, tuple, np.ndarray)) or len(values) != n:
+                    got = ("none" if values is None else f"{len(values)}"
+                           if isinstance(values, (list, tuple, np.ndarray))
+                           else type(values).__name__)
                     raise ValueError(f"{self._name}: {src.describe(name)}: expected {n} labels "
                                      f"under {key!r}, got {got}; the file is corrupt")
-                try:
-                    labels[attr][i * n:(i + 1) * n] = np.asarray(values, dtype=np.int64)
-                except (TypeError, ValueError) as exc:
+                ints = np.asarray(values)       # an int list, or an integer array: nothing else
+                if ints.dtype.kind not in "iu" or ints.ndim != 1:
                     raise ValueError(f"{self._name}: {src.describe(name)}: labels under {key!r} "
-                                     f"are not integers ({exc}); the file is corrupt") from exc
+                                     f"are not integers (got {ints.dtype}); the file is corrupt")
+                labels[attr][i * n:(i + 1) * n] = ints
                 self._check_labels(attr, labels[attr][i * n:(i + 1) * n], src.describe(name))
         for attr, values in labels.items():
             setattr(self, attr, values)

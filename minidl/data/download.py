@@ -133,6 +133,7 @@ def extract_tar(who, archive, dest):
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     with tar.extractfile(m) as src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out, _CHUNK)
+                _read_to_end(tar)                  # the gzip CRC, before anything moves
                 for entry in os.listdir(tmp):
                     final = os.path.join(dest, entry)
                     if os.path.isdir(final) and not os.path.islink(final):
@@ -143,6 +144,14 @@ def extract_tar(who, archive, dest):
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ValueError(f"{who}: cannot extract {archive} ({exc}); the archive is truncated "
                          "or corrupt: delete it and download again") from exc
+
+
+def _read_to_end(tar):
+    """Read the rest of a tar's compressed stream: the tar reader stops at the archive's end
+    marker, before the gzip trailer, so a corrupt byte in a member went unnoticed (with the
+    md5 skipped); reading to the end makes gzip check its CRC (BadGzipFile when it fails)."""
+    while tar.fileobj.read(_CHUNK):
+        pass
 
 
 class FolderSource:
@@ -178,6 +187,7 @@ class TarSource:
                     name = wanted.get(key)
                     if name is not None and member.isfile():
                         self.blobs[name] = tar.extractfile(member).read()
+                _read_to_end(tar)
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise ValueError(f"{who}: cannot read {path} ({exc}); the archive is truncated or "
                              "corrupt: delete it and download again") from exc
