@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 import time
 
 import numpy as np
@@ -127,9 +128,17 @@ def test_eval_only(data_dir, tmp_path, capsys):
 
 
 def test_no_verify_md5_says_so_in_one_line(data_dir, tmp_path, capsys):
+    """Only for an archive (an extracted folder has no md5 to skip, and says nothing)."""
     out = str(tmp_path / "run")
     assert run(*TINY, "--data-dir", data_dir, "--epochs", "1", "--limit-train", "32",
                "--no-verify-md5", "--out", out) == 0
+    assert "md5" not in capsys.readouterr().err
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    with tarfile.open(packed / "cifar-10-binary.tar.gz", "w:gz") as tar:
+        tar.add(os.path.join(data_dir, "cifar-10-batches-bin"), arcname="cifar-10-batches-bin")
+    assert run(*TINY, "--data-dir", str(packed), "--epochs", "1", "--limit-train", "32",
+               "--no-verify-md5", "--out", out + "2") == 0
     err = capsys.readouterr().err
     warn = [ln for ln in err.splitlines() if "md5" in ln]
     assert len(warn) == 1 and warn[0].startswith("train_cifar.py: warning: CIFAR10: "), err

@@ -173,9 +173,7 @@ class _CIFAR:
                 self._warn_unverified(self.source, stacklevel=2)
             names = self._files(layout) + layout.meta
             src = _dl.TarSource(self._name, self.source, layout.folder, names)
-        else:
-            if not verify_md5:
-                self._warn_unverified(self.source, stacklevel=2)
+        else:                         # an extracted folder has no md5 to check: no warning
             src = _dl.FolderSource(self.source)
         read = self._read_python if self.format == "python" else self._read_binary
         read(src, layout)
