@@ -181,7 +181,7 @@ def test_hooks_read_nothing_back_from_the_gpu(monkeypatch):
     def refuse(what):
         raise AssertionError(f"host read during backward: {what}")
     x = to_tensor(np.ones((2, 3)), "cuda", requires_grad=True)
-    m = nn.Linear(3, 2).cuda()
+    m = nn.Linear(3, 2).double().cuda()               # x is float64 (linear does not mix)
     m.register_full_backward_hook(lambda mod, gi, go: (gi[0] * 2.0,))
     m.register_full_backward_pre_hook(lambda mod, go: None)
     x.register_hook(lambda g: g + 1.0)
