@@ -16,6 +16,14 @@ from .grad_mode import is_grad_enabled
 from . import tensor as _t           # Tensor and its helpers, used at call time (circular)
 
 
+def _broadcast_shape(a, b):
+    """The shape shapes ``a`` and ``b`` broadcast to, or None when they do not."""
+    try:
+        return np.broadcast_shapes(tuple(a), tuple(b))
+    except ValueError:
+        return None
+
+
 class TensorInplace:
     """In-place data ops of ``minidl.Tensor`` (see the module docstring)."""
 
@@ -62,11 +70,7 @@ class TensorInplace:
         src = src.data if isinstance(src, _t.Tensor) else src
         if not hasattr(src, "shape"):
             src = _t._as_array(src, dtype=self.dtype)
-        try:                            # the source broadcasts to this shape, as in PyTorch
-            ok = np.broadcast_shapes(tuple(src.shape), self.data.shape) == self.data.shape
-        except ValueError:
-            ok = False
-        if not ok:
+        if _broadcast_shape(src.shape, self.data.shape) != self.data.shape:   # as PyTorch
             raise ValueError(f"copy_: source shape {tuple(src.shape)} does not broadcast to "
                              f"the destination shape {self.data.shape}")
         self.data[...] = backend.to_device(src, self.device)
@@ -106,8 +110,7 @@ class TensorInplace:
         if alpha != 1:            # an integer ``other`` scaled in int64 (uint8 times -1)
             b = (b.astype(np.int64 if result.kind in "biu" else result, copy=False)
                  if hasattr(b, "astype") else b) * alpha
-        if self.dtype.kind in "iu" and isinstance(b, (numbers.Integral, np.integer)):
-            b = np.array(int(b), np.int64).astype(self.dtype)[()]   # wraps as PyTorch: u8 - 1
+        b = _t.wrapped_scalar(b, self.dtype)      # an int wraps as in PyTorch: u8 - 1
         xp = backend.xp_of(self.data)
         getattr(xp, ufunc)(self.data, b, out=self.data, casting="unsafe")
         self._version += 1
@@ -192,16 +195,18 @@ class TensorInplace:
         self._check_inplace("__setitem__")
         target, index = _m._F.indexing.assignment_target(self, index)
         v = value.data if isinstance(value, _t.Tensor) else value
-        if hasattr(v, "shape") and not isinstance(v, np.generic):
+        array = hasattr(v, "shape") and not isinstance(v, np.generic)
+        if array:
             v = backend.to_device(v, self.device)
-            try:
-                np.broadcast_shapes(tuple(v.shape), target[index].shape)
-            except ValueError:
-                raise ValueError(f"__setitem__: a value of shape {tuple(v.shape)} does not "
-                                 f"broadcast to the indexed shape {target[index].shape}") \
-                    from None
         elif not isinstance(v, (numbers.Number, np.generic)):
             raise TypeError(f"__setitem__: value must be a number, a Tensor or an array, got "
                             f"{type(value).__name__}")
-        target[index] = v                  # cast to the tensor's dtype, as PyTorch does
+        try:
+            target[index] = v              # cast to the tensor's dtype, as PyTorch does
+        except ValueError:                 # the shape check only on failure: an advanced
+            shape = target[index].shape if array else None   # index's read copies
+            if shape is None or _broadcast_shape(v.shape, shape) is not None:
+                raise
+            raise ValueError(f"__setitem__: a value of shape {tuple(v.shape)} does not "
+                             f"broadcast to the indexed shape {shape}") from None
         self._version += 1
