@@ -191,3 +191,13 @@ def kept_for_backward(a, source, *inputs):
             isinstance(x, Tensor) and x.requires_grad for x in inputs):
         return a.copy()
     return a
+
+
+def cast_to_dtype_arg(op, input, dtype, kinds="biuf"):
+    """PyTorch's ``dtype`` argument (of softmax, sum, mean...): the input cast (differentiably)
+    to it before the op, so the op runs and returns in it; None leaves it as it is."""
+    if dtype is None:
+        return input
+    from ..factories import _dtype  # noqa: PLC0415 (factories imports the Tensor)
+    check_tensor(op, "input", input)
+    return input.to(_dtype(op, dtype, kinds=kinds))

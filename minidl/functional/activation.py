@@ -12,7 +12,7 @@ from .. import backend
 from .._checks import check_number
 from ..kernels import threads
 from ..autograd import Function
-from ._utils import blockwise, check_float, normalize_dim, relu_mask
+from ._utils import blockwise, cast_to_dtype_arg, check_float, normalize_dim, relu_mask
 from .elementwise import Clip
 
 
@@ -338,9 +338,7 @@ def _softmax_args(op, input, dim, dtype):
     there and warned of here: dim 0 for a 0-, 1- or 3-D input, else dim 1 (the channels of an
     NCHW batch); the result then equals PyTorch's."""
     check_float(op, "input", input)
-    if dtype is not None:
-        from ..factories import _dtype  # noqa: PLC0415 (factories imports the Tensor)
-        input = input.to(_dtype(op, dtype, kinds="f"))
+    input = cast_to_dtype_arg(op, input, dtype, kinds="f")
     if dim is None:
         dim = 0 if input.ndim in (0, 1, 3) else 1
         warnings.warn(f"{op}: no 'dim' given; as in PyTorch (where leaving it out is "

@@ -16,7 +16,7 @@ from .. import backend
 from .._checks import check_bool, check_number
 from ..autograd import Function
 from ..tensor import Tensor, is_real
-from ._utils import check_float, check_tensor, normalize_dim, normalize_dims
+from ._utils import cast_to_dtype_arg, check_float, check_tensor, normalize_dim, normalize_dims
 from .elementwise import _promoted, maximum, minimum
 from .sorting import max_along
 
@@ -289,25 +289,15 @@ def _reduce_args(op, input, dim, keepdim=False):
 
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all axes when None); ``dtype``: cast the input to it first."""
-    input = _cast_first("sum", input, dtype)
+    input = cast_to_dtype_arg("sum", input, dtype)
     return Sum(_reduce_args("sum", input, dim, keepdim), keepdim)(input)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """Mean over ``dim`` (all axes when None); ``dtype``: cast the input to it first."""
-    input = _cast_first("mean", input, dtype)
+    input = cast_to_dtype_arg("mean", input, dtype)
     check_float("mean", "input", input)
     return Mean(_reduce_args("mean", input, dim, keepdim), keepdim)(input)
-
-
-def _cast_first(op, input, dtype):
-    """PyTorch's ``dtype`` argument of the reductions: the input cast (differentiably) to it
-    before the op, e.g. a float16 sum accumulated and returned in float32."""
-    if dtype is None:
-        return input
-    from ..factories import _dtype  # noqa: PLC0415 (factories imports the Tensor)
-    check_tensor(op, "input", input)
-    return input.to(_dtype(op, dtype))
 
 
 def _check_nonempty(op, input, axes):
@@ -381,7 +371,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     """Product over ``dim`` (all axes when None); correct gradients with zeros in the input
     (see ``Prod``). Integer and bool inputs give int64, as in PyTorch; ``dtype``: cast the
     input to it first."""
-    input = _cast_first("prod", input, dtype)
+    input = cast_to_dtype_arg("prod", input, dtype)
     return Prod(_reduce_args("prod", input, dim, keepdim), keepdim)(input)
 
 
@@ -397,7 +387,7 @@ def cumsum(input, dim, *, dtype=None):
     """Running sum along ``dim``: y_i = x_0 + ... + x_i. Integer and bool inputs give int64;
     ``dtype``: cast the input to it first."""
     check_tensor("cumsum", "input", input)
-    input = _cast_first("cumsum", input, dtype)
+    input = cast_to_dtype_arg("cumsum", input, dtype)
     return Cumsum(normalize_dim("cumsum", dim, input.ndim))(input)
 
 
