@@ -22,6 +22,7 @@ import argparse
 import bisect
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -575,7 +576,7 @@ def make_run_folder(out, cfg):
         if out is None:
             base = os.path.join("runs", f"{cfg['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
             os.makedirs("runs", exist_ok=True)
-            for n in range(1, 10000):
+            for n in itertools.count(1):
                 out = base if n == 1 else f"{base}-{n}"
                 try:
                     os.mkdir(out)

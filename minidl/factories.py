@@ -147,12 +147,13 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if (end - start) * step < 0:
         raise ValueError(f"arange: 'step' {step} goes away from 'end' (start {start}, end "
                          f"{end}); as in PyTorch, its sign must be that of end - start")
-    if dt.kind in "biu":
+    integer = dt.kind in "biu"
+    if integer:
         start, end, step = int(start), int(end), int(step)
     if step == 0:
         raise ValueError("arange: 'step' must be non-zero" + (
-            " (an integer dtype truncates it to an integer first)" if dt.kind in "biu" else ""))
-    if dt.kind in "biu":
+            " (an integer dtype truncates it to an integer first)" if integer else ""))
+    if integer:
         data = np.arange(start, end, step, dtype=np.int64).astype(dt)
     else:
         n = max(0, math.ceil((float(end) - float(start)) / float(step)))

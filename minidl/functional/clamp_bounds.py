@@ -20,11 +20,14 @@ class ClampBounds(Function):
     def __init__(self, has_lo, has_hi):
         self.has_lo, self.has_hi = has_lo, has_hi
 
+    def _lo_hi(self, bounds):
+        """(lo, hi) from the bound arrays given, None for an absent one."""
+        it = iter(bounds)
+        return (next(it) if self.has_lo else None), (next(it) if self.has_hi else None)
+
     def forward(self, x, *bounds):
         xp = backend.xp_of(x)
-        it = iter(bounds)
-        lo = next(it) if self.has_lo else None
-        hi = next(it) if self.has_hi else None
+        lo, hi = self._lo_hi(bounds)
         self.save_for_backward(x, *bounds)
         y = x if lo is None else xp.maximum(x, lo)
         return y if hi is None else xp.minimum(y, hi)
@@ -32,9 +35,7 @@ class ClampBounds(Function):
     def backward(self, gy):
         x, *bounds = self.saved
         xp = backend.xp_of(gy)
-        it = iter(bounds)
-        lo = next(it) if self.has_lo else None
-        hi = next(it) if self.has_hi else None
+        lo, hi = self._lo_hi(bounds)
         inside = xp.ones(gy.shape, bool)
         if lo is not None:
             inside = inside & (x >= lo)

@@ -261,11 +261,16 @@ def getitem(input, index):
     """input[index] with slices, ints, None, ..., integer arrays/tensors and boolean masks,
     as PyTorch reads them (ints select before the arrays index: see ``_ints_first``)."""
     check_tensor("getitem", "input", input)
-    index = _raw_index("getitem", input, index)
-    split = _ints_first(index if isinstance(index, tuple) else (index,))
+    index, split = _read_index("getitem", input, index)
     if split is not None:
         return _getitem(_getitem(input, split[0], input.shape), split[1], input.shape)
     return _getitem(input, index, input.shape)
+
+
+def _read_index(op, input, index):
+    """(the raw index, ``_ints_first``'s two steps of it or None when one step does)."""
+    index = _raw_index(op, input, index)
+    return index, _ints_first(index if isinstance(index, tuple) else (index,))
 
 
 def _raw_index(op, input, index):
@@ -289,8 +294,7 @@ def assignment_target(input, index):
     """For ``input[index] = value``: (an array, an index into it) that select what
     ``input[index]`` reads, in PyTorch's reading of the index (ints first: a view of
     input's memory, then the rest)."""
-    index = _raw_index("__setitem__", input, index)
-    split = _ints_first(index if isinstance(index, tuple) else (index,))
+    index, split = _read_index("__setitem__", input, index)
     if split is None:
         return input.data, index
     return input.data[split[0]], split[1]

@@ -377,12 +377,12 @@ class Optimizer:
             new = {k: _host_scalar(v) if k != "betas" else v for k, v in saved.items()}
             new["params"] = group["params"]
             lr = new.get("lr")
-            if isinstance(lr, float) and lr < 0:    # a chained schedule can end below 0 (a
-                new["lr"] = 0.0                       # rounding); PyTorch saves and loads it
-                self._check_group(new, f" in param group {i} of the state dict")
+            below = isinstance(lr, float) and lr < 0   # a chained schedule can end below 0
+            if below:                                  # (a rounding); PyTorch saves and
+                new["lr"] = 0.0                        # loads it: checked as 0
+            self._check_group(new, f" in param group {i} of the state dict")
+            if below:
                 new["lr"] = lr
-            else:
-                self._check_group(new, f" in param group {i} of the state dict")
             new_groups.append(new)
         new_state = {}
         for idx, buffers in state_dict["state"].items():
